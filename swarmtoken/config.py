@@ -1,0 +1,121 @@
+"""The swarm's deployment configuration: read from TOML, checked with messages that say
+what to fix, and turned into the `SwarmLearning.Config` constructor tuple.
+
+The contract checks the same bounds (custom error `InvalidConfig`); checking here first
+turns a revert into a line that names the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .units import METRIC_SCALE, tokens_to_wei
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, malformed or out of range."""
+
+
+@dataclass(frozen=True)
+class SwarmConfig:
+    """Everything fixed at deployment. Durations in seconds, metrics as fractions,
+    token amounts in tokens (converted to wei for the chain)."""
+
+    min_peers: int = 3
+    max_peers: int = 16
+    commit_window: int = 30
+    merge_window: int = 60
+    report_window: int = 60
+    reward_per_epoch: str = "1000"
+    beta: float = 0.3
+    sample_cap: int = 100_000
+    suspend_after: int = 3
+    merge_rule: str = "fltrust"
+    scorer: str = "auto"
+    target_metric: float = 0.0
+    max_epochs: int = 20
+    patience: int = 0
+    min_delta: float = 0.0
+    token_name: str = "Swarm Token"
+    token_symbol: str = "SWARM"
+    token_cap: str = "0"
+    admin_delay: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (1 <= self.max_peers <= 256, "max_peers must be between 1 and 256"),
+            (1 <= self.min_peers <= self.max_peers, "min_peers must be between 1 and max_peers"),
+            (self.commit_window > 0, "commit_window must be > 0 seconds"),
+            (self.merge_window > 0, "merge_window must be > 0 seconds"),
+            (self.report_window > 0, "report_window must be > 0 seconds"),
+            (0.0 <= self.beta <= 1.0, "beta must be in [0, 1]"),
+            (self.sample_cap > 0, "sample_cap must be > 0"),
+            (0 <= self.suspend_after <= 255, "suspend_after must be in [0, 255] (0 = off)"),
+            (self.max_epochs > 0, "max_epochs must be > 0"),
+            (self.patience >= 0, "patience must be >= 0 (0 = off)"),
+            (self.target_metric >= 0, "target_metric must be >= 0 (0 = off)"),
+            (self.min_delta >= 0, "min_delta must be >= 0"),
+            (bool(self.merge_rule) and len(self.merge_rule) <= 32, "merge_rule must be 1-32 characters"),
+            (bool(self.scorer) and len(self.scorer) <= 32, "scorer must be 1-32 characters"),
+            (self.admin_delay >= 0, "admin_delay must be >= 0 seconds"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        if tokens_to_wei(self.reward_per_epoch) == 0:
+            raise ConfigError("reward_per_epoch must be > 0")
+        tokens_to_wei(self.token_cap)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> SwarmConfig:
+        """Read a config file: top-level keys named like the fields (unknown keys refused,
+        so a typo cannot silently fall back to a default)."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        return cls.from_mapping(data, source=str(path))
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "config") -> SwarmConfig:
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def contract_tuple(self) -> tuple:
+        """Arguments for `SwarmLearning.Config`, in struct order."""
+        return (
+            self.min_peers,
+            self.max_peers,
+            self.commit_window,
+            self.merge_window,
+            self.report_window,
+            round(self.beta * 10_000),
+            self.suspend_after,
+            self.max_epochs,
+            self.patience,
+            self.sample_cap,
+            round(self.target_metric * METRIC_SCALE),
+            round(self.min_delta * METRIC_SCALE),
+            tokens_to_wei(self.reward_per_epoch),
+            _bytes32(self.merge_rule),
+            _bytes32(self.scorer),
+        )
+
+
+def _bytes32(text: str) -> bytes:
+    return text.encode().ljust(32, b"\0")
