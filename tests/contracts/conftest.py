@@ -1,0 +1,13 @@
+"""Contract-test fixtures, split by concern under tests/fixtures (Curve style) and scoped
+to tests/contracts so the chain-free trainer tests run without brownie."""
+
+from tests.fixtures.accounts import admin, many_nodes, nodes, outsider  # noqa: F401
+from tests.fixtures.deployments import (  # noqa: F401
+    _isolation,
+    _module_isolation,
+    create_swarm,
+    deployed,
+    protocol,
+    swarm,
+    token,
+)

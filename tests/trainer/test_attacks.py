@@ -1,0 +1,135 @@
+"""Attacks: each forged update against its definition, seeding, and refusals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainer.attacks import (
+    ATTACKS,
+    AttackOptionError,
+    UnknownAttackError,
+    alie_z,
+    apply_attack,
+    flip_labels,
+    is_data_attack,
+)
+from trainer.params import NonFiniteError
+
+PREVIOUS = {"w": torch.tensor([1.0, 1.0, 1.0]), "n": torch.tensor(2)}
+HONEST = {"w": torch.tensor([2.0, 0.0, 1.5]), "n": torch.tensor(3)}
+PEERS = [
+    {"w": torch.tensor([2.0, 0.0, 1.0]), "n": torch.tensor(3)},
+    {"w": torch.tensor([4.0, 2.0, 1.0]), "n": torch.tensor(3)},
+]
+
+
+def _run(name: str, **options) -> dict[str, torch.Tensor]:
+    return apply_attack(name, HONEST, previous=PREVIOUS, peers=PEERS, seed=0, **options)
+
+
+def test_sign_flip_reverses_the_honest_step() -> None:
+    assert _run("sign_flip")["w"].tolist() == [0.0, 2.0, 0.5]
+    assert _run("sign_flip", scale=2.0)["w"].tolist() == [-1.0, 3.0, 0.0]
+
+
+def test_scaled_boosts_the_honest_step() -> None:
+    assert _run("scaled")["w"].tolist() == [11.0, -9.0, 6.0]
+
+
+def test_free_rider_sends_the_global_model_back() -> None:
+    out = _run("free_rider")
+    assert torch.equal(out["w"], PREVIOUS["w"]) and out["w"] is not PREVIOUS["w"]
+
+
+def test_forged_updates_keep_honest_integer_buffers_and_dtypes() -> None:
+    out = _run("sign_flip")
+    assert out["n"].item() == 3 and out["w"].dtype == torch.float32
+
+
+def test_gaussian_noise_is_seeded_and_ignores_the_honest_step() -> None:
+    big_prev = {"w": torch.zeros(20_000)}
+    honest = {"w": torch.ones(20_000)}
+    a = apply_attack("gaussian_noise", honest, previous=big_prev, peers=[], seed=3, sigma=0.5)
+    b = apply_attack("gaussian_noise", honest, previous=big_prev, peers=[], seed=3, sigma=0.5)
+    c = apply_attack("gaussian_noise", honest, previous=big_prev, peers=[], seed=4, sigma=0.5)
+    assert torch.equal(a["w"], b["w"]) and not torch.equal(a["w"], c["w"])
+    assert abs(float(a["w"].std()) - 0.5) < 0.01 and abs(float(a["w"].mean())) < 0.01
+
+
+def test_alie_is_peer_mean_minus_z_std() -> None:
+    # peer deltas (1,-1,0) and (3,1,0): mean (2,0,0), population std (1,1,0).
+    assert _run("alie", z=1.5)["w"].tolist() == [1.0 + 2 - 1.5, 1.0 - 1.5, 1.0]
+    assert _run("alie")["w"].tolist() == [2.0, 0.0, 1.0]  # default z = 1
+
+
+def test_alie_z_from_the_paper() -> None:
+    # n=50, f=24 in Baruch et al.: s = 2, z = Phi^-1(48/50) ~ 1.75.
+    assert alie_z(50, 24) == pytest.approx(1.7507, abs=1e-4)
+    assert alie_z(8, 2) == pytest.approx(0.3186, abs=1e-4)
+    assert _run("alie", n=8, f=2)["w"][0].item() == pytest.approx(1 + 2 - alie_z(8, 2))
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("sign_flip", {"scale": 0.0}, "scale must be > 0"),
+        ("scaled", {"scale": -1.0}, "scale must be > 0"),
+        ("gaussian_noise", {"sigma": float("nan")}, "sigma must be > 0"),
+        ("alie", {"z": 1.0, "n": 8, "f": 2}, "either z or"),
+        ("alie", {"n": 8}, "together"),
+        ("alie", {"n": 8, "f": 5}, "undefined"),
+    ],
+)
+def test_bad_attack_options_are_refused(name, options, message) -> None:
+    with pytest.raises(AttackOptionError, match=message):
+        _run(name, **options)
+
+
+def test_alie_needs_two_peers() -> None:
+    with pytest.raises(AttackOptionError, match="at least 2 peer"):
+        apply_attack("alie", HONEST, previous=PREVIOUS, peers=PEERS[:1], seed=0)
+
+
+def test_attacks_validate_the_honest_update() -> None:
+    broken = {"w": torch.tensor([float("nan"), 0.0, 0.0]), "n": torch.tensor(3)}
+    with pytest.raises(NonFiniteError):
+        apply_attack("sign_flip", broken, previous=PREVIOUS, peers=PEERS, seed=0)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_flip_labels_changes_every_label_consistently(n_classes, seed) -> None:
+    y = torch.arange(n_classes).repeat(3)
+    flipped = flip_labels(y, n_classes, seed)
+    assert flipped.dtype == y.dtype
+    assert bool((flipped != y).all())
+    assert sorted(flipped[:n_classes].tolist()) == list(range(n_classes))  # a permutation
+    assert torch.equal(flipped, flip_labels(y, n_classes, seed))
+    assert torch.equal(flipped[:n_classes], flipped[n_classes : 2 * n_classes])
+
+
+def test_flip_labels_depends_on_the_seed() -> None:
+    y = torch.arange(10)
+    assert len({tuple(flip_labels(y, 10, s).tolist()) for s in range(5)}) > 1
+
+
+def test_flip_labels_refuses_bad_labels() -> None:
+    with pytest.raises(AttackOptionError, match=r"\[0, 3\)"):
+        flip_labels(torch.tensor([0, 3]), 3, 0)
+    with pytest.raises(AttackOptionError, match="at least 2 classes"):
+        flip_labels(torch.tensor([0]), 1, 0)
+
+
+def test_registry_kinds() -> None:
+    assert {"sign_flip", "gaussian_noise", "scaled", "free_rider", "alie", "label_flip"} <= set(ATTACKS)
+    assert is_data_attack("label_flip") and not is_data_attack("alie")
+    with pytest.raises(UnknownAttackError, match="known: alie"):
+        is_data_attack("backdoor")
+
+
+def test_apply_attack_refuses_data_attacks_and_unknown_names() -> None:
+    with pytest.raises(AttackOptionError, match="flip_labels"):
+        _run("label_flip")
+    with pytest.raises(UnknownAttackError, match="unknown attack 'nope'"):
+        _run("nope")
