@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/tools/bin:$(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:
 export SOLCX_BINARY_PATH := $(CURDIR)/$(SOLCX)
 export PYTHONHASHSEED := 0
 
-.PHONY: install test test-contracts test-trainer compile demo gas slither bench clean doctor
+.PHONY: install test compile deploy gas clean doctor
 
 install: $(VENV)/.installed node_modules/.installed $(ADAPTER)
 
@@ -49,3 +49,24 @@ gas: install compile
 
 clean:
 	rm -rf build reports .hypothesis
+
+# Static analysis in its own venv: slither wants a newer eth-abi than brownie pins.
+# A directory target with standard JSON is the route that works with OpenZeppelin 5 and
+# the solc-js adapter (a single-file target makes slither ask for --combined-json, which
+# the adapter does not answer, and slither then "analyses" nothing and exits 0).
+SLITHER_VENV := .venv-slither
+
+$(SLITHER_VENV)/.installed: tools/slither-requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/slither-requirements.txt
+	touch $@
+
+slither: $(SLITHER_VENV)/.installed node_modules/.installed $(ADAPTER)
+	$(SLITHER_VENV)/bin/slither contracts/ --solc $(ADAPTER) --solc-standard-json \
+		--solc-remaps "@openzeppelin=node_modules/@openzeppelin" --filter-paths node_modules
+
+# Deploys to brownie's development network (an anvil it starts and stops); the record
+# lands in deployments/development.json. Use --network <id> with brownie for others.
+deploy: install compile
+	$(BIN)/brownie run scripts/deploy.py main config/swarm.toml
