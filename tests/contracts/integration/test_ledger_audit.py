@@ -1,0 +1,69 @@
+"""The ledger rebuilt from events reproduces every settlement, and the audit catches a
+ledger, a balance or a file that does not add up."""
+
+import copy
+import hashlib
+
+from swarmtoken.audit import audit_balances, audit_files, audit_settlements, audit_swarm
+from swarmtoken.ledger import read_ledger
+
+
+def _two_epochs(protocol, nodes, swarm):
+    members = nodes[:4]
+    protocol.enroll(members)
+    protocol.run_epoch(members, [40, 30, 20, -5], samples=[100, 200, 300, 400])
+    # epoch 2: the fourth node never reports and forfeits
+    protocol.run_epoch(members, [10, 50, 5, 7], samples=120, reporters=members[:3])
+    swarm.claim({"from": members[0]})
+    return members
+
+
+def test_ledger_replays_each_epoch_from_events(swarm, nodes, protocol):
+    members = _two_epochs(protocol, nodes, swarm)
+    ledger = read_ledger(swarm)
+    first, second = ledger.epochs[1], ledger.epochs[2]
+    assert [c.node for c in first.commits] == [m.address for m in members]
+    assert first.participant_nodes() == [m.address for m in members]
+    assert second.settlement_reports() == [tuple(r) for r in protocol.reports[2]]
+    assert [o.forfeited for o in second.outcomes] == [False, False, False, True]
+    assert ledger.claims == [(members[0].address, first.outcomes[0].payout + second.outcomes[0].payout)]
+    assert 3 in ledger.epochs and ledger.epochs[3].settled_at is None
+
+
+def test_audit_passes_on_an_honest_history(swarm, token, nodes, protocol):
+    _two_epochs(protocol, nodes, swarm)
+    report = audit_swarm(swarm, token)
+    assert report.ok, report.discrepancies
+    assert report.checks > 20
+
+
+def test_audit_names_a_payout_that_the_reports_do_not_justify(swarm, token, nodes, protocol):
+    _two_epochs(protocol, nodes, swarm)
+    ledger = copy.deepcopy(read_ledger(swarm))
+    for tampered in ledger.epochs[1].reports[:3]:  # a majority, or the median would not move
+        tampered.scores[0] += 10**6
+    report = audit_settlements(ledger, reward_per_epoch=1000 * 10**18, beta_bps=3000, sample_cap=1000)
+    assert not report.ok
+    assert report.discrepancies[0].startswith("epoch 1:") and "median score" in report.discrepancies[0]
+
+
+def test_audit_catches_supply_and_claimable_mismatches(swarm, token, nodes, protocol):
+    members = _two_epochs(protocol, nodes, swarm)
+    ledger = read_ledger(swarm)
+    report = audit_balances(ledger, total_supply=token.totalSupply() + 1, swarm_balance=token.balanceOf(swarm),
+                            claimable=lambda a: swarm.claimable(a) + (1 if a == members[1].address else 0))
+    assert len(report.discrepancies) == 2
+    assert "token supply" in report.discrepancies[0] and members[1].address in report.discrepancies[1]
+
+
+def test_audit_checks_reachable_files_against_their_commitments(swarm, nodes, protocol):
+    _two_epochs(protocol, nodes, swarm)
+    ledger = read_ledger(swarm)
+    commit = ledger.epochs[1].commits[0]
+
+    def fetch(uri):
+        return b"tampered" if uri == commit.uri else None
+
+    report = audit_files(ledger, fetch, lambda b: hashlib.sha256(b).hexdigest())
+    assert not report.ok and report.files_unreachable > 0
+    assert "hashes to" in report.discrepancies[0]
