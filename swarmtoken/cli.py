@@ -1,17 +1,89 @@
 """The `swarm` command line. Commands import heavy libraries (brownie, torch) inside
-their bodies so `swarm --help`, `--version` and `doctor` stay fast."""
+their bodies so `swarm --help`, `--version` and `doctor` stay fast, and every user
+mistake becomes one line that says what to do, with a non-zero exit and no traceback."""
 
 from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any, Callable
 
 import click
 
 from . import __version__
+
+DEFAULT_DEPLOYMENT = "deployments/development.json"
+CHAIN_DIR = Path(".swarm")
+
+
+def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the project's user-facing errors into click errors (one line, exit 1)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .chain import ChainError
+        from .config import ConfigError
+        from .deployment import DeploymentRecordError
+        from .localchain import LocalChainError
+
+        user_errors: tuple[type[Exception], ...] = (ChainError, ConfigError, DeploymentRecordError, LocalChainError)
+        try:
+            from .node import NodeError
+
+            user_errors += (NodeError,)
+            return command(*args, **kwargs)
+        except user_errors as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def network_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option("--network", default="development", show_default=True,
+                           help="brownie network id (`brownie networks list`)")(command)
+    command = click.option("--port", type=int, default=None,
+                           help="port of the local chain (development network only)")(command)
+    return command
+
+
+def deployment_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--deployment", "deployment_path", default=DEFAULT_DEPLOYMENT, show_default=True,
+                        type=click.Path(dir_okay=False), help="deployment record written by `swarm deploy`")(command)
+
+
+def keystore_option(required: bool) -> Callable[..., Any]:
+    return click.option("--keystore", type=click.Path(dir_okay=False), required=required,
+                        help="encrypted keystore of the account (password: SWARM_KEYSTORE_PASSWORD or prompt)")
+
+
+def _connect_and_bind(network: str, port: int | None, deployment_path: str) -> Any:
+    from .chain import bind, connect
+
+    connect(network, port)
+    return bind(deployment_path)
+
+
+def _admin(network: str, keystore: str | None) -> Any:
+    """The consortium admin: an unlocked keystore, or the local chain's first account."""
+    from .chain import ChainError, load_account
+
+    if keystore:
+        return load_account(keystore)
+    if network != "development":
+        raise ChainError("pass --keystore with the admin's keystore on networks other than development")
+    from brownie import accounts
+
+    return accounts[0]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="swarm")
 def main() -> None:
     """Swarm: decentralized swarm learning with on-chain contribution rewards."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
 
 
 @main.command()
@@ -36,3 +108,257 @@ def doctor() -> None:
         fixes = sorted({c.fix for c in failed if c.fix})
         raise click.ClickException(f"{len(failed)} check(s) failed; run: {' ; '.join(fixes)}")
     click.echo("All checks passed.")
+
+
+# ---------------------------------------------------------------------- local chain
+@main.group()
+def chain() -> None:
+    """Run a local anvil chain whose state survives `down` / `up`."""
+
+
+@chain.command("up")
+@click.option("--port", type=int, default=8545, show_default=True)
+@click.option("--state", "state_file", type=click.Path(dir_okay=False), default=str(CHAIN_DIR / "chain-state.json"),
+              show_default=True, help="file the chain's state is kept in")
+@friendly
+def chain_up(port: int, state_file: str) -> None:
+    from .localchain import start
+
+    CHAIN_DIR.mkdir(exist_ok=True)
+    process = start(port, Path(state_file), log_file=CHAIN_DIR / "anvil.log")
+    (CHAIN_DIR / "chain.json").write_text(json.dumps({"pid": process.pid, "port": port, "state": state_file}))
+    click.echo(f"local chain running on 127.0.0.1:{port} (pid {process.pid}); state in {state_file}")
+
+
+@chain.command("down")
+@friendly
+def chain_down() -> None:
+    from .localchain import LocalChainError, stop_pid
+
+    info_path = CHAIN_DIR / "chain.json"
+    if not info_path.exists():
+        raise LocalChainError("no local chain was started from this folder (`swarm chain up` starts one)")
+    info = json.loads(info_path.read_text())
+    stop_pid(int(info["pid"]))
+    info_path.unlink()
+    click.echo(f"local chain stopped; state kept in {info['state']}")
+
+
+# ---------------------------------------------------------------------- admin
+@main.command()
+@click.option("--config", "config_path", default="config/swarm.toml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--out", default=DEFAULT_DEPLOYMENT, show_default=True, type=click.Path(dir_okay=False))
+@keystore_option(required=False)
+@network_options
+@friendly
+def deploy(config_path: str, out: str, keystore: str | None, network: str, port: int | None) -> None:
+    """Deploy the token and the swarm contract, and write the deployment record."""
+    from .chain import connect, load_project
+    from .config import SwarmConfig
+    from .deployment import deploy as deploy_contracts
+    from .deployment import write_record
+
+    config = SwarmConfig.from_toml(config_path)
+    connect(network, port)
+    from brownie import chain as brownie_chain
+
+    deployment = deploy_contracts(load_project(), config, _admin(network, keystore))
+    write_record(out, network=network, chain_id=brownie_chain.id, deployment=deployment, config=config)
+    click.echo(f"SwarmToken {deployment.token.address}\nSwarmLearning {deployment.swarm.address}\nrecord {out}")
+
+
+@main.command()
+@click.argument("address")
+@click.option("--expiry", type=int, default=0, show_default=True, help="unix time the authorisation ends (0 = never)")
+@keystore_option(required=False)
+@deployment_option
+@network_options
+@friendly
+def authorize(address: str, expiry: int, keystore: str | None, deployment_path: str, network: str, port: int | None) -> None:
+    """Allow-list ADDRESS so it can enrol as a node (consortium admin only)."""
+    from eth_utils import is_address, to_checksum_address
+
+    if not is_address(address):
+        raise click.BadParameter(f"{address!r} is not an Ethereum address", param_hint="ADDRESS")
+    handles = _connect_and_bind(network, port, deployment_path)
+    admin = _admin(network, keystore)
+    _transact(handles.swarm, "authorize", to_checksum_address(address), expiry, sender=admin)
+    click.echo(f"{to_checksum_address(address)} may now enrol" + (f" until {expiry}" if expiry else ""))
+
+
+@main.group()
+def account() -> None:
+    """Encrypted keystores for node and admin accounts."""
+
+
+@account.command("new")
+@click.argument("path", type=click.Path(dir_okay=False))
+@friendly
+def account_new(path: str) -> None:
+    """Create a new account in an encrypted keystore at PATH."""
+    import os
+
+    from .chain import PASSWORD_ENV, create_keystore
+
+    if Path(path).exists():
+        raise click.ClickException(f"{path} exists; refusing to overwrite a keystore")
+    password = os.environ.get(PASSWORD_ENV) or click.prompt("new password", hide_input=True, confirmation_prompt=True)
+    click.echo(create_keystore(path, password))
+
+
+# ---------------------------------------------------------------------- node
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="node config (TOML)")
+@friendly
+def train(config_path: str) -> None:
+    """Run one node: enrol if needed, then take part epoch after epoch until the swarm stops."""
+    from .chain import bind, connect, load_account
+    from .node import Node
+    from .nodeconfig import NodeConfig
+
+    config = NodeConfig.from_toml(config_path)
+    connect(config.chain.network, config.chain.rpc_port)
+    handles = bind(config.path(config.chain.deployment))
+    account = load_account(config.path(config.chain.keystore))
+    Node(config, account, handles).run()
+
+
+# ---------------------------------------------------------------------- views
+@main.command()
+@deployment_option
+@network_options
+@friendly
+def status(deployment_path: str, network: str, port: int | None) -> None:
+    """Epoch, phase, leader, members and deadlines."""
+    from rich.console import Console
+
+    from .views import status_table
+
+    handles = _connect_and_bind(network, port, deployment_path)
+    Console().print(status_table(handles))
+
+
+@main.command()
+@keystore_option(required=False)
+@click.option("--address", default=None, help="account to show (default: the keystore's)")
+@deployment_option
+@network_options
+@friendly
+def rewards(keystore: str | None, address: str | None, deployment_path: str, network: str, port: int | None) -> None:
+    """Tokens earned, claimed and claimable for an account."""
+    from rich.console import Console
+
+    from .views import rewards_table
+
+    handles = _connect_and_bind(network, port, deployment_path)
+    if address is None:
+        if keystore is None:
+            raise click.UsageError("pass --keystore or --address")
+        from .chain import keystore_address
+
+        address = keystore_address(keystore)
+    Console().print(rewards_table(handles, address))
+
+
+@main.command()
+@keystore_option(required=True)
+@deployment_option
+@network_options
+@friendly
+def claim(keystore: str, deployment_path: str, network: str, port: int | None) -> None:
+    """Transfer all of the account's credited tokens to it."""
+    from .chain import ChainError, load_account
+    from .units import wei_to_tokens
+
+    handles = _connect_and_bind(network, port, deployment_path)
+    sender = load_account(keystore)
+    amount = int(handles.swarm.claimable(sender.address))
+    if amount == 0:
+        raise ChainError(f"{sender.address} has nothing to claim yet; credits arrive when an epoch it took part in settles")
+    _transact(handles.swarm, "claim", sender=sender)
+    click.echo(f"claimed {wei_to_tokens(amount)} tokens to {sender.address}")
+
+
+@main.command()
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout")
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout")
+@deployment_option
+@network_options
+@friendly
+def ledger(as_csv: bool, as_json: bool, deployment_path: str, network: str, port: int | None) -> None:
+    """Per epoch: participants, hashes, leader, median scores and payouts, from events."""
+    from .ledger import read_ledger
+    from .views import ledger_rows, print_ledger
+
+    handles = _connect_and_bind(network, port, deployment_path)
+    rows = ledger_rows(read_ledger(handles.swarm, int(handles.record["block"])))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif as_csv:
+        import csv
+        import sys
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["epoch"])
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        print_ledger(rows)
+
+
+@main.command()
+@click.option("--no-files", is_flag=True, help="skip fetching parameter files")
+@deployment_option
+@network_options
+@friendly
+def audit(no_files: bool, deployment_path: str, network: str, port: int | None) -> None:
+    """Recompute every settlement and check supply, credits and files; exits non-zero
+    naming the first discrepancy."""
+    from .audit import audit_swarm
+    from .views import fetch_or_none
+
+    handles = _connect_and_bind(network, port, deployment_path)
+    report = audit_swarm(handles.swarm, handles.token, from_block=int(handles.record["block"]),
+                         fetch_bytes=None if no_files else fetch_or_none)
+    click.echo(f"{report.checks} checks, {report.files_checked} files verified, "
+               f"{report.files_unreachable} unreachable")
+    if not report.ok:
+        raise click.ClickException(f"audit failed: {report.discrepancies[0]} "
+                                   f"({len(report.discrepancies)} discrepancies in all)")
+    click.echo("audit ok: every payout matches the reference rule and every token is accounted for")
+
+
+def _transact(contract: Any, method: str, *args: Any, sender: Any) -> Any:
+    from brownie.exceptions import VirtualMachineError
+
+    from .chain import ChainError
+
+    try:
+        return getattr(contract, method)(*args, {"from": sender}, silent=True)
+    except VirtualMachineError as exc:
+        raise ChainError(f"the contract refused {method}: {exc.revert_msg}") from None
+
+
+@main.command()
+@click.option("--nodes", default=5, show_default=True, help="number of node processes")
+@click.option("--rogue", default=1, show_default=True, help="how many of them are rogue")
+@click.option("--attack", default="sign_flip", show_default=True, help="the rogues' attack")
+@click.option("--merge", default="fltrust_median", show_default=True, help="merge rule")
+@click.option("--scorer", default="auto", show_default=True, help="contribution scorer")
+@click.option("--dataset", default="digits", show_default=True)
+@click.option("--alpha", default=0.5, show_default=True, help="Dirichlet label-skew concentration")
+@click.option("--epochs", default=10, show_default=True, help="maximum epochs (the stopping rule)")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--port", default=8545, show_default=True, help="port of the embedded chain")
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
+@friendly
+def demo(**options: Any) -> None:
+    """Run a whole local swarm: embedded chain, N node processes, live view, audit."""
+    from .demo import DemoOptions, run_demo
+
+    summary = run_demo(DemoOptions(**options))
+    if not summary["audit_ok"]:
+        raise click.ClickException("the audit found a discrepancy; see summary.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -30,9 +30,10 @@ def deploy(project: Any, config: SwarmConfig, admin: Any) -> Deployment:
         config.admin_delay,
         tokens_to_wei(config.token_cap),
         {"from": admin},
+        silent=True,
     )
-    swarm = project.SwarmLearning.deploy(config.contract_tuple(), token, admin, {"from": admin})
-    tx = token.grantRole(token.MINTER_ROLE(), swarm, {"from": admin})
+    swarm = project.SwarmLearning.deploy(config.contract_tuple(), token, admin, {"from": admin}, silent=True)
+    tx = token.grantRole(token.MINTER_ROLE(), swarm, {"from": admin}, silent=True)
     return Deployment(token=token, swarm=swarm, block=tx.block_number)
 
 

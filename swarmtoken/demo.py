@@ -1,0 +1,424 @@
+"""`swarm demo`: a whole swarm on one machine, for real.
+
+An embedded anvil chain, the contracts deployed from the build artifacts, one encrypted
+keystore per node, and N separate node processes (`swarm train`) that coordinate only
+through the chain and each other's parameter stores over loopback HTTP. The demo itself
+only watches: it follows the chain, evaluates each settled merge on the held-out test
+set, and at the end compares with local-only training, a centrally trained model and the
+in-process simulator, runs the audit, and writes a run folder (summary.json, one JSON
+per epoch, plots).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from .config import ConfigError, SwarmConfig
+from .epochview import PHASES, read_epoch
+from .localchain import LocalChainError
+from .nodeconfig import ChainSection, DataSection, ModelSection, NodeConfig, NodeSection, StoreSection
+from .units import METRIC_SCALE, SCORE_SCALE, wei_to_tokens
+
+PASSWORD = "demo-only-password"  # keystores of a throwaway local demo, never reused
+FUNDING = "100 ether"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    nodes: int = 5
+    rogue: int = 1
+    attack: str = "sign_flip"
+    merge: str = "fltrust_median"
+    scorer: str = "auto"
+    dataset: str = "digits"
+    alpha: float = 0.5
+    epochs: int = 10
+    seed: int = 0
+    port: int = 8545
+    out: str = "runs/demo"
+    commit_window: int = 3
+    merge_window: int = 10
+    report_window: int = 10
+
+    def __post_init__(self) -> None:
+        if self.nodes < 3:
+            raise ConfigError("--nodes must be at least 3 (a robust median needs three reporters)")
+        if not 0 <= self.rogue < self.nodes / 2:
+            raise ConfigError("--rogue must be >= 0 and fewer than half of --nodes")
+        if self.epochs < 1:
+            raise ConfigError("--epochs must be >= 1")
+
+    @property
+    def rogue_ids(self) -> list[int]:
+        """The last ``rogue`` shards are rogue: fixed, so reruns and the simulator agree."""
+        return list(range(self.nodes - self.rogue, self.nodes))
+
+
+@dataclass
+class NodeProcess:
+    index: int
+    address: str
+    config_path: Path
+    log_path: Path
+    rogue: bool
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, SWARM_KEYSTORE_PASSWORD=PASSWORD, PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "swarmtoken.cli", "train", "--config",
+                                         str(self.config_path)], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.alive():
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@dataclass
+class EpochView:
+    epoch: int
+    leader: str | None = None
+    accuracy: float | None = None
+    metric: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    payouts: dict[str, int] = field(default_factory=dict)
+    forfeited: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    reports: dict[str, float] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_out(out: Path) -> None:
+    """Start from an empty run folder, but never wipe a folder a demo did not write."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / "deployment.json").exists() and not (out / "summary.json").exists():
+            raise ConfigError(f"{out} exists and is not a demo run folder; choose another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+class LocalSwarm:
+    """Chain + contracts + node processes on this machine: what the demo, the end-to-end
+    tests and the overhead benchmark drive."""
+
+    def __init__(self, options: DemoOptions, console: Console | None = None) -> None:
+        self.options = options
+        self.out = Path(options.out)
+        self.console = console or Console()
+        self.chain_process: subprocess.Popen | None = None
+        self.nodes: list[NodeProcess] = []
+        self.handles: Any = None
+
+    # ---------------------------------------------------------------- setup
+    def start_chain(self) -> None:
+        from .chain import connect
+        from .localchain import start
+
+        self.chain_process = start(self.options.port, log_file=self.out / "anvil.log")
+        connect("development", self.options.port)
+
+    def deploy(self) -> None:
+        from brownie import accounts, chain
+
+        from .chain import SwarmHandles, load_project
+        from .deployment import deploy, write_record
+
+        opts = self.options
+        config = SwarmConfig(min_peers=3, max_peers=max(16, opts.nodes), commit_window=opts.commit_window,
+                             merge_window=opts.merge_window, report_window=opts.report_window,
+                             reward_per_epoch="1000", beta=0.3, sample_cap=100_000, suspend_after=0,
+                             merge_rule=opts.merge, scorer=opts.scorer, max_epochs=opts.epochs)
+        deployment = deploy(load_project(), config, accounts[0])
+        record_path = write_record(self.out / "deployment.json", network="development", chain_id=chain.id,
+                                   deployment=deployment, config=config)
+        self.handles = SwarmHandles(deployment.swarm, deployment.token, json.loads(record_path.read_text()))
+
+    def create_nodes(self) -> None:
+        """Keystores, funding, allow-listing and enrolment (each node enrols with its own
+        key and the address its store will serve at), then one config file per node."""
+        from brownie import accounts
+
+        from .chain import create_keystore, load_account
+
+        opts, swarm = self.options, self.handles.swarm
+        for i in range(opts.nodes):
+            folder = self.out / f"node-{i}"
+            keystore = folder / "keystore.json"
+            address = create_keystore(keystore, PASSWORD)
+            accounts[0].transfer(address, FUNDING)
+            swarm.authorize(address, 0, {"from": accounts[0]}, silent=True)
+            port = free_port()
+            node_account = load_account(keystore, PASSWORD)
+            swarm.enroll(f"http://127.0.0.1:{port}", {"from": node_account}, silent=True)
+            rogue = i in opts.rogue_ids
+            config = NodeConfig(
+                chain=ChainSection(network="development", rpc_port=opts.port, deployment="../deployment.json",
+                                   keystore="keystore.json"),
+                store=StoreSection(dir="store", port=port),
+                data=DataSection(dataset=opts.dataset, shard=i, shards=opts.nodes, alpha=opts.alpha, seed=opts.seed),
+                model=ModelSection(),
+                node=NodeSection(attack=opts.attack if rogue else "", serve_after_finish=True),
+                base_dir=folder,
+            )
+            config_path = folder / "node.toml"
+            config_path.write_text(config.to_toml())
+            self.nodes.append(NodeProcess(i, address, config_path, folder / "node.log", rogue))
+
+    def start_nodes(self) -> None:
+        for node in self.nodes:
+            node.start()
+
+    # ---------------------------------------------------------------- teardown
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        if self.chain_process is not None and self.chain_process.poll() is None:
+            self.chain_process.terminate()
+            self.chain_process.wait(timeout=10)
+
+    def __enter__(self) -> LocalSwarm:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def evaluate_merge(record: Any, split: Any, model: Any, reference: dict) -> float | None:
+    """Test-set accuracy of an epoch's published merge, fetched and hash-checked."""
+    from trainer.training import evaluate
+
+    from .store import FetchError, fetch
+
+    try:
+        state = fetch(record.merged_uri, record.merged_hash, reference=reference, timeout=5, retries=2, backoff=0.2)
+    except FetchError:
+        return None
+    model.load_state_dict(state)
+    return float(evaluate(model, *split.test).accuracy)
+
+
+def watch(swarm_env: LocalSwarm, split: Any, model: Any, reference: dict, timeout_s: float) -> list[EpochView]:
+    """Follow the chain until the swarm finishes, rendering a live table per epoch."""
+    swarm = swarm_env.handles.swarm
+    start_block = int(swarm_env.handles.record["block"])
+    names = {n.address: f"node-{n.index}" + (" (rogue)" if n.rogue else "") for n in swarm_env.nodes}
+    views: list[EpochView] = []
+    done: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+
+    def render() -> Table:
+        epoch = int(swarm.currentEpoch())
+        phase = "Finished" if swarm.finished() else PHASES[int(swarm.epochState(epoch)["phase"])]
+        table = Table(title=f"Swarm demo: epoch {epoch}, phase {phase}")
+        table.add_column("epoch")
+        table.add_column("leader")
+        table.add_column("test acc")
+        for node in swarm_env.nodes:
+            table.add_column(names[node.address] + "\nscore / tokens")
+        for view in views[-12:]:
+            cells = []
+            for node in swarm_env.nodes:
+                if node.address not in view.payouts:
+                    cells.append("-")
+                    continue
+                mark = " forfeit" if node.address in view.forfeited else ""
+                cells.append(f"{view.scores[node.address]:+.4f} / {wei_to_tokens(view.payouts[node.address]):.1f}{mark}")
+            table.add_row(str(view.epoch), names.get(view.leader, "-"),
+                          "-" if view.accuracy is None else f"{view.accuracy:.4f}", *cells)
+        return table
+
+    with Live(render(), console=swarm_env.console, refresh_per_second=2) as live:
+        while True:
+            current = int(swarm.currentEpoch())
+            finished = bool(swarm.finished())
+            for epoch in range(1, current + (1 if finished else 0)):
+                if epoch in done:
+                    continue
+                record = read_epoch(swarm, epoch, start_block)
+                if record.settled_at is None and not record.abandoned:
+                    continue
+                view = EpochView(epoch, leader=record.leader, skipped=record.skipped)
+                if record.settled_at is not None:
+                    view.accuracy = evaluate_merge(record, split, model, reference)
+                    view.metric = None if record.median_metric is None else record.median_metric / METRIC_SCALE
+                    for outcome in record.outcomes:
+                        view.scores[outcome.node] = outcome.median_score / SCORE_SCALE
+                        view.payouts[outcome.node] = outcome.payout
+                        if outcome.forfeited:
+                            view.forfeited.append(outcome.node)
+                    view.reports = {r.reporter: r.metric / METRIC_SCALE for r in record.reports}
+                views.append(view)
+                done.add(epoch)
+                (swarm_env.out / "epochs").mkdir(exist_ok=True)
+                (swarm_env.out / "epochs" / f"epoch-{epoch:03d}.json").write_text(json.dumps(asdict(view), indent=2))
+            live.update(render())
+            if finished:
+                return views
+            if time.monotonic() > deadline:
+                raise LocalChainError(f"the swarm did not finish within {timeout_s:.0f} s; see {swarm_env.out}/node-*/node.log")
+            if not any(node.alive() for node in swarm_env.nodes):
+                raise LocalChainError(f"every node process exited; see {swarm_env.out}/node-*/node.log")
+            time.sleep(0.5)
+
+
+def wait_for_claims(swarm_env: LocalSwarm, timeout_s: float = 60.0) -> None:
+    swarm = swarm_env.handles.swarm
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pending = [n for n in swarm_env.nodes if n.alive() and int(swarm.claimable(n.address)) > 0]
+        if not pending:
+            return
+        time.sleep(0.5)
+
+
+def plot(out: Path, views: list[EpochView], swarm_env: LocalSwarm) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settled = [v for v in views if v.accuracy is not None]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([v.epoch for v in settled], [v.accuracy for v in settled], "k-o", label="merged model (test set)")
+    for node in swarm_env.nodes:
+        points = [(v.epoch, v.reports[node.address]) for v in settled if node.address in v.reports]
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, "--", alpha=0.7, label=f"node-{node.index} validation" + (" (rogue)" if node.rogue else ""))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for node in swarm_env.nodes:
+        total, xs, ys = 0, [], []
+        for view in views:
+            total += view.payouts.get(node.address, 0)
+            xs.append(view.epoch)
+            ys.append(float(wei_to_tokens(total)))
+        ax.plot(xs, ys, "-o", label=f"node-{node.index}" + (" (rogue)" if node.rogue else ""))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cumulative tokens earned")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "rewards.png", dpi=120)
+    plt.close(fig)
+
+
+def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
+    """Run the whole demo and return (and write) the summary."""
+    import torch
+
+    from trainer.data import load_dataset, split_swarm
+    from trainer.models import build_model
+    from trainer.simulate import centralized, local_only, simulate
+    from trainer.training import TrainConfig, evaluate
+
+    from .audit import audit_swarm
+    from .ledger import read_ledger
+    from .views import earned_by, fetch_or_none
+
+    torch.set_num_threads(1)
+    console = Console()
+    out = Path(options.out)
+    prepare_out(out)
+    split = split_swarm(load_dataset(options.dataset, seed=options.seed), options.nodes, partition="dirichlet",
+                        alpha=options.alpha, seed=options.seed)
+    model = build_model("mlp", split.n_features, split.n_classes, options.seed)
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    started = time.monotonic()
+    with LocalSwarm(options, console) as env:
+        console.print(f"[bold]starting chain on 127.0.0.1:{options.port}, deploying, creating {options.nodes} nodes")
+        env.start_chain()
+        env.deploy()
+        env.create_nodes()
+        env.start_nodes()
+        views = watch(env, split, model, reference, timeout_s)
+        wait_for_claims(env)
+        swarm, token = env.handles.swarm, env.handles.token
+        report = audit_swarm(swarm, token, from_block=int(env.handles.record["block"]), fetch_bytes=fetch_or_none)
+        ledger = read_ledger(swarm, int(env.handles.record["block"]))
+        earned = earned_by(ledger)
+        claimed: dict[str, int] = {}
+        for account, amount in ledger.claims:
+            claimed[account] = claimed.get(account, 0) + amount
+        epochs_run = len([v for v in views if v.accuracy is not None])
+        train = TrainConfig()
+        local = local_only(split, epochs=epochs_run, train=train, seed=options.seed)
+        central = centralized(split, epochs=epochs_run, train=train, seed=options.seed)
+        simulated = simulate(split, options.nodes, epochs_run, merge=options.merge, scorer=None,
+                             attack=options.attack if options.rogue else None, rogue_ids=options.rogue_ids,
+                             train=train, seed=options.seed)
+        final = next((v.accuracy for v in reversed(views) if v.accuracy is not None), None)
+        summary = {
+            "options": asdict(options),
+            "epochs_settled": epochs_run,
+            "global_accuracy": final,
+            "centralized_accuracy": float(central.accuracy),
+            "simulator_accuracy": float(simulated.final.accuracy),
+            "audit_ok": report.ok,
+            "audit_checks": report.checks,
+            "audit_discrepancies": report.discrepancies,
+            "files_verified": report.files_checked,
+            "seconds": round(time.monotonic() - started, 1),
+            "nodes": [
+                {
+                    "address": node.address,
+                    "rogue": node.rogue,
+                    "local_accuracy": float(local[node.index].accuracy),
+                    "swarm_accuracy": final,
+                    "earned": earned.get(node.address, 0),
+                    "claimed": claimed.get(node.address, 0),
+                }
+                for node in env.nodes
+            ],
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        plot(out, views, env)
+    print_summary(console, summary)
+    return summary
+
+
+def print_summary(console: Console, summary: dict[str, Any]) -> None:
+    table = Table(title=f"Swarm demo: {summary['epochs_settled']} epochs in {summary['seconds']} s")
+    for column in ("node", "rogue", "local-only acc", "swarm acc", "earned", "claimed"):
+        table.add_column(column)
+    for i, node in enumerate(summary["nodes"]):
+        table.add_row(f"node-{i} {node['address'][:10]}", "yes" if node["rogue"] else "",
+                      f"{node['local_accuracy']:.4f}", f"{node['swarm_accuracy']:.4f}",
+                      f"{wei_to_tokens(node['earned']):.2f}", f"{wei_to_tokens(node['claimed']):.2f}")
+    console.print(table)
+    console.print(f"global accuracy {summary['global_accuracy']:.4f}; centralized {summary['centralized_accuracy']:.4f}; "
+                  f"in-process simulator {summary['simulator_accuracy']:.4f}")
+    verdict = "[green]audit ok[/green]" if summary["audit_ok"] else f"[red]audit FAILED: {summary['audit_discrepancies'][0]}"
+    console.print(f"{verdict} ({summary['audit_checks']} checks, {summary['files_verified']} files verified)")

@@ -1,0 +1,381 @@
+"""One swarm node: a process that trains on its private data and coordinates with its
+peers only through the chain and their parameter stores.
+
+Each epoch, driven by on-chain phase and deadlines (a late or dead peer is skipped, never
+waited on forever):
+
+1. Commit: train from the global model, store the parameters as a content-addressed
+   safetensors file (not yet served), call ``submitUpdate``. After the window, anyone
+   may trigger the election; nodes stagger their attempts by commit index so usually one
+   transaction is sent.
+2. Merge: serve our file. The leader downloads every commitment (hash, size, format,
+   shape and finiteness checked), leaves out what fails, merges the rest with the agreed
+   rule and publishes. If the leader misses its deadline, anyone fails over.
+3. Report: every participant downloads the same files, recomputes the merge and compares
+   its hash with the published one. On a mismatch it logs the dispute and adopts its own
+   recomputation (the merge is a deterministic function of the commitments, so honest
+   nodes agree without trusting the leader). It evaluates the merge on its validation
+   data, scores every participant (Shapley-style, seeded by the epoch) and reports.
+4. Settle: once all reported or the deadline passed, someone settles with the reports
+   read back from events. The next epoch starts from the merge of the last settled one.
+
+Updates are merged and scored in a canonical order (by node address), so the result
+does not depend on the order in which nodes happened to commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .chain import SwarmHandles
+from .epochview import PHASES, read_epoch
+from .ledger import CommitRecord, EpochRecord
+from .localdata import load_local_data
+from .nodeconfig import NodeConfig
+from .store import FetchError, ParameterServer, ParameterStore, fetch, hex_to_bytes32
+from .store.server import ROUTE
+from .units import METRIC_SCALE, SCORE_SCALE, to_fixed
+
+log = logging.getLogger("swarm.node")
+
+STATUS_ACTIVE = 1
+STAGGER_S = 0.5
+
+
+class NodeError(RuntimeError):
+    """The node cannot take part; the message says what the operator should do."""
+
+
+def _text(value: bytes) -> str:
+    return bytes(value).rstrip(b"\0").decode()
+
+
+def epoch_seed(swarm_address: str, epoch: int) -> int:
+    """The seed every validator uses for epoch ``epoch``'s sampled coalitions: derived from
+    public data only, so all validators sample the same ones."""
+    return int.from_bytes(hashlib.sha256(f"{swarm_address.lower()}:{epoch}".encode()).digest()[:4], "big")
+
+
+@dataclass
+class EpochWork:
+    """What this node did or learned in one epoch."""
+
+    own_sha: str | None = None
+    updates: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    merged_sha: str | None = None
+    merged: dict[str, torch.Tensor] | None = None
+    published: bool = False
+    reported: bool = False
+    all_reported_seen: float | None = None
+
+
+class Node:
+    """A node's epoch loop. Construct, then `run()` until the swarm finishes."""
+
+    def __init__(self, config: NodeConfig, account: Any, handles: SwarmHandles) -> None:
+        from trainer.attacks import flip_labels, is_data_attack
+        from trainer.models import build_model
+        from trainer.training import TrainConfig
+
+        self.config = config
+        self.account = account
+        self.address = account.address
+        self.swarm = handles.swarm
+        self.token = handles.token
+        self.from_block = int(handles.record["block"])
+        chain_config = self.swarm.config()
+        self.merge_rule = _text(chain_config["mergeRule"])
+        self.scorer = _text(chain_config["scorer"])
+        self.min_peers = int(chain_config["minPeers"])
+        self.data = load_local_data(config)
+        self.attack = config.node.attack or None
+        self.labels = self.data.y_train
+        if self.attack and is_data_attack(self.attack):
+            from trainer.simulate import derive_seed
+
+            self.labels = flip_labels(self.data.y_train, self.data.n_classes,
+                                      derive_seed(config.data.seed, "label_flip", config.data.shard))
+        self.train_config = TrainConfig(**config.train)
+        self.worker = build_model(config.model.name, self.data.n_features, self.data.n_classes, config.data.seed)
+        self.store = ParameterStore(config.path(config.store.dir))
+        self.server = ParameterServer(self.store, config.store.host, config.store.port,
+                                      public_url=config.store.public_url or None)
+        self.global_state = {k: v.clone() for k, v in self.worker.state_dict().items()}
+        self.global_epoch = 0
+        self.work: dict[int, EpochWork] = {}
+        self._load_checkpoint()
+
+    # ------------------------------------------------------------------ lifecycle
+    def run(self) -> None:
+        self.server.start()
+        try:
+            self._enroll_if_needed()
+            while not self.swarm.finished():
+                epoch = int(self.swarm.currentEpoch())
+                self._step(epoch, synced=self._sync_global(epoch))
+                time.sleep(self.config.node.poll_interval)
+            self._sync_global(int(self.swarm.currentEpoch()) + 1)
+            self._finish()
+        finally:
+            self.server.stop()
+
+    def _finish(self) -> None:
+        log.info("swarm finished; global model from epoch %d", self.global_epoch)
+        if self.config.node.claim_at_finish and int(self.swarm.claimable(self.address)) > 0:
+            self._send("claim")
+            log.info("claimed; balance %d", int(self.token.balanceOf(self.address)))
+        while self.config.node.serve_after_finish:
+            time.sleep(1.0)
+
+    def _enroll_if_needed(self) -> None:
+        member = self.swarm.memberOf(self.address)
+        if int(member["status"]) == STATUS_ACTIVE:
+            return
+        if not member["allowListed"]:
+            raise NodeError(f"account {self.address} is not allow-listed; ask the consortium admin to run "
+                            f"`swarm authorize {self.address}`")
+        self._send("enroll", self.server.base_url, required=True)
+        log.info("enrolled with parameter store %s", self.server.base_url)
+
+    # ------------------------------------------------------------------ one poll
+    def _step(self, epoch: int, synced: bool) -> None:
+        state = self.swarm.epochState(epoch)
+        phase = PHASES[int(state["phase"])]
+        work = self.work.setdefault(epoch, EpochWork())
+        if phase == "Commit":
+            self._commit(epoch, state, work, synced)
+        elif phase == "Merge":
+            self._merge_phase(epoch, state, work)
+        elif phase == "Report":
+            self._report_phase(epoch, state, work)
+
+    def _rank(self, epoch: int) -> int:
+        member = self.swarm.memberOf(self.address)
+        return int(member["commitIndex"]) if int(member["lastSubmitEpoch"]) == epoch else 16
+
+    def _due(self, deadline: float, epoch: int) -> bool:
+        return time.time() > deadline + 1 + STAGGER_S * self._rank(epoch)
+
+    def _commit(self, epoch: int, state: Any, work: EpochWork, synced: bool) -> None:
+        """Train and commit once per epoch, but only from the latest global model: a node
+        that could not fetch it yet sits the epoch out rather than send a stale update."""
+        member = self.swarm.memberOf(self.address)
+        fresh = int(member["status"]) == STATUS_ACTIVE and int(member["lastSubmitEpoch"]) != epoch
+        if fresh and synced and work.own_sha is None:
+            update = self._train(epoch)
+            stored = self.store.save(update)
+            work.own_sha = stored.sha256
+            self._send("submitUpdate", epoch, hex_to_bytes32(stored.sha256), self.server.url_for(stored.sha256),
+                       self.data.n_train, required=True)
+            log.info("epoch %d: committed %s (%d samples)", epoch, stored.sha256[:12], self.data.n_train)
+        committed = int(state["commitCount"])
+        everyone = committed >= int(self.swarm.activeCount())
+        grace = 0.0 if everyone else self.config.node.elect_grace
+        if committed >= self.min_peers and self._due(int(state["deadline"]) + grace, epoch):
+            if self._send("electLeader", epoch):
+                log.info("epoch %d: leader elected: %s", epoch, self.swarm.leaderOf(epoch))
+
+    def _train(self, epoch: int) -> dict[str, torch.Tensor]:
+        from trainer.attacks import apply_attack, is_data_attack
+        from trainer.simulate import derive_seed
+        from trainer.training import train_local
+
+        seed, shard = self.config.data.seed, self.config.data.shard
+        self.worker.load_state_dict(self.global_state)
+        train_local(self.worker, self.data.X_train, self.labels, self.train_config,
+                    derive_seed(seed, "train", epoch - 1, shard))
+        update = {k: v.clone() for k, v in self.worker.state_dict().items()}
+        if self.attack and not is_data_attack(self.attack):
+            update = apply_attack(self.attack, update, previous=self.global_state, peers=[update],
+                                  seed=derive_seed(seed, "attack", epoch - 1, shard))
+        return update
+
+    def _merge_phase(self, epoch: int, state: Any, work: EpochWork) -> None:
+        own = self._own_commit(epoch, work)
+        if own is not None and not self.store.is_released(own):
+            self.store.release(own)
+        if self.swarm.leaderOf(epoch) == self.address:
+            if not work.published and time.time() <= int(state["deadline"]):
+                self._lead(epoch, work)
+        elif self._due(int(state["deadline"]), epoch):
+            if self._send("failover", epoch):
+                log.warning("epoch %d: leader timed out; leadership moved to %s", epoch, self.swarm.leaderOf(epoch))
+
+    def _own_commit(self, epoch: int, work: EpochWork) -> str | None:
+        """Our committed hash for ``epoch``, recovered from events after a restart."""
+        if work.own_sha is None and int(self.swarm.memberOf(self.address)["lastSubmitEpoch"]) == epoch:
+            mine = [c for c in read_epoch(self.swarm, epoch, self.from_block).commits if c.node == self.address]
+            work.own_sha = mine[0].param_hash if mine else None
+        return work.own_sha
+
+    def _lead(self, epoch: int, work: EpochWork) -> None:
+        record = read_epoch(self.swarm, epoch, self.from_block)
+        self._fetch_updates(record.commits, work)
+        included = sorted(work.updates)
+        if len(included) < self.min_peers:
+            log.error("epoch %d: only %d valid updates, %d needed; cannot publish", epoch, len(included), self.min_peers)
+            work.published = True
+            return
+        merged = self._merge(record, included, work)
+        stored = self.store.save(merged)
+        self.store.release(stored.sha256)
+        work.merged_sha, work.merged = stored.sha256, merged
+        bitmap = sum(1 << i for i in included)
+        if self._send("publishMerge", epoch, hex_to_bytes32(stored.sha256), self.server.url_for(stored.sha256), bitmap):
+            work.published = True
+            log.info("epoch %d: published merge %s of %d updates", epoch, stored.sha256[:12], len(included))
+
+    def _fetch_updates(self, commits: list[CommitRecord], work: EpochWork) -> None:
+        """Download every commitment not yet held; failures are logged and left out."""
+        missing = [c for c in commits if c.index not in work.updates]
+
+        def get(commit: CommitRecord) -> tuple[CommitRecord, Any]:
+            if commit.node == self.address and self.store.has(commit.param_hash):
+                return commit, self.store.load(commit.param_hash, reference=self.global_state)
+            try:
+                return commit, fetch(commit.uri, commit.param_hash, reference=self.global_state,
+                                     timeout=self.config.node.fetch_timeout, retries=self.config.node.fetch_retries,
+                                     backoff=0.2)
+            except FetchError as exc:
+                return commit, exc
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for commit, result in pool.map(get, missing):
+                if isinstance(result, FetchError):
+                    log.warning("rejected update of %s: %s", commit.node, result)
+                else:
+                    work.updates[commit.index] = result
+
+    def _canonical(self, record: EpochRecord, indices: list[int]) -> list[CommitRecord]:
+        by_index = {c.index: c for c in record.commits}
+        return sorted((by_index[i] for i in indices), key=lambda c: c.node.lower())
+
+    def _merge(self, record: EpochRecord, indices: list[int], work: EpochWork) -> dict[str, torch.Tensor]:
+        from trainer.merges import merge
+
+        ordered = self._canonical(record, indices)
+        leader = self.swarm.leaderOf(record.epoch)
+        anchor = next((k for k, c in enumerate(ordered) if c.node == leader), None)
+        return merge(self.merge_rule, [work.updates[c.index] for c in ordered], previous=self.global_state,
+                     weights=[c.samples for c in ordered], anchor=anchor)
+
+    def _report_phase(self, epoch: int, state: Any, work: EpochWork) -> None:
+        member = self.swarm.memberOf(self.address)
+        bit = 1 << int(member["commitIndex"])
+        participant = int(member["lastSubmitEpoch"]) == epoch and int(state["participants"]) & bit
+        if participant and not work.reported and not int(state["reporters"]) & bit:
+            if time.time() <= int(state["deadline"]):
+                self._validate(epoch, work)
+        everyone = int(state["reportCount"]) == int(state["participantCount"])
+        if everyone and work.all_reported_seen is None:
+            work.all_reported_seen = time.time()
+        due = (everyone and time.time() >= work.all_reported_seen + STAGGER_S * self._rank(epoch)) or \
+            self._due(int(state["deadline"]), epoch)
+        if due:
+            reports = read_epoch(self.swarm, epoch, self.from_block).settlement_reports()
+            if self._send("settle", epoch, reports):
+                log.info("epoch %d: settled", epoch)
+
+    def _validate(self, epoch: int, work: EpochWork) -> None:
+        from trainer.scoring import make_utility, score
+        from trainer.training import evaluate
+
+        record = read_epoch(self.swarm, epoch, self.from_block)
+        participants = [c for c in record.commits if c.index in set(record.participants)]
+        self._fetch_updates(participants, work)
+        available = [i for i in record.participants if i in work.updates]
+        merged = self._merge(record, available, work)
+        stored = self.store.save(merged)
+        self.store.release(stored.sha256)
+        if stored.sha256 != record.merged_hash:
+            log.warning("epoch %d: DISPUTE: leader published merge %s, recomputation gives %s; adopting ours",
+                        epoch, (record.merged_hash or "")[:12], stored.sha256[:12])
+        work.merged_sha, work.merged = stored.sha256, merged
+        self.worker.load_state_dict(merged)
+        metric = evaluate(self.worker, self.data.X_val, self.data.y_val).accuracy
+        ordered = self._canonical(record, available)
+        utility = make_utility(self.worker, self.global_state, [work.updates[c.index] for c in ordered],
+                               [c.samples for c in ordered], self.data.X_val, self.data.y_val)
+        values = score(self.scorer, utility, len(ordered), seed=epoch_seed(self.swarm.address, epoch))
+        by_index = {c.index: float(v) for c, v in zip(ordered, values)}
+        scores = [to_fixed(by_index.get(i, 0.0), SCORE_SCALE) for i in record.participants]
+        if self._send("reportValidation", epoch, to_fixed(metric, METRIC_SCALE), scores):
+            work.reported = True
+            log.info("epoch %d: reported accuracy %.4f, scores %s", epoch, metric,
+                     [round(by_index.get(i, 0.0), 5) for i in record.participants])
+
+    # ------------------------------------------------------------------ global model
+    def _last_settled(self, epoch: int) -> int:
+        for earlier in range(epoch - 1, 0, -1):
+            if PHASES[int(self.swarm.epochState(earlier)["phase"])] == "Settled":
+                return earlier
+        return 0
+
+    def _sync_global(self, epoch: int) -> bool:
+        """Adopt the merge of the last settled epoch before ``epoch``: our own
+        recomputation when we have it, else the published file (hash-checked), from the
+        leader or from any participant that serves its recomputation. True when the
+        global model is current."""
+        settled = self._last_settled(epoch)
+        if settled == self.global_epoch:
+            return True
+        work = self.work.get(settled)
+        if work is not None and work.merged is not None:
+            self._adopt(settled, work.merged)
+            return True
+        record = read_epoch(self.swarm, settled, self.from_block)
+        sources = [record.merged_uri] + [f"{self.swarm.baseUriOf(node)}{ROUTE}{record.merged_hash}"
+                                         for node in record.participant_nodes()]
+        for uri in sources:
+            try:
+                merged = fetch(uri, record.merged_hash, reference=self.global_state,
+                               timeout=self.config.node.fetch_timeout, retries=1, backoff=0.2)
+            except FetchError as exc:
+                log.warning("epoch %d merged model not available from %s: %s", settled, uri, exc)
+                continue
+            self._adopt(settled, merged)
+            return True
+        return False
+
+    def _adopt(self, epoch: int, state: dict[str, torch.Tensor]) -> None:
+        self.global_state, self.global_epoch = state, epoch
+        stored = self.store.save(state)
+        self.store.release(stored.sha256)
+        checkpoint = self.config.path(self.config.node.checkpoint)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.with_suffix(".json").write_text(json.dumps({"epoch": epoch, "sha256": stored.sha256}))
+        for old in [e for e in self.work if e <= epoch]:
+            del self.work[old]
+        log.info("adopted the global model of epoch %d (%s)", epoch, stored.sha256[:12])
+
+    def _load_checkpoint(self) -> None:
+        checkpoint = self.config.path(self.config.node.checkpoint).with_suffix(".json")
+        if not checkpoint.exists():
+            return
+        saved = json.loads(checkpoint.read_text())
+        self.global_state = self.store.load(saved["sha256"], reference=self.global_state)
+        self.global_epoch = int(saved["epoch"])
+        log.info("resumed from checkpoint of epoch %d", self.global_epoch)
+
+    # ------------------------------------------------------------------ transactions
+    def _send(self, method: str, *args: Any, required: bool = False) -> bool:
+        """Send a transaction; a revert (another node was faster, a deadline passed) is
+        logged and returns False unless ``required``."""
+        from brownie.exceptions import VirtualMachineError
+
+        try:
+            getattr(self.swarm, method)(*args, {"from": self.account}, silent=True)
+            return True
+        except VirtualMachineError as exc:
+            if required:
+                raise NodeError(f"{method} was refused by the contract: {exc.revert_msg}") from None
+            log.debug("%s not sent: %s", method, exc.revert_msg)
+            return False

@@ -1,0 +1,109 @@
+"""A node's own parameter files: content-addressed on disk, served only once released.
+
+Layout of the store folder::
+
+    <sha256>.safetensors     one file per distinct state dict, named by its hash
+    released/<sha256>        an empty marker: this file may be served to peers
+
+A file is written before its hash is committed on chain but must stay private until
+the commit window closes (commit-reveal: otherwise a lazy peer could copy another
+node's update and commit it as its own). Release markers live on disk, so a
+restarted node keeps serving what it had already revealed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .codec import StateDict, decode_verified, serialize
+from .hashing import normalize_sha256, sha256_hex
+
+SUFFIX = ".safetensors"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A saved state dict: ``sha256`` is what goes on chain (as hex), ``size`` in bytes."""
+
+    sha256: str
+    path: Path
+    size: int
+
+
+class ParameterStore:
+    """Content-addressed safetensors files in one folder (created if missing).
+
+    Safe to use from the node's thread while a `ParameterServer` thread reads: a
+    file appears atomically (written aside, then renamed over its name), and a
+    release marker is an empty file.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._released = self.root / "released"
+        self._released.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, sha256: str | bytes) -> Path:
+        """Where the file with this hash lives (whether or not it exists)."""
+        return self.root / f"{normalize_sha256(sha256)}{SUFFIX}"
+
+    def save(self, state: StateDict) -> StoredFile:
+        """Serialise ``state`` (see `codec.serialize`) and store it under its hash.
+
+        Saving equal tensors again rewrites the same name, which also repairs a
+        copy damaged on disk. A new file is not released.
+        """
+        data = serialize(state)
+        sha = sha256_hex(data)
+        path = self.path_for(sha)
+        _write_atomically(path, data)
+        return StoredFile(sha256=sha, path=path, size=len(data))
+
+    def has(self, sha256: str | bytes) -> bool:
+        """True if the file is on disk, released or not."""
+        return self.path_for(sha256).is_file()
+
+    def release(self, sha256: str | bytes) -> None:
+        """Allow peers to download this file from now on (idempotent).
+
+        Raises:
+            FileNotFoundError: the store holds no file with this hash, so the
+                node would be announcing a file it cannot serve.
+        """
+        sha = normalize_sha256(sha256)
+        if not self.has(sha):
+            raise FileNotFoundError(f"cannot release {sha}: no such parameter file in {self.root}")
+        (self._released / sha).touch()
+
+    def is_released(self, sha256: str | bytes) -> bool:
+        """True once `release` was called for this hash (in this process or before a restart)."""
+        return (self._released / normalize_sha256(sha256)).is_file()
+
+    def load(self, sha256: str | bytes, *, reference: StateDict | None = None) -> StateDict:
+        """Read back one of the node's own files (after a restart, say) with the same
+        checks as a download, so a file corrupted on disk is never trained on.
+
+        Raises:
+            FileNotFoundError: no file with this hash.
+            HashMismatchError, MalformedFileError, ShapeMismatchError, NonFiniteError.
+        """
+        path = self.path_for(sha256)
+        return decode_verified(path.read_bytes(), normalize_sha256(sha256), str(path), reference)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename, so readers
+    and a crash never leave a partial file under a content address."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
