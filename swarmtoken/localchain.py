@@ -48,7 +48,7 @@ def anvil_command(port: int = DEFAULT_PORT, state_file: Path | None = None, acco
         "--block-base-fee-per-gas", "0",
         "--gas-limit", "12000000",
         "--accounts", str(accounts),
-        "--prune-history",
+        "--prune-history", "512",  # recent states in memory only; without a number anvil keeps none
         "--silent",
     ]
     if state_file is not None:

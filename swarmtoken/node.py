@@ -75,6 +75,7 @@ class EpochWork:
     published: bool = False
     reported: bool = False
     all_reported_seen: float | None = None
+    commits_seen: tuple[int, float] = (0, 0.0)  # (commit count, when it last changed)
 
 
 class Node:
@@ -173,13 +174,19 @@ class Node:
             update = self._train(epoch)
             stored = self.store.save(update)
             work.own_sha = stored.sha256
-            self._send("submitUpdate", epoch, hex_to_bytes32(stored.sha256), self.server.url_for(stored.sha256),
-                       self.data.n_train, required=True)
-            log.info("epoch %d: committed %s (%d samples)", epoch, stored.sha256[:12], self.data.n_train)
+            if self._send("submitUpdate", epoch, hex_to_bytes32(stored.sha256), self.server.url_for(stored.sha256),
+                          self.data.n_train):
+                log.info("epoch %d: committed %s (%d samples)", epoch, stored.sha256[:12], self.data.n_train)
+            else:
+                log.warning("epoch %d: commit window closed before our update was in; we sit this epoch out", epoch)
+        # Elect once every active member committed; otherwise wait `elect_grace` after the
+        # last new commitment, so slow starters get in and dead nodes are not waited on.
         committed = int(state["commitCount"])
+        if committed != work.commits_seen[0]:
+            work.commits_seen = (committed, time.time())
         everyone = committed >= int(self.swarm.activeCount())
-        grace = 0.0 if everyone else self.config.node.elect_grace
-        if committed >= self.min_peers and self._due(int(state["deadline"]) + grace, epoch):
+        ready_at = max(float(state["deadline"]), work.commits_seen[1] + (0.0 if everyone else self.config.node.elect_grace))
+        if committed >= self.min_peers and self._due(ready_at, epoch):
             if self._send("electLeader", epoch):
                 log.info("epoch %d: leader elected: %s", epoch, self.swarm.leaderOf(epoch))
 

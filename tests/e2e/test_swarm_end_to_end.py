@@ -1,0 +1,184 @@
+"""The swarm end to end: a real anvil chain, four node processes, real HTTP, and the
+failures a consortium will meet, one per epoch:
+
+epoch 1  everything works;
+epoch 2  one node's committed file is tampered with on disk: the leader rejects it, the
+         epoch goes on without it, nothing already accepted is lost;
+epoch 3  the elected leader is killed before it publishes: the next candidate takes over;
+epoch 4  the killed node restarts: it resumes from the latest merged model, takes part;
+         and another node is killed mid-epoch after committing: the epoch settles anyway.
+
+The scenario runs once (module fixture); each test checks one guarantee on its record.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from swarmtoken.audit import audit_swarm
+from swarmtoken.demo import DemoOptions, LocalSwarm, free_port
+from swarmtoken.epochview import PHASES, read_epoch
+from swarmtoken.views import fetch_or_none
+
+EPOCHS = 4
+TIMEOUT_S = 240
+
+
+@dataclass
+class Scenario:
+    env: LocalSwarm
+    records: dict = field(default_factory=dict)
+    tampered: str = ""
+    killed_leader: str = ""
+    killed_mid_epoch: str = ""
+
+
+def _wait(condition, what: str, timeout: float = TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _phase(swarm, epoch):
+    return PHASES[int(swarm.epochState(epoch)["phase"])]
+
+
+def _signal_alive(env, sig):
+    for node in env.nodes:
+        if node.alive():
+            node.process.send_signal(sig)
+
+
+def _pause_when_all_committed(env, epoch, expected):
+    swarm = env.handles.swarm
+    _wait(lambda: int(swarm.currentEpoch()) == epoch, f"epoch {epoch}")
+    _wait(lambda: int(swarm.epochState(epoch)["commitCount"]) >= expected, f"{expected} commitments in epoch {epoch}")
+    _signal_alive(env, signal.SIGSTOP)
+
+
+def _elect_now(env, epoch):
+    from brownie import accounts
+
+    swarm = env.handles.swarm
+    _wait(lambda: time.time() > int(swarm.epochState(epoch)["deadline"]) + 1, "the commit window")
+    swarm.electLeader(epoch, {"from": accounts[0]}, silent=True)
+    return swarm.leaderOf(epoch)
+
+
+def _node(env, address):
+    return next(n for n in env.nodes if n.address == address)
+
+
+def _settled(env, epoch):
+    swarm = env.handles.swarm
+    _wait(lambda: int(swarm.currentEpoch()) > epoch or bool(swarm.finished()), f"settlement of epoch {epoch}")
+    return read_epoch(swarm, epoch, int(env.handles.record["block"]))
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    out = tmp_path_factory.mktemp("e2e")
+    options = DemoOptions(nodes=4, rogue=0, epochs=EPOCHS, port=free_port(), out=str(out / "run"),
+                          commit_window=4, merge_window=6, report_window=8)
+    env = LocalSwarm(options)
+    Path(options.out).mkdir(parents=True)
+    run = Scenario(env)
+    try:
+        env.start_chain()
+        env.deploy()
+        env.create_nodes()
+        env.start_nodes()
+        swarm = env.handles.swarm
+        run.records[1] = _settled(env, 1)
+
+        # epoch 2: tamper with one committed file before the leader fetches it
+        _pause_when_all_committed(env, 2, 4)
+        victim = env.nodes[3]
+        commit = next(c for c in read_epoch(swarm, 2, 0).commits if c.node == victim.address)
+        stored = Path(options.out) / f"node-{victim.index}" / "store" / f"{commit.param_hash}.safetensors"
+        stored.write_bytes(stored.read_bytes()[:-8] + b"tampered")
+        run.tampered = victim.address
+        _signal_alive(env, signal.SIGCONT)
+        run.records[2] = _settled(env, 2)
+
+        # epoch 3: kill the leader between election and publication
+        _pause_when_all_committed(env, 3, 4)
+        leader = _elect_now(env, 3)
+        _node(env, leader).stop(signal.SIGKILL)
+        run.killed_leader = leader
+        _signal_alive(env, signal.SIGCONT)
+        run.records[3] = _settled(env, 3)
+
+        # epoch 4: restart the killed leader; kill another node after it commits
+        _node(env, leader).start()
+        _pause_when_all_committed(env, 4, 4)
+        new_leader = _elect_now(env, 4)
+        other = next(n for n in env.nodes if n.address not in (leader, new_leader) and n.alive())
+        other.stop(signal.SIGKILL)
+        run.killed_mid_epoch = other.address
+        _signal_alive(env, signal.SIGCONT)
+        run.records[4] = _settled(env, 4)
+        yield run
+    finally:
+        env.stop()
+
+
+def _payout(record, address):
+    return next((o.payout for o in record.outcomes if o.node == address), None)
+
+
+def test_four_node_processes_settle_an_epoch_and_pay_contributors(scenario):
+    first = scenario.records[1]
+    assert len(first.participants) == 4 and len(first.reports) == 4
+    assert first.credited > 0 and sum(o.payout for o in first.outcomes) == first.credited
+
+
+def test_tampered_file_is_rejected_and_the_epoch_goes_on(scenario):
+    second = scenario.records[2]
+    participants = second.participant_nodes()
+    assert scenario.tampered not in participants and len(participants) == 3
+    assert _payout(second, scenario.tampered) is None
+    assert second.credited > 0
+    logs = "".join((Path(scenario.env.out) / f"node-{n.index}" / "node.log").read_text() for n in scenario.env.nodes)
+    assert "rejected update of " + scenario.tampered in logs and "sha256" in logs.lower()
+
+
+def test_leader_killed_before_publishing_is_skipped_and_next_candidate_publishes(scenario):
+    third = scenario.records[3]
+    assert third.skipped == [scenario.killed_leader]
+    assert third.merged_hash and scenario.killed_leader not in third.participant_nodes()
+    assert third.credited > 0
+
+
+def test_restarted_node_resumes_from_the_latest_merged_model(scenario):
+    fourth = scenario.records[4]
+    assert scenario.killed_leader in [c.node for c in fourth.commits]
+    node = _node(scenario.env, scenario.killed_leader)
+    log = node.log_path.read_text()
+    assert "adopted the global model of epoch 3" in log.split("resumed from checkpoint")[-1] or \
+        "adopted the global model of epoch 3" in log
+    checkpoint = json.loads((node.config_path.parent / "checkpoint.json").read_text())
+    assert checkpoint["epoch"] >= 3
+
+
+def test_node_killed_mid_epoch_does_not_stop_the_epoch(scenario):
+    fourth = scenario.records[4]
+    assert fourth.settled_at is not None
+    assert scenario.killed_mid_epoch not in fourth.participant_nodes()
+    assert fourth.credited > 0
+
+
+def test_audit_recomputes_every_settlement_of_the_run(scenario):
+    env = scenario.env
+    report = audit_swarm(env.handles.swarm, env.handles.token, from_block=int(env.handles.record["block"]),
+                         fetch_bytes=fetch_or_none)
+    assert report.ok, report.discrepancies
+    assert report.files_checked > 0
