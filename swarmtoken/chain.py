@@ -120,11 +120,20 @@ def create_keystore(path: str | Path, password: str, private_key: bytes | None =
 
 
 def load_project() -> Any:
-    """The brownie project at the repository root (compiled artifacts are reused)."""
+    """The brownie project at the repository root (compiled artifacts are reused).
+    brownie resolves remapped imports against the working directory, so load from the
+    root whatever folder the user runs `swarm` in."""
     from brownie import project
 
     loaded = project.get_loaded_projects()
-    return loaded[0] if loaded else project.load(str(ROOT), name="SwarmProject")
+    if loaded:
+        return loaded[0]
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return project.load(str(ROOT), name="SwarmProject")
+    finally:
+        os.chdir(cwd)
 
 
 def keystore_address(keystore: str | Path) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trainer.data import (DATASETS, DataFileError, UnknownDatasetError, load_dataset, load_node_file,
                           split_swarm)
@@ -58,6 +60,16 @@ def test_split_is_deterministic_per_seed():
     assert all(torch.equal(a.X_train, b.X_train) and torch.equal(a.y_val, b.y_val)
                for a, b in zip(one.nodes, two.nodes))
     assert not all(torch.equal(a.y_train, b.y_train) for a, b in zip(one.nodes, three.nodes))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(method=st.sampled_from(["iid", "dirichlet", "quantity"]), n_nodes=st.integers(1, 10),
+       alpha=st.floats(0.5, 50.0), seed=st.integers(0, 2**31), n_classes=st.integers(1, 6))
+def test_partitions_are_disjoint_covering_and_meet_the_minimum(method, n_nodes, alpha, seed, n_classes):
+    y = np.arange(300) % n_classes
+    parts = partition_indices(y, n_nodes, method=method, alpha=alpha, min_size=5, seed=seed)
+    assert len(parts) == n_nodes and min(len(p) for p in parts) >= 5
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(300))
 
 
 def test_dirichlet_alpha_controls_label_skew():

@@ -1,0 +1,135 @@
+"""The in-process swarm simulator and its baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.attacks import UnknownAttackError
+from trainer.merges import UnknownRuleError
+from trainer.models import build_model
+from trainer.simulate import SimulationConfigError, centralized, derive_seed, local_only, simulate
+from trainer.training import TrainConfig
+
+FAST = TrainConfig(lr=0.05, batch_size=16, steps=4)
+
+
+def _run(split, **kwargs):
+    options = dict(merge="mean", scorer="exact_shapley", train=FAST, seed=0, model_options={"hidden": (8,)})
+    options.update(kwargs)
+    return simulate(split, len(split.nodes), options.pop("epochs", 3), **options)
+
+
+def test_swarm_learns_and_records_every_epoch(wine_split):
+    result = _run(wine_split, epochs=4)
+    assert [r.epoch for r in result.epochs] == [0, 1, 2, 3]
+    assert result.final.accuracy > 0.85
+    assert all(0 <= r.leader < 4 and r.scores.shape == (4,) and r.evaluations > 0 for r in result.epochs)
+    assert result.accumulated_scores().shape == (4,)
+    assert result.n_train == [node.n_train for node in wine_split.nodes]
+    assert set(result.final_state) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    summary = result.as_dict()
+    assert len(summary["epochs"]) == 4 and summary["rogue_ids"] == []
+
+
+def test_simulation_is_bit_deterministic(wine_split):
+    one, two = _run(wine_split), _run(wine_split)
+    assert all(torch.equal(one.final_state[k], two.final_state[k]) for k in one.final_state)
+    assert all(np.array_equal(a.scores, b.scores) and a.leader == b.leader for a, b in zip(one.epochs, two.epochs))
+    other = _run(wine_split, seed=1)
+    assert not all(torch.equal(one.final_state[k], other.final_state[k]) for k in one.final_state)
+
+
+def test_leader_is_drawn_among_all_nodes_with_the_epoch_seed(wine_split):
+    result = _run(wine_split, epochs=8, scorer=None)
+    leaders = [r.leader for r in result.epochs]
+    assert leaders == [int(np.random.default_rng(derive_seed(0, "epoch", e)).integers(4)) for e in range(8)]
+    assert len(set(leaders)) > 1
+
+
+def test_rogues_are_drawn_by_fraction_or_given(wine_split):
+    drawn = _run(wine_split, scorer=None, epochs=1, attack="sign_flip", rogue_fraction=0.25)
+    assert len(drawn.rogue_ids) == 1 and drawn.honest_ids == sorted(set(range(4)) - set(drawn.rogue_ids))
+    given = _run(wine_split, scorer=None, epochs=1, attack="sign_flip", rogue_ids=[3, 1])
+    assert given.rogue_ids == [1, 3]
+
+
+def test_model_attack_changes_the_merge(wine_split):
+    clean = _run(wine_split, scorer=None, epochs=2)
+    attacked = _run(wine_split, scorer=None, epochs=2, attack="gaussian_noise", rogue_ids=[0],
+                    attack_options={"sigma": 5.0})
+    assert attacked.final.loss > 2 * clean.final.loss
+    assert attacked.epochs[0].test.loss > 2 * clean.epochs[0].test.loss
+
+
+def test_free_riders_commit_the_previous_model(wine_split):
+    # Three of four nodes send the global model back: the coordinate-wise median is that model.
+    result = _run(wine_split, scorer=None, epochs=2, merge="median", attack="free_rider", rogue_ids=[0, 1, 2])
+    initial = build_model("mlp", 13, 3, seed=0, hidden=(8,)).state_dict()
+    assert all(torch.equal(result.final_state[k], initial[k]) for k in initial)
+
+
+def test_label_flip_poisons_the_rogue_training_data(wine_split):
+    clean = _run(wine_split, scorer=None, epochs=3, merge="mean")
+    flipped = _run(wine_split, scorer=None, epochs=3, merge="mean", attack="label_flip", rogue_ids=[0, 1, 2])
+    assert flipped.final.accuracy < clean.final.accuracy - 0.3
+
+
+def test_scores_use_honest_validators_and_reward_honest_over_sign_flip(wine_split):
+    result = _run(wine_split, epochs=3, attack="sign_flip", rogue_ids=[2])
+    totals = result.accumulated_scores()
+    assert totals[2] < min(totals[i] for i in (0, 1, 3))
+
+
+def test_median_validation_is_the_median_of_per_validator_scores(wine_split):
+    # With one honest validator the median over validators is that validator's score,
+    # which is also the union's.
+    lone = dict(epochs=2, attack="free_rider", rogue_ids=[0, 1, 2])
+    union, median = _run(wine_split, **lone), _run(wine_split, validation="median", **lone)
+    assert all(np.array_equal(a.scores, b.scores) for a, b in zip(union.epochs, median.epochs))
+    assert median.epochs[0].evaluations == union.epochs[0].evaluations
+    # With four validators each scores on its own rows: more evaluations, other values.
+    union, median = _run(wine_split, epochs=1), _run(wine_split, epochs=1, validation="median")
+    assert median.epochs[0].evaluations == 4 * union.epochs[0].evaluations
+    assert not np.allclose(median.epochs[0].scores, union.epochs[0].scores)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"attack": None, "rogue_ids": [1]}, SimulationConfigError, "rogue nodes \\[1\\] need an attack"),
+    ({"attack": "sign_flip", "rogue_fraction": 1.0}, SimulationConfigError, "rogue_fraction must be in"),
+    ({"attack": "sign_flip", "rogue_ids": [4]}, SimulationConfigError, "rogue_ids \\[4\\] must lie in"),
+    ({"attack": "sign_flip", "rogue_ids": [0, 1, 2, 3]}, SimulationConfigError, "at least one honest node"),
+    ({"attack": "teleport"}, UnknownAttackError, "unknown attack 'teleport'"),
+    ({"epochs": 0}, SimulationConfigError, "epochs >= 1"),
+    ({"validation": "mean"}, SimulationConfigError, "validation must be one of"),
+    ({"merge": "mode"}, UnknownRuleError, "mode"),
+])
+def test_bad_simulation_arguments_are_named(wine_split, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        _run(wine_split, scorer=None, **kwargs)
+
+
+def test_split_node_count_must_match(wine_split):
+    with pytest.raises(SimulationConfigError, match="n_nodes=3 but the given split has 4 nodes"):
+        simulate(wine_split, 3, 1, scorer=None)
+
+
+def test_no_scores_without_a_scorer(wine_split):
+    with pytest.raises(SimulationConfigError, match="scorer=None"):
+        _run(wine_split, scorer=None, epochs=1).accumulated_scores()
+
+
+def test_simulate_accepts_a_dataset_name():
+    result = simulate("wine", 3, 1, merge="mean", scorer=None, train=FAST, partition="iid",
+                      model_options={"hidden": (4,)})
+    assert len(result.n_train) == 3 and sum(result.n_train) > 80
+
+
+def test_baselines_train_on_the_same_split(wine_split):
+    local = local_only(wine_split, epochs=3, train=FAST, seed=0, model_options={"hidden": (8,)})
+    central = centralized(wine_split, epochs=3, train=FAST, seed=0, model_options={"hidden": (8,)})
+    assert len(local) == 4 and all(0 <= m.accuracy <= 1 for m in local)
+    assert central.accuracy > 0.85
+    again = local_only(wine_split, epochs=3, train=FAST, seed=0, model_options={"hidden": (8,)})
+    assert [m.loss for m in local] == [m.loss for m in again]

@@ -1,0 +1,219 @@
+r"""Attacks a rogue node can mount, for experiments, tests and the demo's rogue nodes.
+
+Model poisoning: a rogue trains honestly (``honest``), then commits a forged update.
+With the honest delta ``x = honest - previous`` and the honest peers' deltas ``x_j``:
+
+* ``sign_flip``:      previous - scale * x                (scale = 1)
+* ``gaussian_noise``: previous + e, e ~ N(0, sigma^2 I)  (sigma = 1; carries no information)
+* ``scaled``:         previous + scale * x                (scale = 10; boosting)
+* ``free_rider``:     previous                            (no work, claims a share anyway)
+* ``alie``:           previous + mu - z * s               ("a little is enough",
+  Baruch et al. 2019), mu and s the coordinate-wise mean and standard deviation of
+  the peers' deltas; z = Phi^{-1}((n - s') / n) with s' = floor(n / 2 + 1) - f when
+  ``n`` and ``f`` are given, else ``z`` (default 1.0).
+
+Data poisoning: ``label_flip`` maps every label through a seeded derangement of the
+classes (no class keeps its label) before local training; the simulator asks
+``is_data_attack(name)`` and calls ``flip_labels`` instead of forging the update.
+
+Adding an attack: one function with the model-attack signature and
+``@register_attack("name")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from scipy.stats import norm
+
+from trainer.params import StateDict, flatten, unflatten, validate_updates
+
+Attack = Callable[..., StateDict]
+"""``attack(honest, *, previous, peers, seed, **options) -> StateDict``."""
+
+ATTACKS: dict[str, Callable[..., object]] = {}
+_DATA_ATTACKS: set[str] = set()
+
+
+class UnknownAttackError(KeyError, ValueError):
+    """The attack name is not in ``ATTACKS``; the message lists the known names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class AttackOptionError(ValueError):
+    """An attack option is out of range, or a data attack is used as a model attack."""
+
+
+def register_attack(name: str, *, data: bool = False) -> Callable[[Callable[..., object]], Callable[..., object]]:
+    """Add an attack to ``ATTACKS``; ``data=True`` marks a data-poisoning attack."""
+
+    def decorator(fn: Callable[..., object]) -> Callable[..., object]:
+        if name in ATTACKS:
+            raise AttackOptionError(f"attack {name!r} is already registered")
+        ATTACKS[name] = fn
+        if data:
+            _DATA_ATTACKS.add(name)
+        return fn
+
+    return decorator
+
+
+def is_data_attack(name: str) -> bool:
+    """True when ``name`` poisons the training data rather than the committed update.
+
+    Raises:
+        UnknownAttackError: ``name`` is not registered.
+    """
+    _known(name)
+    return name in _DATA_ATTACKS
+
+
+def _known(name: str) -> None:
+    if name not in ATTACKS:
+        raise UnknownAttackError(f"unknown attack {name!r}; known: {', '.join(sorted(ATTACKS))}")
+
+
+def _delta(honest: StateDict, previous: StateDict) -> torch.Tensor:
+    validate_updates([honest], previous)
+    return flatten(honest) - flatten(previous)
+
+
+def _forge(previous: StateDict, honest: StateDict, delta: torch.Tensor) -> StateDict:
+    """previous + delta, keeping the honest update's integer buffers."""
+    out = unflatten(flatten(previous) + delta, previous)
+    for key in sorted(previous):
+        if not previous[key].is_floating_point():
+            out[key] = honest[key].clone()
+    return out
+
+
+@register_attack("sign_flip")
+def sign_flip(
+    honest: StateDict, *, previous: StateDict, peers: Sequence[StateDict], seed: int, scale: float = 1.0
+) -> StateDict:
+    """Commit the honest step reversed (times ``scale``): pushes the model uphill."""
+    if not scale > 0:
+        raise AttackOptionError(f"sign_flip: scale must be > 0, got {scale!r}")
+    return _forge(previous, honest, -scale * _delta(honest, previous))
+
+
+@register_attack("gaussian_noise")
+def gaussian_noise(
+    honest: StateDict, *, previous: StateDict, peers: Sequence[StateDict], seed: int, sigma: float = 1.0
+) -> StateDict:
+    """Commit previous + N(0, sigma^2) noise: an update with no information, seeded."""
+    if not sigma > 0:
+        raise AttackOptionError(f"gaussian_noise: sigma must be > 0, got {sigma!r}")
+    delta = _delta(honest, previous)
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(delta.shape, generator=generator, dtype=torch.float64) * sigma
+    return _forge(previous, honest, noise)
+
+
+@register_attack("scaled")
+def scaled(
+    honest: StateDict, *, previous: StateDict, peers: Sequence[StateDict], seed: int, scale: float = 10.0
+) -> StateDict:
+    """Commit the honest step times ``scale``: tries to dominate an averaging merge."""
+    if not scale > 0:
+        raise AttackOptionError(f"scaled: scale must be > 0, got {scale!r}")
+    return _forge(previous, honest, scale * _delta(honest, previous))
+
+
+@register_attack("free_rider")
+def free_rider(honest: StateDict, *, previous: StateDict, peers: Sequence[StateDict], seed: int) -> StateDict:
+    """Commit the global model unchanged: no training, yet a claim on the reward."""
+    _delta(honest, previous)
+    return {key: value.detach().clone() for key, value in previous.items()}
+
+
+def alie_z(n: int, f: int) -> float:
+    """ALIE's largest undetected shift: z = Phi^{-1}((n - s) / n), s = floor(n/2 + 1) - f.
+
+    Raises:
+        AttackOptionError: the quantile is undefined (needs 0 < f < n and 1 <= s < n).
+    """
+    s = (n // 2 + 1) - f
+    if not (0 < f < n) or not (0 < n - s < n):
+        raise AttackOptionError(f"alie: z undefined for n={n}, f={f}")
+    return float(norm.ppf((n - s) / n))
+
+
+@register_attack("alie")
+def alie(
+    honest: StateDict,
+    *,
+    previous: StateDict,
+    peers: Sequence[StateDict],
+    seed: int,
+    z: float | None = None,
+    n: int | None = None,
+    f: int | None = None,
+) -> StateDict:
+    """"A little is enough": commit previous + mean - z * std of the peers' deltas.
+
+    Why it hurts: each coordinate stays within z standard deviations of the honest
+    mean, so median/trimmed-mean/Krum accept it, yet all rogues push the same way
+    every epoch. Pass ``z``, or ``n`` (participants) and ``f`` (rogues) for the
+    paper's z; default z = 1.0. Needs at least 2 peers (a standard deviation).
+    """
+    if z is not None and (n is not None or f is not None):
+        raise AttackOptionError("alie: give either z or (n, f), not both")
+    if n is not None or f is not None:
+        if n is None or f is None:
+            raise AttackOptionError("alie: n and f must be given together")
+        z = alie_z(n, f)
+    z_used = 1.0 if z is None else z
+    if len(peers) < 2:
+        raise AttackOptionError(f"alie: needs at least 2 peer updates, got {len(peers)}")
+    _delta(honest, previous)
+    validate_updates(peers, previous)
+    base = flatten(previous)
+    deltas = torch.stack([flatten(p) - base for p in peers])
+    mu = deltas.mean(dim=0)
+    sd = deltas.std(dim=0, correction=0)
+    return _forge(previous, honest, mu - z_used * sd)
+
+
+@register_attack("label_flip", data=True)
+def flip_labels(y: torch.Tensor, n_classes: int, seed: int) -> torch.Tensor:
+    """Relabel every sample through a seeded derangement of the classes.
+
+    A derangement (no class maps to itself) makes every label wrong, the strongest
+    label flip with a fixed mapping; for two classes it swaps them.
+
+    Raises:
+        AttackOptionError: fewer than 2 classes, or a label outside [0, n_classes).
+    """
+    if n_classes < 2:
+        raise AttackOptionError(f"label_flip: needs at least 2 classes, got {n_classes}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise AttackOptionError(
+            f"label_flip: labels must lie in [0, {n_classes}), got range "
+            f"[{int(y.min())}, {int(y.max())}]"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    shift = int(torch.randint(1, n_classes, (1,), generator=generator))
+    order = torch.randperm(n_classes, generator=generator)
+    mapping = torch.empty(n_classes, dtype=torch.int64)
+    mapping[order] = order[(torch.arange(n_classes) + shift) % n_classes]
+    return mapping[y.to(torch.int64)].to(y.dtype)
+
+
+def apply_attack(
+    name: str,
+    honest: StateDict,
+    *,
+    previous: StateDict,
+    peers: Sequence[StateDict],
+    seed: int,
+    **options: object,
+) -> StateDict:
+    """Run model-poisoning attack ``name``; refuses unknown names and data attacks."""
+    _known(name)
+    if name in _DATA_ATTACKS:
+        raise AttackOptionError(f"{name!r} poisons data: call flip_labels on the labels instead")
+    return ATTACKS[name](honest, previous=previous, peers=peers, seed=seed, **options)  # type: ignore[return-value]
