@@ -20,7 +20,8 @@ import {SwarmToken} from "./SwarmToken.sol";
  * Reports are not stored: each one is folded into a per-epoch hash chain and emitted in
  * `ValidationReported`. Settlement takes the reports back as calldata, in reporting order,
  * and checks them against the chain, so storage per report is O(1) and the event stream is
- * the complete contribution ledger.
+ * the complete contribution ledger. The settler also supplies each participant's lower
+ * median as a hint, which the contract verifies by counting rather than sorting.
  *
  * @dev NOTE: threat assumptions.
  * - Leader election draws from the committed set with `block.prevrandao` of the election
@@ -122,6 +123,8 @@ contract SwarmLearning is Ownable2Step {
     Config private _config;
 
     uint64 public currentEpoch;
+    /// @notice Epochs settled so far (abandoned epochs do not count toward maxEpochs).
+    uint64 public settledEpochs;
     bool public finished;
     bool private _hasBest;
     int64 public bestMetric;
@@ -236,6 +239,8 @@ contract SwarmLearning is Ownable2Step {
     error ReportCountMismatch(uint256 given, uint256 expected);
     /// @notice The supplied reports do not match the ones made on chain.
     error ReportsMismatch(uint256 epoch);
+    /// @notice Hint `given` at `index` is not the lower median (index = participant count: the metric).
+    error WrongMedian(uint256 index, int64 given);
     /// @notice `account` has no credited tokens.
     error NothingToClaim(address account);
 
@@ -362,14 +367,17 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @notice After the leader's deadline, hand leadership to the next committed node. The
-     * skipped leader forfeits its payout this epoch. When every committed node has been
-     * skipped the epoch is abandoned and its budget carried. Anyone may call.
+     * @notice After the leader's deadline, or at once if the owner removed the leader, hand
+     * leadership to the next committed node. The skipped leader forfeits its payout this
+     * epoch. When every committed node has been skipped the epoch is abandoned and its
+     * budget carried. Anyone may call.
      */
     function failover(uint256 epoch) external {
         EpochState storage e = _openEpochState(epoch, Phase.Merge);
-        if (block.timestamp <= e.deadline) revert MergeWindowOpen(epoch, e.deadline);
         address skipped = _commits[epoch][e.leaderIndex].node;
+        if (block.timestamp <= e.deadline && _members[skipped].status != Status.Removed) {
+            revert MergeWindowOpen(epoch, e.deadline);
+        }
         e.skipped |= (uint256(1) << e.leaderIndex);
         e.failovers += 1;
         if (e.failovers == e.commitCount) {
@@ -396,6 +404,7 @@ contract SwarmLearning is Ownable2Step {
         EpochState storage e = _openEpochState(epoch, Phase.Merge);
         address leader = _commits[epoch][e.leaderIndex].node;
         if (msg.sender != leader) revert NotLeader(msg.sender, leader);
+        if (_members[leader].status == Status.Removed) revert NotActive(leader, Status.Removed);
         if (block.timestamp > e.deadline) revert DeadlinePassed(epoch, e.deadline);
         if (mergedHash == bytes32(0)) revert InvalidSubmission("zero mergedHash");
         if (bytes(uri).length == 0) revert InvalidSubmission("empty uri");
@@ -434,33 +443,33 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @notice Settle `epoch` from its `reports` (as emitted, in emission order): median score
-     * per participant, payouts by the reference rule, credits, stopping rule. Anyone may call
-     * once every participant reported or the report deadline passed.
+     * @notice Settle `epoch` from its `reports` (as emitted, in emission order), with the
+     * lower median of each participant's scores and of the metrics as hints. The contract
+     * verifies the hints instead of sorting: m is the lower median of k values exactly when
+     * #{v < m} <= (k - 1) / 2 < #{v <= m}, one counting pass over the reports. With no
+     * reports every hint must be 0. Then payouts by the reference rule, credits, stopping
+     * rule. Anyone may call once every participant reported or the report deadline passed.
      */
-    function settle(uint256 epoch, Report[] calldata reports) external {
+    function settle(uint256 epoch, Report[] calldata reports, int64[] calldata medians, int64 metric) external {
         EpochState storage e = _openEpochState(epoch, Phase.Report);
         if (e.reportCount < e.participantCount && block.timestamp <= e.deadline) {
             revert SettlementNotDue(epoch, e.reportCount, e.participantCount, e.deadline);
         }
         if (reports.length != e.reportCount) revert ReportCountMismatch(reports.length, e.reportCount);
-        bytes32 digest;
-        for (uint256 r = 0; r < reports.length; ++r) {
-            digest = keccak256(abi.encode(digest, reports[r].reporter, reports[r].metric, reports[r].scores));
-        }
-        if (digest != e.reportsDigest) revert ReportsMismatch(epoch);
+        if (medians.length != e.participantCount) revert ScoreCountMismatch(medians.length, e.participantCount);
+        _checkReports(epoch, e.reportsDigest, reports, medians, metric);
         e.phase = Phase.Settled;
+        settledEpochs += 1;
 
         uint256[] memory indices = _bitIndices(e.participants, e.participantCount);
-        int64[] memory medians = _medianScores(reports, indices.length);
-        int64 metric = reports.length == 0 ? int64(0) : _medianMetric(reports);
         uint256 budget = _budget();
-        uint256 credited = _credit(epoch, e, indices, medians, budget, reports.length != 0);
+        bool anyReports = reports.length != 0;
+        uint256 credited = _credit(epoch, e, indices, medians, budget, anyReports);
         carry = budget - credited;
         if (credited != 0) token.mint(address(this), credited);
         emit EpochSettled(epoch, budget, credited, budget - credited, metric, uint16(reports.length));
 
-        if (_stoppingRuleFires(epoch, metric, reports.length != 0)) {
+        if (_stoppingRuleFires(metric, anyReports)) {
             finished = true;
             emit SwarmFinished(epoch, bestMetric);
         } else {
@@ -626,10 +635,11 @@ contract SwarmLearning is Ownable2Step {
         }
     }
 
-    /// @dev Updates best metric and patience counter; true when the swarm should stop.
-    function _stoppingRuleFires(uint256 epoch, int64 metric, bool hasMetric) private returns (bool) {
+    /// @dev Updates best metric and patience counter; true when the swarm should stop. An
+    /// improvement must exceed the best by more than minDelta (a flat metric is no progress).
+    function _stoppingRuleFires(int64 metric, bool hasMetric) private returns (bool) {
         // int256: a hostile metric near type(int64).max must not make settlement overflow.
-        if (hasMetric && (!_hasBest || int256(metric) >= int256(bestMetric) + int256(_config.minDelta))) {
+        if (hasMetric && (!_hasBest || int256(metric) > int256(bestMetric) + int256(_config.minDelta))) {
             _hasBest = true;
             bestMetric = metric;
             staleEpochs = 0;
@@ -637,46 +647,70 @@ contract SwarmLearning is Ownable2Step {
             staleEpochs += 1;
         }
         if (hasMetric && _config.targetMetric != 0 && metric >= _config.targetMetric) return true;
-        if (epoch >= _config.maxEpochs) return true;
+        if (settledEpochs >= _config.maxEpochs) return true;
         return _config.patience != 0 && staleEpochs >= _config.patience;
     }
 
-    /// @dev Lower median across reports of each participant's score (0 when nobody reported).
-    function _medianScores(Report[] calldata reports, uint256 n) private pure returns (int64[] memory medians) {
-        medians = new int64[](n);
-        uint256 k = reports.length;
-        if (k == 0) return medians;
-        int64[] memory column = new int64[](k);
-        for (uint256 j = 0; j < n; ++j) {
-            for (uint256 r = 0; r < k; ++r) {
-                column[r] = reports[r].scores[j];
-            }
-            medians[j] = _lowerMedian(column);
-        }
-    }
-
-    function _medianMetric(Report[] calldata reports) private pure returns (int64) {
-        int64[] memory column = new int64[](reports.length);
+    /**
+     * @dev One pass over the reports: rebuild the hash chain (the reports are the ones made
+     * on chain) and count, per participant, the scores below and at-or-below its median
+     * hint; then check every hint is the lower median (element (k - 1) / 2 in sorted order).
+     */
+    function _checkReports(
+        uint256 epoch,
+        bytes32 expectedDigest,
+        Report[] calldata reports,
+        int64[] calldata medians,
+        int64 metric
+    ) private pure {
+        uint256 n = medians.length;
+        uint256[] memory below = new uint256[](n + 1); // index n counts the metric
+        uint256[] memory atOrBelow = new uint256[](n + 1);
+        bytes32 digest;
         for (uint256 r = 0; r < reports.length; ++r) {
-            column[r] = reports[r].metric;
+            digest = keccak256(abi.encode(digest, reports[r].reporter, reports[r].metric, reports[r].scores));
+            _countReport(below, atOrBelow, reports[r], medians, metric);
         }
-        return _lowerMedian(column);
+        if (digest != expectedDigest) revert ReportsMismatch(epoch);
+        uint256 k = reports.length;
+        for (uint256 j = 0; j <= n; ++j) {
+            int64 hint = j < n ? medians[j] : metric;
+            bool ok = k == 0 ? hint == 0 : below[j] <= (k - 1) / 2 && (k - 1) / 2 < atOrBelow[j];
+            if (!ok) revert WrongMedian(j, hint);
+        }
     }
 
-    /// @dev Sorts `values` in place (insertion sort; length <= maxPeers) and returns the
-    /// element at (k - 1) / 2.
-    function _lowerMedian(int64[] memory values) private pure returns (int64) {
-        uint256 k = values.length;
-        for (uint256 i = 1; i < k; ++i) {
-            int64 v = values[i];
-            uint256 j = i;
-            while (j > 0 && values[j - 1] > v) {
-                values[j] = values[j - 1];
-                --j;
-            }
-            values[j] = v;
+    function _countReport(
+        uint256[] memory below,
+        uint256[] memory atOrBelow,
+        Report calldata report,
+        int64[] calldata medians,
+        int64 metric
+    ) private pure {
+        int64[] calldata scores = report.scores;
+        uint256 n = medians.length;
+        if (scores.length != n) revert ScoreCountMismatch(scores.length, n);
+        for (uint256 j = 0; j < n; ++j) {
+            _count(below, atOrBelow, j, scores[j], medians[j]);
         }
-        return values[(k - 1) / 2];
+        _count(below, atOrBelow, n, report.metric, metric);
+    }
+
+    function _count(uint256[] memory below, uint256[] memory atOrBelow, uint256 j, int64 value, int64 hint)
+        private
+        pure
+    {
+        if (value < hint) {
+            // Cannot overflow: at most reports.length <= maxPeers increments.
+            unchecked {
+                below[j] += 1;
+                atOrBelow[j] += 1;
+            }
+        } else if (value == hint) {
+            unchecked {
+                atOrBelow[j] += 1;
+            }
+        }
     }
 
     function _bitIndices(uint256 bitmap, uint256 count) private pure returns (uint256[] memory indices) {

@@ -53,6 +53,7 @@ class DemoOptions:
     commit_window: int = 3
     merge_window: int = 10
     report_window: int = 10
+    elect_grace: float = 20.0
 
     def __post_init__(self) -> None:
         if self.nodes < 3:
@@ -184,7 +185,8 @@ class LocalSwarm:
                 store=StoreSection(dir="store", port=port),
                 data=DataSection(dataset=opts.dataset, shard=i, shards=opts.nodes, alpha=opts.alpha, seed=opts.seed),
                 model=ModelSection(),
-                node=NodeSection(attack=opts.attack if rogue else "", serve_after_finish=True),
+                node=NodeSection(attack=opts.attack if rogue else "", serve_after_finish=True,
+                                 elect_grace=opts.elect_grace),
                 base_dir=folder,
             )
             config_path = folder / "node.toml"

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .rewards import lower_median, median_scores
+
 
 @dataclass
 class CommitRecord:
@@ -63,9 +65,13 @@ class EpochRecord:
         by_index = {c.index: c.node for c in self.commits}
         return [by_index[i] for i in self.participants]
 
-    def settlement_reports(self) -> list[tuple[str, int, list[int]]]:
-        """The reports in emission order, shaped as `settle(epoch, reports)` takes them."""
-        return [(r.reporter, r.metric, list(r.scores)) for r in self.reports]
+    def settlement_args(self) -> tuple[list[tuple[str, int, list[int]]], list[int], int]:
+        """``settle(epoch, reports, medians, metric)``'s arguments after the epoch number:
+        the reports in emission order and the lower medians the contract verifies."""
+        reports = [(r.reporter, r.metric, list(r.scores)) for r in self.reports]
+        medians = median_scores([r.scores for r in self.reports], len(self.participants))
+        metric = lower_median([r.metric for r in self.reports]) if self.reports else 0
+        return reports, medians, metric
 
 
 @dataclass

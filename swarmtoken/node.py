@@ -121,7 +121,13 @@ class Node:
             self._enroll_if_needed()
             while not self.swarm.finished():
                 epoch = int(self.swarm.currentEpoch())
-                self._step(epoch, synced=self._sync_global(epoch))
+                try:
+                    self._step(epoch, synced=self._sync_global(epoch))
+                except (NodeError, KeyboardInterrupt):
+                    raise
+                except Exception:  # a daemon: log the failure with its traceback and carry on
+                    log.exception("epoch %d: step failed; retrying after a pause", epoch)
+                    time.sleep(1.0)
                 time.sleep(self.config.node.poll_interval)
             self._sync_global(int(self.swarm.currentEpoch()) + 1)
             self._finish()
@@ -245,9 +251,9 @@ class Node:
         missing = [c for c in commits if c.index not in work.updates]
 
         def get(commit: CommitRecord) -> tuple[CommitRecord, Any]:
-            if commit.node == self.address and self.store.has(commit.param_hash):
-                return commit, self.store.load(commit.param_hash, reference=self.global_state)
             try:
+                if commit.node == self.address and self.store.has(commit.param_hash):
+                    return commit, self.store.load(commit.param_hash, reference=self.global_state)
                 return commit, fetch(commit.uri, commit.param_hash, reference=self.global_state,
                                      timeout=self.config.node.fetch_timeout, retries=self.config.node.fetch_retries,
                                      backoff=0.2)
@@ -287,8 +293,8 @@ class Node:
         due = (everyone and time.time() >= work.all_reported_seen + STAGGER_S * self._rank(epoch)) or \
             self._due(int(state["deadline"]), epoch)
         if due:
-            reports = read_epoch(self.swarm, epoch, self.from_block).settlement_reports()
-            if self._send("settle", epoch, reports):
+            args = read_epoch(self.swarm, epoch, self.from_block).settlement_args()
+            if self._send("settle", epoch, *args):
                 log.info("epoch %d: settled", epoch)
 
     def _validate(self, epoch: int, work: EpochWork) -> None:

@@ -5,8 +5,9 @@ epoch 1  everything works;
 epoch 2  one node's committed file is tampered with on disk: the leader rejects it, the
          epoch goes on without it, nothing already accepted is lost;
 epoch 3  the elected leader is killed before it publishes: the next candidate takes over;
-epoch 4  the killed node restarts: it resumes from the latest merged model, takes part;
-         and another node is killed mid-epoch after committing: the epoch settles anyway.
+epoch 4  the killed node, restarted during epoch 3, resumes from the latest merged model
+         and takes part; another node is killed mid-epoch after committing: the epoch
+         settles anyway.
 
 The scenario runs once (module fixture); each test checks one guarantee on its record.
 """
@@ -87,7 +88,7 @@ def _settled(env, epoch):
 def scenario(tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e")
     options = DemoOptions(nodes=4, rogue=0, epochs=EPOCHS, port=free_port(), out=str(out / "run"),
-                          commit_window=4, merge_window=6, report_window=8)
+                          commit_window=4, merge_window=6, report_window=8, elect_grace=60)
     env = LocalSwarm(options)
     Path(options.out).mkdir(parents=True)
     run = Scenario(env)
@@ -115,10 +116,10 @@ def scenario(tmp_path_factory):
         _node(env, leader).stop(signal.SIGKILL)
         run.killed_leader = leader
         _signal_alive(env, signal.SIGCONT)
+        _node(env, leader).start()  # comes back while the others fail over
         run.records[3] = _settled(env, 3)
 
-        # epoch 4: restart the killed leader; kill another node after it commits
-        _node(env, leader).start()
+        # epoch 4: the restarted node takes part; another node is killed after committing
         _pause_when_all_committed(env, 4, 4)
         new_leader = _elect_now(env, 4)
         other = next(n for n in env.nodes if n.address not in (leader, new_leader) and n.alive())

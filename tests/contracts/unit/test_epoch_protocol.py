@@ -1,0 +1,488 @@
+"""One epoch step by step: commit, elect, fail-over, publish, report, settle, claim; each
+step's success (state and event) and every way it is refused."""
+
+import pytest
+from brownie import ZERO_ADDRESS, accounts, chain, web3
+from eth_abi import encode
+
+from tests.fixtures.deployments import param_hash
+from tests.fixtures.errors import reverts_with
+
+COMMIT, MERGE, REPORT, SETTLED = 0, 1, 2, 3
+NONE = 0
+REWARD = 1000 * 10**18
+MERGED = b"\x22" * 32
+
+
+@pytest.fixture
+def members(nodes, protocol):
+    """Four enrolled nodes."""
+    protocol.enroll(nodes[:4])
+    return nodes[:4]
+
+
+@pytest.fixture
+def committed(members, protocol):
+    """All four members committed to epoch 1."""
+    protocol.submit(members, [100, 200, 300, 400])
+    return members
+
+
+@pytest.fixture
+def merging(committed, protocol):
+    """Epoch 1 in the Merge phase."""
+    protocol.elect()
+    return committed
+
+
+@pytest.fixture
+def reporting(merging, protocol):
+    """Epoch 1 in the Report phase with all four as participants."""
+    protocol.publish()
+    return merging
+
+
+def node_at(swarm, epoch, index):
+    return accounts.at(swarm.commitAt(epoch, index)["node"], force=True)
+
+
+# ------------------------------------------------------------------ commit
+def test_node_commits_its_update(swarm, members):
+    digest = param_hash(members[1], 1)
+    swarm.submitUpdate(1, param_hash(members[0], 1), "http://a", 10, {"from": members[0]})
+    tx = swarm.submitUpdate(1, digest, "http://b/1.safetensors", 1234, {"from": members[1]})
+    event = tx.events["UpdateSubmitted"]
+    assert event["epoch"] == 1
+    assert event["node"] == members[1]
+    assert event["index"] == 1
+    assert event["paramHash"] == "0x" + digest.hex()
+    assert event["uri"] == "http://b/1.safetensors"
+    assert event["numSamples"] == 1234
+    commit = swarm.commitAt(1, 1)
+    assert (commit["node"], commit["numSamples"]) == (members[1], 1234)
+    assert swarm.epochState(1)["commitCount"] == 2
+    member = swarm.memberOf(members[1])
+    assert member["lastSubmitEpoch"] == 1
+    assert member["commitIndex"] == 1
+
+
+def test_commit_for_a_future_epoch_is_refused(swarm, members):
+    with reverts_with("WrongEpoch", 2, 1):
+        swarm.submitUpdate(2, param_hash(members[0], 2), "http://a", 10, {"from": members[0]})
+
+
+def test_commit_for_a_past_epoch_is_refused(swarm, members, protocol):
+    protocol.run_epoch(members[:3], [1, 1, 1])
+    with reverts_with("WrongEpoch", 1, 2):
+        swarm.submitUpdate(1, param_hash(members[3], 1), "http://a", 10, {"from": members[3]})
+
+
+def test_committing_twice_in_an_epoch_is_refused(swarm, members):
+    swarm.submitUpdate(1, param_hash(members[0], 1), "http://a", 10, {"from": members[0]})
+    with reverts_with("AlreadySubmitted", members[0], 1):
+        swarm.submitUpdate(1, b"\x01" * 32, "http://a2", 10, {"from": members[0]})
+
+
+@pytest.mark.parametrize(
+    "digest, uri, samples, reason",
+    [
+        (b"\x00" * 32, "http://a", 10, "zero paramHash"),
+        (b"\x01" * 32, "", 10, "empty uri"),
+        (b"\x01" * 32, "http://a", 0, "zero numSamples"),
+    ],
+)
+def test_malformed_commit_is_refused(swarm, members, digest, uri, samples, reason):
+    with reverts_with("InvalidSubmission", reason):
+        swarm.submitUpdate(1, digest, uri, samples, {"from": members[0]})
+
+
+def test_non_member_cannot_commit(swarm, outsider):
+    with reverts_with("NotActive", outsider, NONE):
+        swarm.submitUpdate(1, b"\x01" * 32, "http://a", 10, {"from": outsider})
+
+
+def test_late_commit_is_accepted_until_the_election(swarm, committed, protocol, nodes):
+    protocol.enroll(nodes[4:5])
+    protocol.close_commit()
+    tx = swarm.submitUpdate(1, param_hash(nodes[4], 1), "http://late", 5, {"from": nodes[4]})
+    assert tx.events["UpdateSubmitted"]["index"] == 4
+
+
+def test_commitments_are_bounded_by_max_peers_even_with_churn(create_swarm, admin, nodes):
+    swarm, _ = create_swarm(min_peers=2, max_peers=2)
+    for node in nodes[:3]:
+        swarm.authorize(node, 0, {"from": admin})
+    for node in nodes[:2]:
+        swarm.enroll("http://n", {"from": node})
+        swarm.submitUpdate(1, param_hash(node, 1), "http://p", 10, {"from": node})
+    swarm.leave({"from": nodes[0]})
+    swarm.enroll("http://n", {"from": nodes[2]})
+    with reverts_with("MaxPeersReached", 2):
+        swarm.submitUpdate(1, param_hash(nodes[2], 1), "http://p", 10, {"from": nodes[2]})
+
+
+def test_commit_after_the_election_is_refused(swarm, merging, protocol, nodes):
+    protocol.enroll(nodes[4:5])
+    with reverts_with("WrongPhase", 1, MERGE, COMMIT):
+        swarm.submitUpdate(1, param_hash(nodes[4], 1), "http://late", 5, {"from": nodes[4]})
+
+
+# ------------------------------------------------------------------ elect
+def test_anyone_elects_a_committed_leader_after_the_commit_window(swarm, committed, protocol, outsider):
+    protocol.close_commit()
+    tx = swarm.electLeader(1, {"from": outsider})
+    event = tx.events["LeaderElected"]
+    state = swarm.epochState(1)
+    assert state["phase"] == MERGE
+    assert state["leaderIndex"] == event["seed"] % 4
+    assert event["leader"] == committed[state["leaderIndex"]] == swarm.leaderOf(1)
+    assert event["epoch"] == 1
+    assert event["deadline"] == tx.timestamp + 60 == state["deadline"]
+
+
+def test_election_waits_for_the_commit_window(swarm, committed):
+    deadline = swarm.epochState(1)["deadline"]
+    with reverts_with("CommitWindowOpen", 1, deadline):
+        swarm.electLeader(1, {"from": committed[0]})
+
+
+def test_election_needs_min_peers_commits(swarm, members, protocol):
+    protocol.submit(members[:2])
+    protocol.close_commit()
+    with reverts_with("NotEnoughCommits", 1, 2, 3):
+        swarm.electLeader(1, {"from": members[0]})
+    # A late third commit unblocks it.
+    protocol.submit(members[2:3])
+    swarm.electLeader(1, {"from": members[0]})
+
+
+def test_election_happens_once(swarm, merging):
+    with reverts_with("WrongPhase", 1, MERGE, COMMIT):
+        swarm.electLeader(1, {"from": merging[0]})
+
+
+def test_election_of_a_wrong_epoch_is_refused(swarm, committed, protocol):
+    protocol.close_commit()
+    with reverts_with("WrongEpoch", 0, 1):
+        swarm.electLeader(0, {"from": committed[0]})
+
+
+# ------------------------------------------------------------------ fail-over
+def test_leader_times_out_and_next_candidate_takes_over(swarm, merging, outsider):
+    state = swarm.epochState(1)
+    timed_out = state["leaderIndex"]
+    skipped = node_at(swarm, 1, timed_out)
+    following = (timed_out + 1) % 4
+    chain.sleep(61)
+    tx = swarm.failover(1, {"from": outsider})
+    event = tx.events["LeaderSkipped"]
+    assert event["epoch"] == 1
+    assert event["skipped"] == skipped
+    assert event["next"] == merging[following] == swarm.leaderOf(1)
+    assert event["deadline"] == tx.timestamp + 60
+    state = swarm.epochState(1)
+    assert state["leaderIndex"] == following
+    assert state["failovers"] == 1
+    assert state["skipped"] == 1 << timed_out
+    assert state["phase"] == MERGE
+
+    with reverts_with("NotLeader", skipped, merging[following]):
+        swarm.publishMerge(1, MERGED, "http://m", 0b1111, {"from": skipped})
+    swarm.publishMerge(1, MERGED, "http://m", 0b1111, {"from": merging[following]})
+
+
+def test_failover_waits_for_the_merge_deadline(swarm, merging):
+    deadline = swarm.epochState(1)["deadline"]
+    with reverts_with("MergeWindowOpen", 1, deadline):
+        swarm.failover(1, {"from": merging[0]})
+
+
+def test_failover_needs_an_elected_leader(swarm, committed):
+    with reverts_with("WrongPhase", 1, COMMIT, MERGE):
+        swarm.failover(1, {"from": committed[0]})
+
+
+# ------------------------------------------------------------------ publish
+def test_leader_publishes_the_merge(swarm, merging, protocol):
+    leader = protocol.leader()
+    tx = swarm.publishMerge(1, MERGED, "http://leader/merged-1", 0b1011, {"from": leader})
+    event = tx.events["MergePublished"]
+    assert event["epoch"] == 1
+    assert event["leader"] == leader
+    assert event["mergedHash"] == "0x" + MERGED.hex()
+    assert event["uri"] == "http://leader/merged-1"
+    assert event["participants"] == 0b1011
+    state = swarm.epochState(1)
+    assert state["phase"] == REPORT
+    assert state["participants"] == 0b1011
+    assert state["participantCount"] == 3
+    assert state["mergedHash"] == "0x" + MERGED.hex()
+    assert state["deadline"] == tx.timestamp + 60
+
+
+def test_only_the_leader_publishes(swarm, merging, protocol, outsider):
+    leader = protocol.leader()
+    with reverts_with("NotLeader", outsider, leader):
+        swarm.publishMerge(1, MERGED, "http://m", 0b1111, {"from": outsider})
+
+
+def test_leader_cannot_publish_after_its_deadline(swarm, merging, protocol):
+    deadline = swarm.epochState(1)["deadline"]
+    chain.sleep(61)
+    with reverts_with("DeadlinePassed", 1, deadline):
+        swarm.publishMerge(1, MERGED, "http://m", 0b1111, {"from": protocol.leader()})
+
+
+@pytest.mark.parametrize(
+    "merged, uri, reason", [(b"\x00" * 32, "http://m", "zero mergedHash"), (MERGED, "", "empty uri")]
+)
+def test_malformed_merge_is_refused(swarm, merging, protocol, merged, uri, reason):
+    with reverts_with("InvalidSubmission", reason):
+        swarm.publishMerge(1, merged, uri, 0b1111, {"from": protocol.leader()})
+
+
+@pytest.mark.parametrize("bitmap, index", [(0b11111, 4), (0b111 | 1 << 200, 200), (1 << 255 | 0b111, 255)])
+def test_merge_naming_an_uncommitted_participant_is_refused(swarm, merging, protocol, bitmap, index):
+    with reverts_with("ParticipantNotCommitted", index, 4):
+        swarm.publishMerge(1, MERGED, "http://m", bitmap, {"from": protocol.leader()})
+
+
+@pytest.mark.parametrize("bitmap, count", [(0, 0), (0b1001, 2)])
+def test_merge_with_too_few_participants_is_refused(swarm, merging, protocol, bitmap, count):
+    with reverts_with("TooFewParticipants", count, 3):
+        swarm.publishMerge(1, MERGED, "http://m", bitmap, {"from": protocol.leader()})
+
+
+def test_publish_before_the_election_is_refused(swarm, committed):
+    with reverts_with("WrongPhase", 1, COMMIT, MERGE):
+        swarm.publishMerge(1, MERGED, "http://m", 0b1111, {"from": committed[0]})
+
+
+# ------------------------------------------------------------------ report
+def test_participant_reports_and_the_digest_chains_the_reports(swarm, reporting):
+    digest = b"\x00" * 32
+    for bit, node in enumerate(reporting[:2]):
+        scores = [10 * bit, -3, 0, 2**63 - 1]
+        tx = swarm.reportValidation(1, 880_000 + bit, scores, {"from": node})
+        event = tx.events["ValidationReported"]
+        assert (event["epoch"], event["reporter"], event["metric"]) == (1, node, 880_000 + bit)
+        assert list(event["scores"]) == scores
+        digest = web3.keccak(
+            encode(["bytes32", "address", "int64", "int64[]"], [digest, node.address, 880_000 + bit, scores])
+        )
+    state = swarm.epochState(1)
+    assert state["reportCount"] == 2
+    assert state["reporters"] == 0b11
+    assert bytes(state["reportsDigest"]) == bytes(digest)
+
+
+def test_non_participant_cannot_report(swarm, merging, protocol, outsider):
+    protocol.publish(0b0111)
+    left_out = merging[3]
+    with reverts_with("NotParticipant", left_out, 1):
+        swarm.reportValidation(1, 1, [1, 1, 1], {"from": left_out})
+    with reverts_with("NotParticipant", outsider, 1):
+        swarm.reportValidation(1, 1, [1, 1, 1], {"from": outsider})
+
+
+def test_reporting_twice_is_refused(swarm, reporting):
+    swarm.reportValidation(1, 1, [1, 1, 1, 1], {"from": reporting[0]})
+    with reverts_with("AlreadyReported", reporting[0], 1):
+        swarm.reportValidation(1, 1, [1, 1, 1, 1], {"from": reporting[0]})
+
+
+@pytest.mark.parametrize("length", [0, 3, 5])
+def test_score_vector_must_match_the_participants(swarm, reporting, length):
+    with reverts_with("ScoreCountMismatch", length, 4):
+        swarm.reportValidation(1, 1, [1] * length, {"from": reporting[0]})
+
+
+def test_report_after_the_report_deadline_is_refused(swarm, reporting):
+    deadline = swarm.epochState(1)["deadline"]
+    chain.sleep(61)
+    with reverts_with("DeadlinePassed", 1, deadline):
+        swarm.reportValidation(1, 1, [1, 1, 1, 1], {"from": reporting[0]})
+
+
+def test_report_before_the_merge_is_refused(swarm, merging):
+    with reverts_with("WrongPhase", 1, MERGE, REPORT):
+        swarm.reportValidation(1, 1, [1, 1, 1, 1], {"from": merging[0]})
+
+
+def test_removed_participant_cannot_report(swarm, reporting, admin):
+    swarm.removeNode(reporting[0], {"from": admin})
+    with reverts_with("NotActive", reporting[0], 3):
+        swarm.reportValidation(1, 1, [1, 1, 1, 1], {"from": reporting[0]})
+
+
+def test_participant_that_left_after_committing_still_reports(swarm, reporting):
+    swarm.leave({"from": reporting[0]})
+    tx = swarm.reportValidation(1, 1, [1, 1, 1, 1], {"from": reporting[0]})
+    assert tx.events["ValidationReported"]["reporter"] == reporting[0]
+
+
+# ------------------------------------------------------------------ settle
+def test_anyone_settles_once_everyone_reported(swarm, token, reporting, protocol, outsider):
+    scores = [40, 30, 20, 10]
+    for node in reporting:
+        protocol.report(node, scores, metric=700_000)
+    tx = protocol.settle(caller=outsider)
+
+    settled = tx.events["EpochSettled"]
+    credited = sum(swarm.claimable(node) for node in reporting)
+    assert settled["epoch"] == 1
+    assert settled["budget"] == REWARD
+    assert settled["credited"] == credited == token.totalSupply() == token.balanceOf(swarm)
+    assert settled["carried"] == REWARD - credited == swarm.carry()
+    assert settled["medianMetric"] == 700_000
+    assert settled["reporters"] == 4
+    assert tx.events["Transfer"]["from"] == ZERO_ADDRESS
+    assert tx.events["Transfer"]["to"] == swarm
+    assert tx.events["Transfer"]["value"] == credited
+
+    per_node = tx.events["ParticipantSettled"]
+    assert [e["node"] for e in per_node] == [n.address for n in reporting]
+    assert [e["samples"] for e in per_node] == [100, 200, 300, 400]
+    assert [e["medianScore"] for e in per_node] == scores
+    assert [e["payout"] for e in per_node] == [swarm.claimable(n) for n in reporting]
+    assert not any(e["forfeited"] for e in per_node)
+
+    assert swarm.epochState(1)["phase"] == SETTLED
+    opened = tx.events["EpochOpened"]
+    assert opened["epoch"] == 2 == swarm.currentEpoch()
+    assert opened["budget"] == REWARD + swarm.carry()
+    assert opened["commitDeadline"] == tx.timestamp + 60
+
+
+def test_settlement_waits_for_reports_or_the_deadline(swarm, reporting, protocol):
+    protocol.report(reporting[0], [1, 1, 1, 1])
+    deadline = swarm.epochState(1)["deadline"]
+    with reverts_with("SettlementNotDue", 1, 1, 4, deadline):
+        protocol.settle()
+    chain.sleep(61)
+    tx = protocol.settle()
+    assert tx.events["EpochSettled"]["reporters"] == 1
+
+
+def test_settlement_with_no_report_carries_the_whole_budget(swarm, token, reporting, protocol):
+    chain.sleep(61)
+    tx = protocol.settle()
+    settled = tx.events["EpochSettled"]
+    assert (settled["budget"], settled["credited"], settled["carried"]) == (REWARD, 0, REWARD)
+    assert settled["medianMetric"] == 0
+    assert settled["reporters"] == 0
+    assert token.totalSupply() == 0
+    assert "Transfer" not in tx.events
+    assert [e["payout"] for e in tx.events["ParticipantSettled"]] == [0] * 4
+    assert tx.events["EpochOpened"]["budget"] == 2 * REWARD
+
+
+def test_settlement_must_resupply_every_report(swarm, reporting, protocol):
+    for node in reporting:
+        protocol.report(node, [1, 2, 3, 4])
+    reports, medians, metric = protocol.settlement_args(1)
+    with reverts_with("ReportCountMismatch", 3, 4):
+        swarm.settle(1, reports[:3], medians, metric, {"from": reporting[0]})
+    with reverts_with("ReportCountMismatch", 5, 4):
+        swarm.settle(1, reports + reports[:1], medians, metric, {"from": reporting[0]})
+
+
+@pytest.mark.parametrize("tamper", ["score", "metric", "order", "reporter"])
+def test_settlement_refuses_reports_that_differ_from_those_made(swarm, reporting, protocol, tamper):
+    for i, node in enumerate(reporting):
+        protocol.report(node, [1, 2, 3, 4], metric=500_000 + i)
+    honest, medians, metric = protocol.settlement_args(1)
+    reports = [list(r) for r in honest]
+    if tamper == "score":
+        reports[2][2] = [1, 2, 3, 999]
+    elif tamper == "metric":
+        reports[0][1] = 999_999
+    elif tamper == "order":
+        reports[0], reports[1] = reports[1], reports[0]
+    else:
+        reports[3][0] = reporting[0].address
+    with reverts_with("ReportsMismatch", 1):
+        swarm.settle(1, reports, medians, metric, {"from": reporting[0]})
+    assert swarm.epochState(1)["phase"] == REPORT
+
+
+@pytest.mark.parametrize("wrong", ["above", "below", "absent", "metric", "length"])
+def test_settlement_refuses_a_median_hint_that_is_not_the_lower_median(swarm, reporting, protocol, wrong):
+    """The settler supplies the medians; the contract verifies them by counting."""
+    vectors = [[10, 20, 30, 40], [11, 21, 31, 41], [12, 22, 32, 42], [13, 23, 33, 43]]
+    for i, node in enumerate(reporting):
+        protocol.report(node, vectors[i], metric=500_000 + i)
+    reports, medians, metric = protocol.settlement_args(1)
+    assert medians == [11, 21, 31, 41] and metric == 500_001  # lower medians of four values
+    if wrong == "above":
+        medians[0], error = 12, ("WrongMedian", 0, 12)
+    elif wrong == "below":
+        medians[3], error = 40, ("WrongMedian", 3, 40)
+    elif wrong == "absent":
+        medians[1], error = 0, ("WrongMedian", 1, 0)
+    elif wrong == "metric":
+        metric, error = 500_002, ("WrongMedian", 4, 500_002)
+    else:
+        medians, error = medians[:3], ("ScoreCountMismatch", 3, 4)
+    with reverts_with(*error):
+        swarm.settle(1, reports, medians, metric, {"from": reporting[0]})
+    assert swarm.epochState(1)["phase"] == REPORT
+
+
+def test_settlement_without_reports_needs_zero_hints(swarm, reporting, protocol):
+    from brownie import chain
+
+    chain.sleep(swarm.config()["reportWindow"] + 1)
+    with reverts_with("WrongMedian", 2, 5):
+        swarm.settle(1, [], [0, 0, 5, 0], 0, {"from": reporting[0]})
+    swarm.settle(1, [], [0, 0, 0, 0], 0, {"from": reporting[0]})
+    assert swarm.currentEpoch() == 2
+
+
+def test_settlement_before_the_merge_is_refused(swarm, merging, protocol):
+    with reverts_with("WrongPhase", 1, MERGE, REPORT):
+        protocol.settle()
+
+
+def test_epoch_settles_only_once(swarm, reporting, protocol):
+    for node in reporting:
+        protocol.report(node, [1, 1, 1, 1])
+    protocol.settle()
+    with reverts_with("WrongEpoch", 1, 2):
+        swarm.settle(1, *protocol.settlement_args(1), {"from": reporting[0]})
+
+
+# ------------------------------------------------------------------ claim
+def test_node_claims_its_credits_once(swarm, token, members, protocol):
+    protocol.run_epoch(members, [5, 5, 5, 5])
+    first = swarm.claimable(members[0])
+    protocol.run_epoch(members, [5, 5, 5, 5])
+    total = swarm.claimable(members[0])
+    assert total > first > 0
+
+    tx = swarm.claim({"from": members[0]})
+    assert tx.events["RewardClaimed"]["account"] == members[0]
+    assert tx.events["RewardClaimed"]["amount"] == total
+    assert tx.events["Transfer"]["from"] == swarm
+    assert tx.events["Transfer"]["to"] == members[0]
+    assert token.balanceOf(members[0]) == total
+    assert swarm.claimable(members[0]) == 0
+    with reverts_with("NothingToClaim", members[0]):
+        swarm.claim({"from": members[0]})
+    assert token.balanceOf(members[0]) == total
+
+
+def test_claim_without_credits_is_refused(swarm, outsider):
+    with reverts_with("NothingToClaim", outsider):
+        swarm.claim({"from": outsider})
+
+
+def test_removed_leader_cannot_publish_and_is_failed_over_at_once(swarm, merging, protocol, admin):
+    leader = protocol.leader()
+    swarm.removeNode(leader, {"from": admin})
+    with reverts_with("NotActive", leader.address, 3):
+        protocol.publish()
+    tx = swarm.failover(1, {"from": admin})  # no need to wait for the merge deadline
+    assert tx.events["LeaderSkipped"]["skipped"] == leader.address
+    protocol.publish()
+    assert swarm.epochState(1)["phase"] == REPORT
