@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SwarmToken} from "./SwarmToken.sol";
 
 /**
@@ -41,6 +42,7 @@ import {SwarmToken} from "./SwarmToken.sol";
  *   claim.
  */
 contract SwarmLearning is Ownable2Step {
+    using SafeERC20 for SwarmToken;
     /// @notice Phases of an epoch. Values only increase within an epoch.
     enum Phase {
         Commit,
@@ -466,7 +468,6 @@ contract SwarmLearning is Ownable2Step {
         bool anyReports = reports.length != 0;
         uint256 credited = _credit(epoch, e, indices, medians, budget, anyReports);
         carry = budget - credited;
-        if (credited != 0) token.mint(address(this), credited);
         emit EpochSettled(epoch, budget, credited, budget - credited, metric, uint16(reports.length));
 
         if (_stoppingRuleFires(metric, anyReports)) {
@@ -475,6 +476,8 @@ contract SwarmLearning is Ownable2Step {
         } else {
             _openEpoch(epoch + 1);
         }
+        // Last, after every state change: the only external call of settlement.
+        if (credited != 0) token.mint(address(this), credited);
     }
 
     /// @notice Transfer all of the caller's credited tokens to it.
@@ -483,8 +486,7 @@ contract SwarmLearning is Ownable2Step {
         if (amount == 0) revert NothingToClaim(msg.sender);
         claimable[msg.sender] = 0;
         emit RewardClaimed(msg.sender, amount);
-        // The token is our own OpenZeppelin ERC20: transfer reverts on failure, no callback.
-        token.transfer(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
     }
 
     // ------------------------------------------------------------------ views
@@ -666,7 +668,7 @@ contract SwarmLearning is Ownable2Step {
         uint256 n = medians.length;
         uint256[] memory below = new uint256[](n + 1); // index n counts the metric
         uint256[] memory atOrBelow = new uint256[](n + 1);
-        bytes32 digest;
+        bytes32 digest = bytes32(0); // the chain starts from zero, as in reportValidation
         for (uint256 r = 0; r < reports.length; ++r) {
             digest = keccak256(abi.encode(digest, reports[r].reporter, reports[r].metric, reports[r].scores));
             _countReport(below, atOrBelow, reports[r], medians, metric);
@@ -715,7 +717,7 @@ contract SwarmLearning is Ownable2Step {
 
     function _bitIndices(uint256 bitmap, uint256 count) private pure returns (uint256[] memory indices) {
         indices = new uint256[](count);
-        uint256 j;
+        uint256 j = 0;
         for (uint256 i = 0; j < count; ++i) {
             if (bitmap & (uint256(1) << i) != 0) indices[j++] = i;
         }

@@ -29,7 +29,9 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +114,19 @@ class Node:
         self.global_state = {k: v.clone() for k, v in self.worker.state_dict().items()}
         self.global_epoch = 0
         self.work: dict[int, EpochWork] = {}
+        self.timings: dict[int, dict[str, float]] = {}
         self._load_checkpoint()
+
+    @contextmanager
+    def _timed(self, epoch: int, category: str) -> Iterator[None]:
+        """Account wall time to (epoch, category): train, chain, transfer, merge, score or
+        settle; written to timings.jsonl when the epoch's merge is adopted."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            bucket = self.timings.setdefault(epoch, {})
+            bucket[category] = bucket.get(category, 0.0) + time.perf_counter() - start
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> None:
@@ -177,11 +191,15 @@ class Node:
         member = self.swarm.memberOf(self.address)
         fresh = int(member["status"]) == STATUS_ACTIVE and int(member["lastSubmitEpoch"]) != epoch
         if fresh and synced and work.own_sha is None:
-            update = self._train(epoch)
-            stored = self.store.save(update)
+            with self._timed(epoch, "train"):
+                update = self._train(epoch)
+            with self._timed(epoch, "transfer"):
+                stored = self.store.save(update)
             work.own_sha = stored.sha256
-            if self._send("submitUpdate", epoch, hex_to_bytes32(stored.sha256), self.server.url_for(stored.sha256),
-                          self.data.n_train):
+            with self._timed(epoch, "chain"):
+                sent = self._send("submitUpdate", epoch, hex_to_bytes32(stored.sha256),
+                                  self.server.url_for(stored.sha256), self.data.n_train)
+            if sent:
                 log.info("epoch %d: committed %s (%d samples)", epoch, stored.sha256[:12], self.data.n_train)
             else:
                 log.warning("epoch %d: commit window closed before our update was in; we sit this epoch out", epoch)
@@ -193,7 +211,9 @@ class Node:
         everyone = committed >= int(self.swarm.activeCount())
         ready_at = max(float(state["deadline"]), work.commits_seen[1] + (0.0 if everyone else self.config.node.elect_grace))
         if committed >= self.min_peers and self._due(ready_at, epoch):
-            if self._send("electLeader", epoch):
+            with self._timed(epoch, "chain"):
+                elected = self._send("electLeader", epoch)
+            if elected:
                 log.info("epoch %d: leader elected: %s", epoch, self.swarm.leaderOf(epoch))
 
     def _train(self, epoch: int) -> dict[str, torch.Tensor]:
@@ -219,7 +239,9 @@ class Node:
             if not work.published and time.time() <= int(state["deadline"]):
                 self._lead(epoch, work)
         elif self._due(int(state["deadline"]), epoch):
-            if self._send("failover", epoch):
+            with self._timed(epoch, "chain"):
+                moved = self._send("failover", epoch)
+            if moved:
                 log.warning("epoch %d: leader timed out; leadership moved to %s", epoch, self.swarm.leaderOf(epoch))
 
     def _own_commit(self, epoch: int, work: EpochWork) -> str | None:
@@ -230,19 +252,26 @@ class Node:
         return work.own_sha
 
     def _lead(self, epoch: int, work: EpochWork) -> None:
-        record = read_epoch(self.swarm, epoch, self.from_block)
-        self._fetch_updates(record.commits, work)
+        with self._timed(epoch, "chain"):
+            record = read_epoch(self.swarm, epoch, self.from_block)
+        with self._timed(epoch, "transfer"):
+            self._fetch_updates(record.commits, work)
         included = sorted(work.updates)
         if len(included) < self.min_peers:
             log.error("epoch %d: only %d valid updates, %d needed; cannot publish", epoch, len(included), self.min_peers)
             work.published = True
             return
-        merged = self._merge(record, included, work)
-        stored = self.store.save(merged)
-        self.store.release(stored.sha256)
+        with self._timed(epoch, "merge"):
+            merged = self._merge(record, included, work)
+        with self._timed(epoch, "transfer"):
+            stored = self.store.save(merged)
+            self.store.release(stored.sha256)
         work.merged_sha, work.merged = stored.sha256, merged
         bitmap = sum(1 << i for i in included)
-        if self._send("publishMerge", epoch, hex_to_bytes32(stored.sha256), self.server.url_for(stored.sha256), bitmap):
+        with self._timed(epoch, "chain"):
+            sent = self._send("publishMerge", epoch, hex_to_bytes32(stored.sha256),
+                              self.server.url_for(stored.sha256), bitmap)
+        if sent:
             work.published = True
             log.info("epoch %d: published merge %s of %d updates", epoch, stored.sha256[:12], len(included))
 
@@ -293,34 +322,43 @@ class Node:
         due = (everyone and time.time() >= work.all_reported_seen + STAGGER_S * self._rank(epoch)) or \
             self._due(int(state["deadline"]), epoch)
         if due:
-            args = read_epoch(self.swarm, epoch, self.from_block).settlement_args()
-            if self._send("settle", epoch, *args):
+            with self._timed(epoch, "settle"):
+                args = read_epoch(self.swarm, epoch, self.from_block).settlement_args()
+                settled = self._send("settle", epoch, *args)
+            if settled:
                 log.info("epoch %d: settled", epoch)
 
     def _validate(self, epoch: int, work: EpochWork) -> None:
         from trainer.scoring import make_utility, score
         from trainer.training import evaluate
 
-        record = read_epoch(self.swarm, epoch, self.from_block)
+        with self._timed(epoch, "chain"):
+            record = read_epoch(self.swarm, epoch, self.from_block)
         participants = [c for c in record.commits if c.index in set(record.participants)]
-        self._fetch_updates(participants, work)
+        with self._timed(epoch, "transfer"):
+            self._fetch_updates(participants, work)
         available = [i for i in record.participants if i in work.updates]
-        merged = self._merge(record, available, work)
-        stored = self.store.save(merged)
-        self.store.release(stored.sha256)
+        with self._timed(epoch, "merge"):
+            merged = self._merge(record, available, work)
+        with self._timed(epoch, "transfer"):
+            stored = self.store.save(merged)
+            self.store.release(stored.sha256)
         if stored.sha256 != record.merged_hash:
             log.warning("epoch %d: DISPUTE: leader published merge %s, recomputation gives %s; adopting ours",
                         epoch, (record.merged_hash or "")[:12], stored.sha256[:12])
         work.merged_sha, work.merged = stored.sha256, merged
-        self.worker.load_state_dict(merged)
-        metric = evaluate(self.worker, self.data.X_val, self.data.y_val).accuracy
-        ordered = self._canonical(record, available)
-        utility = make_utility(self.worker, self.global_state, [work.updates[c.index] for c in ordered],
-                               [c.samples for c in ordered], self.data.X_val, self.data.y_val)
-        values = score(self.scorer, utility, len(ordered), seed=epoch_seed(self.swarm.address, epoch))
+        with self._timed(epoch, "score"):
+            self.worker.load_state_dict(merged)
+            metric = evaluate(self.worker, self.data.X_val, self.data.y_val).accuracy
+            ordered = self._canonical(record, available)
+            utility = make_utility(self.worker, self.global_state, [work.updates[c.index] for c in ordered],
+                                   [c.samples for c in ordered], self.data.X_val, self.data.y_val)
+            values = score(self.scorer, utility, len(ordered), seed=epoch_seed(self.swarm.address, epoch))
         by_index = {c.index: float(v) for c, v in zip(ordered, values)}
         scores = [to_fixed(by_index.get(i, 0.0), SCORE_SCALE) for i in record.participants]
-        if self._send("reportValidation", epoch, to_fixed(metric, METRIC_SCALE), scores):
+        with self._timed(epoch, "chain"):
+            sent = self._send("reportValidation", epoch, to_fixed(metric, METRIC_SCALE), scores)
+        if sent:
             work.reported = True
             log.info("epoch %d: reported accuracy %.4f, scores %s", epoch, metric,
                      [round(by_index.get(i, 0.0), 5) for i in record.participants])
@@ -365,6 +403,9 @@ class Node:
         checkpoint = self.config.path(self.config.node.checkpoint)
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         checkpoint.with_suffix(".json").write_text(json.dumps({"epoch": epoch, "sha256": stored.sha256}))
+        if epoch in self.timings:
+            with self.config.path("timings.jsonl").open("a") as out:
+                out.write(json.dumps({"epoch": epoch, **self.timings.pop(epoch)}) + "\n")
         for old in [e for e in self.work if e <= epoch]:
             del self.work[old]
         log.info("adopted the global model of epoch %d (%s)", epoch, stored.sha256[:12])
