@@ -73,14 +73,7 @@ class SwarmConfig:
     def from_toml(cls, path: str | Path) -> SwarmConfig:
         """Read a config file: top-level keys named like the fields (unknown keys refused,
         so a typo cannot silently fall back to a default)."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        return cls.from_mapping(data, source=str(path))
+        return cls.from_mapping(read_toml(path), source=str(path))
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "config") -> SwarmConfig:
@@ -115,6 +108,17 @@ class SwarmConfig:
             _bytes32(self.merge_rule),
             _bytes32(self.scorer),
         )
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file's contents, or a ConfigError naming the file and what is wrong."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
 
 def _bytes32(text: str) -> bytes:

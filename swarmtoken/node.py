@@ -98,16 +98,17 @@ class Node:
         self.merge_rule = _text(chain_config["mergeRule"])
         self.scorer = _text(chain_config["scorer"])
         self.min_peers = int(chain_config["minPeers"])
-        self.data = load_local_data(config)
+        local = load_local_data(config)
+        self.data = local.node
         self.attack = config.node.attack or None
         self.labels = self.data.y_train
         if self.attack and is_data_attack(self.attack):
             from trainer.simulate import derive_seed
 
-            self.labels = flip_labels(self.data.y_train, self.data.n_classes,
+            self.labels = flip_labels(self.data.y_train, local.n_classes,
                                       derive_seed(config.data.seed, "label_flip", config.data.shard))
         self.train_config = TrainConfig(**config.train)
-        self.worker = build_model(config.model.name, self.data.n_features, self.data.n_classes, config.data.seed)
+        self.worker = build_model(config.model.name, local.n_features, local.n_classes, config.data.seed)
         self.store = ParameterStore(config.path(config.store.dir))
         self.server = ParameterServer(self.store, config.store.host, config.store.port,
                                       public_url=config.store.public_url or None)
@@ -414,9 +415,13 @@ class Node:
         checkpoint = self.config.path(self.config.node.checkpoint).with_suffix(".json")
         if not checkpoint.exists():
             return
-        saved = json.loads(checkpoint.read_text())
-        self.global_state = self.store.load(saved["sha256"], reference=self.global_state)
-        self.global_epoch = int(saved["epoch"])
+        try:
+            saved = json.loads(checkpoint.read_text())
+            self.global_state = self.store.load(saved["sha256"], reference=self.global_state)
+            self.global_epoch = int(saved["epoch"])
+        except (ValueError, KeyError, FetchError) as exc:
+            log.warning("ignoring unusable checkpoint %s (%s); syncing the global model from the swarm", checkpoint, exc)
+            return
         log.info("resumed from checkpoint of epoch %d", self.global_epoch)
 
     # ------------------------------------------------------------------ transactions

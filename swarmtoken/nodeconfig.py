@@ -39,12 +39,11 @@ default.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError
+from .config import ConfigError, read_toml
 
 
 @dataclass(frozen=True)
@@ -110,14 +109,7 @@ class NodeConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> NodeConfig:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such node config") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        return cls.from_mapping(data, base_dir=path.resolve().parent, source=str(path))
+        return cls.from_mapping(read_toml(path), base_dir=Path(path).resolve().parent, source=str(path))
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], *, base_dir: Path = Path("."), source: str = "node config") -> NodeConfig:

@@ -30,3 +30,39 @@ def test_compiler_pins_agree():
 
     npm = json.loads(Path("package.json").read_text())["devDependencies"]["solc"]
     assert pinned_solc_version() == npm
+
+
+def test_commands_without_a_chain_say_how_to_start_one():
+    from swarmtoken.demo import free_port
+
+    result = CliRunner().invoke(main, ["status", "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert "no chain is running" in result.output and "swarm chain up" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_network_is_one_clear_line():
+    result = CliRunner().invoke(main, ["ledger", "--network", "no-such-net"])
+    assert result.exit_code == 1 and "unknown network 'no-such-net'" in result.output
+
+
+def test_train_with_a_missing_config_names_the_file(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--config", str(tmp_path / "node.toml")])
+    assert result.exit_code == 1 and "node.toml: no such file" in result.output
+
+
+def test_authorize_refuses_a_malformed_address():
+    result = CliRunner().invoke(main, ["authorize", "0x1234"])
+    assert result.exit_code == 2 and "not an Ethereum address" in result.output
+
+
+def test_demo_refuses_too_many_rogues(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--nodes", "4", "--rogue", "2", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 1 and "--rogue must be" in result.output
+
+
+def test_demo_never_wipes_a_folder_it_did_not_write(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "not a demo run folder" in result.output
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
