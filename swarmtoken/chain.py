@@ -40,8 +40,8 @@ def connect(network: str = "development", port: int | None = None) -> None:
 
     CONFIG.argv["silent"] = True
     if brownie_network.is_connected():
-        if brownie_network.show_active() == network:
-            return
+        # Always reconnect: the same network id may now mean another chain (another port),
+        # and brownie's transaction history must not carry over from the old one.
         brownie_network.disconnect(kill_rpc=False)
     if network not in CONFIG.networks:
         raise ChainError(f"unknown network {network!r}; `brownie networks list` shows the known ones")

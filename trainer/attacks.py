@@ -29,10 +29,9 @@ from scipy.stats import norm
 
 from trainer.params import StateDict, flatten, unflatten, validate_updates
 
-Attack = Callable[..., StateDict]
-"""``attack(honest, *, previous, peers, seed, **options) -> StateDict``."""
-
 ATTACKS: dict[str, Callable[..., object]] = {}
+"""Model attacks: ``attack(honest, *, previous, peers, seed, **options) -> StateDict``;
+data attacks (``is_data_attack``): ``fn(y, n_classes, seed) -> y``."""
 _DATA_ATTACKS: set[str] = set()
 
 

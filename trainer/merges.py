@@ -27,10 +27,16 @@ the elected leader, drawn at random among committed nodes, so with a fraction rh
 rogues a fraction rho of epochs is merged around a *rogue* reference, and every honest
 node recomputes (and accepts) that merge. A sign-flipping rogue leader gives trust 0 to
 every honest update and trust 1 to its fellow rogues, so the epoch's model moves
-against the honest direction. The coordinate-wise median is determined by the committed
-updates alone, needs more than half of the nodes to be moved, and so keeps the
-validation-anchored trust weighting of FLTrust without trusting the leader. The
-robustness benchmark (``benchmarks/robustness.py``) measures both.
+against the honest direction; a scaling rogue leader rescales every update to its own
+inflated norm. The coordinate-wise median is determined by the committed updates
+alone, needs more than half of the nodes to be moved, and so keeps FLTrust's trust
+weighting (direction agreement, magnitude normalisation) without trusting the leader.
+Measured by ``benchmarks/robustness.py`` (digits, 8 nodes, Dirichlet 0.5, 20 epochs,
+2 rogues, seeds 0-2): epochs led by a rogue change ``fltrust``'s test accuracy by
+-0.17 on average (+0.09 when an honest node leads), and its final accuracy falls to
+0.63 / 0.76 / 0.73 / 0.73 under sign flip / Gaussian noise / label flip / scaling;
+``fltrust_median`` ends at 0.93-0.97 under every attack (clean 0.97, honest-only
+oracle 0.96).
 
 Preconditions (f = assumed number of Byzantine updates, option ``f``): the median,
 trimmed mean and geometric median break down at 2f >= n, and the trimmed mean also when

@@ -14,6 +14,7 @@ from trainer.data import SwarmSplit, load_dataset, split_swarm
 from trainer.merges import merge
 from trainer.models import build_model
 from trainer.params import ShapeMismatchError
+from trainer.scoring.game import merge_coefficients
 from trainer.scoring import (
     SCORERS,
     CoalitionError,
@@ -109,19 +110,41 @@ def test_empty_coalition_is_the_previous_model(epoch):
     assert u(frozenset()) == pytest.approx(expected, rel=1e-6)
 
 
-def test_coalition_value_is_the_weighted_mean_merge_evaluated_on_validation(epoch):
+def test_grand_coalition_is_the_weighted_mean_merge_evaluated_on_validation(epoch):
     u = utility_of(epoch)
-    members = [0, 2, 5]
-    merged = merge("weighted_mean", [epoch["updates"][i] for i in members], previous=epoch["previous"],
-                   weights=[epoch["weights"][i] for i in members])
+    everyone = range(len(epoch["updates"]))
+    merged = merge("weighted_mean", epoch["updates"], previous=epoch["previous"], weights=epoch["weights"])
     model = build_model("mlp", 13, 3, seed=0, hidden=(8,)).eval()
     model.load_state_dict(merged)
     logits = model(epoch["X_val"])
-    assert u(frozenset(members)) == pytest.approx(-F.cross_entropy(logits, epoch["y_val"]).item(), rel=1e-5)
+    assert u(frozenset(everyone)) == pytest.approx(-F.cross_entropy(logits, epoch["y_val"]).item(), rel=1e-5)
     accuracy = utility_of(epoch, metric="accuracy")
     expected_accuracy = (logits.argmax(1) == epoch["y_val"]).double().mean().item()
-    assert accuracy(frozenset(members)) == pytest.approx(expected_accuracy, abs=1e-12)
+    assert accuracy(frozenset(everyone)) == pytest.approx(expected_accuracy)
 
+
+def test_a_coalition_takes_its_members_share_of_the_full_step(epoch):
+    u = utility_of(epoch)
+    members = [0, 2, 5]
+    total = float(sum(epoch["weights"]))
+    state = {k: v.clone() for k, v in epoch["previous"].items()}
+    for i in members:
+        for k, v in epoch["updates"][i].items():
+            if v.is_floating_point():
+                state[k] = state[k] + (epoch["weights"][i] / total) * (v - epoch["previous"][k])
+    model = build_model("mlp", 13, 3, seed=0, hidden=(8,)).eval()
+    model.load_state_dict(state)
+    expected = -F.cross_entropy(model(epoch["X_val"]), epoch["y_val"]).item()
+    assert u(frozenset(members)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_free_rider_scores_exactly_zero(epoch):
+    updates = list(epoch["updates"])
+    updates[3] = {k: v.clone() for k, v in epoch["previous"].items()}  # sends the global model back
+    u = make_utility(epoch["model"], epoch["previous"], updates, epoch["weights"], epoch["X_val"], epoch["y_val"])
+    scores = score("exact_shapley", u, len(updates), seed=0)
+    assert scores[3] == pytest.approx(0.0, abs=1e-12)
+    assert abs(scores).max() > 1e-4
 
 class Wrapped(torch.nn.Module):
     """The same MLP behind a custom module: the utility takes the generic (non-Sequential) path."""
@@ -145,13 +168,13 @@ def test_linear_head_shortcut_equals_the_generic_forward(epoch):
     np.testing.assert_allclose(fast.evaluate_many(coalitions), generic.evaluate_many(coalitions), rtol=1e-5)
 
 
-def test_singleton_coalition_is_that_update_alone(epoch):
-    u = utility_of(epoch)
+def test_a_lone_node_swarm_adopts_that_update(epoch):
+    """With one participant its share of the step is the whole step."""
+    only = epoch["updates"][3]
+    u = make_utility(epoch["model"], epoch["previous"], [only], [epoch["weights"][3]], epoch["X_val"], epoch["y_val"])
     model = build_model("mlp", 13, 3, seed=0, hidden=(8,)).eval()
-    model.load_state_dict(epoch["updates"][3])
-    assert u(frozenset({3})) == pytest.approx(
-        -F.cross_entropy(model(epoch["X_val"]), epoch["y_val"]).item(), rel=1e-5)
-
+    model.load_state_dict(only)
+    assert u(frozenset({0})) == pytest.approx(-F.cross_entropy(model(epoch["X_val"]), epoch["y_val"]).item(), rel=1e-5)
 
 def test_each_coalition_is_evaluated_once_and_batched_equals_single(epoch):
     u = utility_of(epoch)
@@ -271,21 +294,19 @@ def test_permutation_estimator_is_exact_on_additive_games():
 
 def merge_game_table(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A smooth non-quadratic game with the swarm's merge structure, over all 2^n masks:
-    ``u(S) = -|m_S - t|^2 + 0.3 sin(a . m_S)``, ``m_S`` the weighted mean of points ``x_i``."""
+    ``u(S) = -|m_S - t|^2 + 0.3 sin(a . m_S)``, ``m_S = sum_{i in S} w_i x_i / W`` (each
+    member's share of the full weighted step towards points ``x_i``)."""
     rng = np.random.default_rng(seed)
     points, weights = rng.normal(size=(n, 3)), rng.uniform(1, 4, size=n)
     target, direction = rng.normal(size=3), rng.normal(size=3)
     members = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
-    mass = members @ weights
-    mean = np.divide((members * weights) @ points, mass[:, None], out=np.zeros((2**n, 3)),
-                     where=mass[:, None] > 0)
-    table = -((mean - target) ** 2).sum(axis=1) + 0.3 * np.sin(mean @ direction)
-    table[0] = -(target**2).sum() - 1.0
+    step = (members * weights) @ points / weights.sum()
+    table = -((step - target) ** 2).sum(axis=1) + 0.3 * np.sin(step @ direction)
     return table, weights
 
 
 def test_quadratic_estimator_beyond_exact_enumeration():
-    # n above EXACT_MAX_N: Shapley of the surrogate comes from permutations of it.
+    # n above EXACT_MAX_N: the surrogate's Shapley value is closed-form at any n.
     n = 18
     table, weights = merge_game_table(n, seed=0)
     game = SetFunctionGame(n, lambda s: table[sum(1 << i for i in s)], weights=weights)
@@ -296,15 +317,14 @@ def test_quadratic_estimator_beyond_exact_enumeration():
     assert rel_l2(phi, exact) < 0.1
 
 
-def test_surrogate_shapley_by_permutations_matches_enumeration(monkeypatch):
+def test_surrogate_shapley_closed_form_matches_enumeration():
     rng = np.random.default_rng(0)
     A = rng.normal(size=(6, 6))
-    Q, weights = A @ A.T, rng.uniform(1, 5, size=6)
-    exact = estimators._surrogate_shapley(Q, weights, 0.3, np.random.default_rng(1))
-    monkeypatch.setattr(estimators, "EXACT_MAX_N", 3)
-    sampled = estimators._surrogate_shapley(Q, weights, 0.3, np.random.default_rng(1))
-    assert rel_l2(sampled, exact) < 0.05
-
+    b, Q, weights = rng.normal(size=6), A @ A.T, rng.uniform(1, 5, size=6)
+    masks = estimators._all_masks(6)
+    coef = merge_coefficients(estimators._membership(masks, 6), weights)
+    enumerated = estimators._shapley_from_table(estimators._quadratic(coef, b, Q), 6)
+    np.testing.assert_allclose(estimators._surrogate_shapley(b, Q, weights), enumerated, rtol=1e-10)
 
 @pytest.mark.parametrize("scorer", SAMPLED_SCORERS + ["loo", "auto"])
 def test_same_seed_gives_bit_identical_scores(epoch, scorer):
@@ -342,10 +362,14 @@ def test_auto_is_exact_up_to_ten_players_then_the_recommended_estimator():
     small = additive(list(np.arange(10.0)))
     np.testing.assert_array_equal(score("auto", small, 10, seed=0), score("exact_shapley", small, 10, seed=0))
     values = list(np.sin(np.arange(11.0)))
-    big = SetFunctionGame(11, lambda s: float(sum(values[i] for i in s)) ** 2)
+
+    def squared_sum(s: frozenset[int]) -> float:
+        return float(sum(values[i] for i in s)) ** 2
+
+    big = SetFunctionGame(11, squared_sum)
     auto = score("auto", big, 11, seed=2, budget=120)
-    np.testing.assert_array_equal(auto, score(estimators.RECOMMENDED, SetFunctionGame(11, big._fn), 11,
-                                              seed=2, budget=120))
+    recommended = score(estimators.RECOMMENDED, SetFunctionGame(11, squared_sum), 11, seed=2, budget=120)
+    np.testing.assert_array_equal(auto, recommended)
     assert big.evaluations <= 120
 
 
@@ -406,6 +430,10 @@ def test_budget_below_the_exact_strata_is_refused():
         ({"model": torch.nn.Sequential(torch.nn.Linear(13, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))},
          "key '0.bias' has shape \\(8,\\)"),
         ({"model": torch.nn.Sequential(torch.nn.Linear(13, 3))}, "previous does not fit the model: keys"),
+        ({"X_val": torch.zeros(5, 7), "y_val": torch.zeros(5, dtype=torch.int64)},
+         r"shape \(7,\) do not fit"),
+        ({"X_val": torch.zeros(2, 13), "y_val": torch.tensor([0, 3])},
+         "labels span 0..3 but the model has 3"),
     ],
 )
 def test_bad_utility_inputs_get_a_precise_error(epoch, overrides, message):

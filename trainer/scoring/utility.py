@@ -5,16 +5,18 @@ For an epoch with previous global parameters ``theta_prev``, committed updates
 validation rows ``(x_r, y_r), r = 1 .. m``:
 
     d_i        = theta_i - theta_prev                      (delta of update i)
-    theta(S)   = theta_prev + sum_{i in S} w_i d_i / sum_{i in S} w_i
+    theta(S)   = theta_prev + sum_{i in S} w_i d_i / sum_{j in N} w_j
     theta({})  = theta_prev
     u(S)       = (1/m) sum_r g(f(x_r; theta(S)), y_r)
 
 with ``g = -cross_entropy`` (metric "loss", the default: smooth, so rankings
-are stable) or ``g = 1[argmax = y]`` (metric "accuracy"). ``theta(S)`` is the
-sample-weighted mean merge of the coalition, reconstructed without retraining.
+are stable) or ``g = 1[argmax = y]`` (metric "accuracy"). ``theta(N)`` is the
+sample-weighted mean merge; ``theta(S)`` takes only the members' share of that step
+(reconstructed without retraining), so an update that moves nothing adds nothing: a
+free rider's Shapley value is exactly 0.
 
 Speed: ``theta(S)`` is linear in the coefficient vector ``c(S)`` with
-``c_i(S) = w_i 1[i in S] / sum_{j in S} w_j``, so a batch of B coalitions is one
+``c_i(S) = w_i 1[i in S] / sum_{j in N} w_j``, so a batch of B coalitions is one
 ``(B, n) @ (n, P)`` product per parameter tensor, and the B models run in one
 ``torch.func.vmap`` over ``functional_call``. When the model is a ``Sequential``
 starting with ``nn.Linear`` (the MLP), that layer's output is affine in its own
@@ -98,13 +100,13 @@ class Utility(CachedGame):
         if batch_size < 1:
             raise ScoringInputError(f"batch_size must be >= 1, got {batch_size}")
         validate_updates(updates, previous)
-        _check_architecture(model, previous)
         super().__init__(len(updates), weights)
         floating = [k for k, v in previous.items() if torch.is_floating_point(v)]
         # Merged models are built and run in the model's own precision.
         self._dtype = previous[floating[0]].dtype if floating else torch.float32
         X, self._y = _check_validation(X_val, y_val)
         X = X.to(self._dtype)
+        _check_fit(model.eval(), previous, X, self._y)
         self._row_metric = METRICS[metric]
         self._batch_size = batch_size
         self._fixed = {k: v for k, v in previous.items() if not torch.is_floating_point(v)}
@@ -112,7 +114,7 @@ class Utility(CachedGame):
         self._deltas = {
             k: torch.stack([u[k].detach() for u in updates]) - self._previous[k] for k in floating
         }
-        self._body, self._inputs, self._input_deltas = model.eval(), X, None
+        self._body, self._inputs, self._input_deltas = model, X, None
         head = _leading_linear(model)
         if head is not None:
             # A leading Linear layer is affine in its parameters, so its output for theta(S)
@@ -152,8 +154,11 @@ class Utility(CachedGame):
         return functional_call(self._body, {**params, **self._fixed}, (inputs,))
 
 
-def _check_architecture(model: nn.Module, previous: StateDict) -> None:
-    """``previous`` must be a state of ``model``: same keys and shapes."""
+@torch.no_grad()
+def _check_fit(model: nn.Module, previous: StateDict, X: torch.Tensor, y: torch.Tensor) -> None:
+    """``previous`` must be a state of ``model`` (same keys and shapes), the model must take
+    the validation rows, and every label must be one of its classes: a mismatch fails here
+    with a named cause rather than deep inside a batched forward pass."""
     expected = model.state_dict()
     if set(expected) != set(previous):
         diff = sorted(set(expected) ^ set(previous))
@@ -162,6 +167,15 @@ def _check_architecture(model: nn.Module, previous: StateDict) -> None:
         if expected[key].shape != previous[key].shape:
             raise ScoringInputError(f"previous does not fit the model: key {key!r} has shape "
                                     f"{tuple(previous[key].shape)}, the model {tuple(expected[key].shape)}")
+    try:
+        n_classes = functional_call(model, previous, (X[:1],)).shape[-1]
+    except RuntimeError as error:
+        raise ScoringInputError(
+            f"X_val rows of shape {tuple(X.shape[1:])} do not fit the model: {error}"
+        ) from error
+    if int(y.min()) < 0 or int(y.max()) >= n_classes:
+        raise ScoringInputError(f"y_val labels span {int(y.min())}..{int(y.max())} but the model "
+                                f"has {n_classes} classes")
 
 
 def _leading_linear(model: nn.Module) -> str | None:
