@@ -199,8 +199,14 @@ class LocalSwarm:
 
     # ---------------------------------------------------------------- teardown
     def stop(self) -> None:
+        """Stop the nodes, detach brownie (while the chain still answers, so it resets its
+        transaction history), then stop the chain."""
+        from brownie import network
+
         for node in self.nodes:
             node.stop()
+        if network.is_connected():
+            network.disconnect(kill_rpc=False)
         if self.chain_process is not None and self.chain_process.poll() is None:
             self.chain_process.terminate()
             self.chain_process.wait(timeout=10)
