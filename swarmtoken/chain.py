@@ -58,6 +58,11 @@ def connect(network: str = "development", port: int | None = None) -> None:
         brownie_network.connect(network, launch_rpc=False)
     except Exception as exc:  # brownie raises bare ConnectionError/RPCRequestError variants
         raise ChainError(f"cannot connect to network {network!r}: {exc}") from None
+    # brownie's development settings give every transaction the whole block's gas. With
+    # several nodes sending at once, anvil's automine then fits one per block and leaves
+    # the others pending until some later transaction arrives, which at the end of an
+    # epoch may be never: estimate gas instead, so concurrent transactions share a block.
+    brownie_network.gas_limit("auto")
 
 
 def artifact_abi(name: str) -> list[dict[str, Any]]:

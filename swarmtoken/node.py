@@ -286,7 +286,7 @@ class Node:
                     return commit, self.store.load(commit.param_hash, reference=self.global_state)
                 return commit, fetch(commit.uri, commit.param_hash, reference=self.global_state,
                                      timeout=self.config.node.fetch_timeout, retries=self.config.node.fetch_retries,
-                                     backoff=0.2)
+                                     backoff=self.config.node.fetch_backoff)
             except FetchError as exc:
                 return commit, exc
 
@@ -436,5 +436,5 @@ class Node:
         except VirtualMachineError as exc:
             if required:
                 raise NodeError(f"{method} was refused by the contract: {exc.revert_msg}") from None
-            log.debug("%s not sent: %s", method, exc.revert_msg)
+            log.info("%s refused by the contract: %s", method, exc.revert_msg)
             return False

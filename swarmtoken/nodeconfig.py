@@ -87,7 +87,10 @@ class NodeSection:
     attack: str = ""
     elect_grace: float = 20.0
     fetch_timeout: float = 5.0
-    fetch_retries: int = 2
+    # Peers release their file on their first poll after the election, so the leader's
+    # first requests can meet 403: 4 retries at 0.3 s doubling wait up to 4.5 s for them.
+    fetch_retries: int = 4
+    fetch_backoff: float = 0.3
     serve_after_finish: bool = False
     claim_at_finish: bool = True
 

@@ -88,7 +88,7 @@ def _settled(env, epoch):
 def scenario(tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e")
     options = DemoOptions(nodes=4, rogue=0, epochs=EPOCHS, port=free_port(), out=str(out / "run"),
-                          commit_window=4, merge_window=6, report_window=8, elect_grace=60)
+                          commit_window=4, merge_window=12, report_window=10, elect_grace=60)
     env = LocalSwarm(options)
     Path(options.out).mkdir(parents=True)
     run = Scenario(env)
