@@ -257,7 +257,7 @@ contract SwarmLearning is Ownable2Step {
         _checkConfig(config_);
         _config = config_;
         token = token_;
-        _openEpoch(1);
+        _openEpoch(1, 0);
     }
 
     function _checkConfig(Config memory c) private pure {
@@ -388,7 +388,7 @@ contract SwarmLearning is Ownable2Step {
             carry = budget;
             emit LeaderSkipped(epoch, skipped, address(0), 0);
             emit EpochAbandoned(epoch, budget);
-            _openEpoch(epoch + 1);
+            _openEpoch(epoch + 1, 0);
             return;
         }
         uint16 next = uint16((uint256(e.leaderIndex) + 1) % e.commitCount);
@@ -474,7 +474,7 @@ contract SwarmLearning is Ownable2Step {
             finished = true;
             emit SwarmFinished(epoch, bestMetric);
         } else {
-            _openEpoch(epoch + 1);
+            _openEpoch(epoch + 1, credited);
         }
         // Last, after every state change: the only external call of settlement.
         if (credited != 0) token.mint(address(this), credited);
@@ -535,16 +535,24 @@ contract SwarmLearning is Ownable2Step {
         if (e.phase != expected) revert WrongPhase(epoch, e.phase, expected);
     }
 
-    function _openEpoch(uint256 epoch) private {
+    /// @dev `pendingMint`: credits of the epoch just settled, minted after this call, which
+    /// the announced budget must already leave out of the token's mintable supply.
+    function _openEpoch(uint256 epoch, uint256 pendingMint) private {
         currentEpoch = uint64(epoch);
         uint64 deadline = uint64(block.timestamp) + _config.commitWindow;
         _epochs[epoch].deadline = deadline;
-        emit EpochOpened(epoch, deadline, _budget());
+        emit EpochOpened(epoch, deadline, _budgetAfter(pendingMint));
     }
 
     /// @dev This epoch's budget: the reward plus carried dust, limited by the token cap.
     function _budget() private view returns (uint256) {
-        return Math.min(_config.rewardPerEpoch + carry, token.mintable());
+        return _budgetAfter(0);
+    }
+
+    /// @dev The budget once `pendingMint` more tokens exist. Cannot underflow: a pending mint
+    /// never exceeds the budget it was credited from, which never exceeds mintable().
+    function _budgetAfter(uint256 pendingMint) private view returns (uint256) {
+        return Math.min(_config.rewardPerEpoch + carry, token.mintable() - pendingMint);
     }
 
     /**

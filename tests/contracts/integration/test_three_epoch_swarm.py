@@ -111,7 +111,8 @@ def test_three_epoch_swarm_pays_by_the_reference_rule_and_balances(create_swarm,
         assert token.balanceOf(node) == amount
         claimed += amount
     assert swarm.claimable(silent) == token.balanceOf(silent) == 0
-    assert token.balanceOf(removed) > 0
+    # The removed node keeps its epoch-2 credit, unless the draw made it the leader that timed out.
+    assert (token.balanceOf(removed) > 0) == (timed_out != 3)
     assert token.totalSupply() == claimed + token.balanceOf(swarm) == credited_total
     assert token.balanceOf(swarm) == 0
 
