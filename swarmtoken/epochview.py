@@ -28,12 +28,3 @@ def read_epoch(swarm: Any, epoch: int, from_block: int = 0) -> EpochRecord:
             entries.append((name, log))
     entries.sort(key=lambda item: (item[1].blockNumber, item[1].logIndex))
     return assemble(entries).epochs.get(epoch, EpochRecord(epoch))
-
-
-def last_settled_merge(swarm: Any, current_epoch: int, from_block: int = 0) -> EpochRecord | None:
-    """The most recent settled epoch before ``current_epoch`` (its merged model is the
-    swarm's global model), or None if no epoch settled yet."""
-    for epoch in range(current_epoch - 1, 0, -1):
-        if PHASES[int(swarm.epochState(epoch)["phase"])] == "Settled":
-            return read_epoch(swarm, epoch, from_block)
-    return None
