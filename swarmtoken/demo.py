@@ -110,6 +110,14 @@ class EpochView:
     reports: dict[str, float] = field(default_factory=dict)
 
 
+def demo_key(seed: int, index: int) -> bytes:
+    """A throwaway key derived from the demo's seed, so a rerun with the same seed has the
+    same node addresses and its run folder compares line by line (demo accounts only)."""
+    import hashlib
+
+    return hashlib.sha256(f"swarm-demo:{seed}:{index}".encode()).digest()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -172,7 +180,7 @@ class LocalSwarm:
         for i in range(opts.nodes):
             folder = self.out / f"node-{i}"
             keystore = folder / "keystore.json"
-            address = create_keystore(keystore, PASSWORD)
+            address = create_keystore(keystore, PASSWORD, demo_key(opts.seed, i))
             accounts[0].transfer(address, FUNDING)
             swarm.authorize(address, 0, {"from": accounts[0]}, silent=True)
             port = free_port()
