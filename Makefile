@@ -43,7 +43,7 @@ compile: install
 # pytest plugin, so they never share or tear down that chain.
 test: install compile
 	$(BIN)/brownie test tests/contracts -p no:cacheprovider
-	$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider tests/swarmtoken tests/trainer tests/e2e
+	$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider tests/swarmtoken tests/trainer tests/benchmarks tests/e2e
 
 doctor: install
 	$(BIN)/swarm doctor
