@@ -215,8 +215,10 @@ class LocalSwarm:
             node.stop()
         if network.is_connected():
             network.disconnect(kill_rpc=False)
-        if self.chain_process is not None and self.chain_process.poll() is None:
-            self.chain_process.terminate()
+        if self.chain_process is not None:
+            from .localchain import stop_pid
+
+            stop_pid(self.chain_process.pid)
             self.chain_process.wait(timeout=10)
 
     def __enter__(self) -> LocalSwarm:

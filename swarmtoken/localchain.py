@@ -75,16 +75,18 @@ def start(port: int = DEFAULT_PORT, state_file: Path | None = None, log_file: Pa
 
 
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
-    """Stop anvil gracefully (SIGTERM lets it write its --state file)."""
+    """Stop anvil gracefully (SIGTERM lets it write its --state file). The npm launcher
+    runs the real binary as a child in the session `start` created, so signal the whole
+    process group: the binary must not outlive its launcher."""
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            os.kill(pid, 0)
+            os.killpg(pid, 0)
         except ProcessLookupError:
             return
         time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
+    os.killpg(pid, signal.SIGKILL)
