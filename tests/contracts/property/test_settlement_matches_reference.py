@@ -168,7 +168,7 @@ def run_epoch_and_check(swarm, token, admin, nodes, plan: EpochPlan):
 
 
 @settings(
-    max_examples=36,
+    max_examples=24,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )

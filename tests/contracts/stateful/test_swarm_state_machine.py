@@ -595,7 +595,7 @@ def test_random_protocol_runs_keep_money_and_phase_invariants(machine_world):
     run_state_machine_as_test(
         SwarmMachine,
         settings=settings(
-            max_examples=25,
+            max_examples=12,
             stateful_step_count=45,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
