@@ -145,16 +145,21 @@ def audit_files(ledger: Ledger, fetch_bytes: Callable[[str], bytes | None], sha2
 
 def audit_swarm(swarm: Any, token: Any, *, from_block: int = 0,
                 fetch_bytes: Callable[[str], bytes | None] | None = None) -> AuditReport:
-    """Run every audit against a deployed swarm (brownie contracts)."""
+    """Run every audit against a deployed swarm (brownie contracts). Events and balances
+    are all read at one block, so claims landing meanwhile cannot look like a mismatch."""
+    from brownie import web3
+
     from .ledger import read_ledger
 
+    block = web3.eth.block_number
     config = swarm.config()
-    ledger = read_ledger(swarm, from_block)
+    ledger = read_ledger(swarm, from_block, block)
     report = audit_settlements(ledger, reward_per_epoch=int(config["rewardPerEpoch"]),
                                beta_bps=int(config["betaBps"]), sample_cap=int(config["sampleCap"]),
                                capped=token.cap() != 0)
-    audit_balances(ledger, total_supply=token.totalSupply(), swarm_balance=token.balanceOf(swarm),
-                   claimable=lambda account: swarm.claimable(account), report=report)
+    audit_balances(ledger, total_supply=token.totalSupply(block_identifier=block),
+                   swarm_balance=token.balanceOf(swarm, block_identifier=block),
+                   claimable=lambda account: swarm.claimable(account, block_identifier=block), report=report)
     if fetch_bytes is not None:
         import hashlib
 

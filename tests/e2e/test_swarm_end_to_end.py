@@ -5,8 +5,8 @@ epoch 1  everything works;
 epoch 2  one node's committed file is tampered with on disk: the leader rejects it, the
          epoch goes on without it, nothing already accepted is lost;
 epoch 3  the elected leader is killed before it publishes: the next candidate takes over;
-epoch 4  the killed node, restarted during epoch 3, resumes from the latest merged model
-         and takes part; another node is killed mid-epoch after committing: the epoch
+epoch 4  the killed node, restarted once epoch 3 failed over, resumes from the latest
+         merged model and takes part; another node is killed mid-epoch after committing: the epoch
          settles anyway.
 
 The scenario runs once (module fixture); each test checks one guarantee on its record.
@@ -116,7 +116,8 @@ def scenario(tmp_path_factory):
         _node(env, leader).stop(signal.SIGKILL)
         run.killed_leader = leader
         _signal_alive(env, signal.SIGCONT)
-        _node(env, leader).start()  # comes back while the others fail over
+        _wait(lambda: swarm.leaderOf(3) != leader, "the fail-over of epoch 3")
+        _node(env, leader).start()  # comes back once its leadership has passed on
         run.records[3] = _settled(env, 3)
 
         # epoch 4: the restarted node takes part; another node is killed after committing
