@@ -30,7 +30,7 @@ node_modules/.installed: package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(ADAPTER): tools/solc-adapter.js node_modules/.installed
+$(ADAPTER): tools/solc-adapter.js | node_modules/.installed
 	@node -e 'const v=require("solc/package.json").version; if (v !== "$(SOLC_VERSION)") { console.error(`package.json pins solc $${v} but brownie-config.yaml pins $(SOLC_VERSION)`); process.exit(1); }'
 	mkdir -p $(SOLCX)
 	ln -sf ../tools/solc-adapter.js $@
