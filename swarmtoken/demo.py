@@ -85,6 +85,10 @@ class NodeProcess:
                                          str(self.config_path)], stdout=log, stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True)
 
+    @property
+    def label(self) -> str:
+        return f"node-{self.index}" + (" (rogue)" if self.rogue else "")
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -246,7 +250,7 @@ def watch(swarm_env: LocalSwarm, split: Any, model: Any, reference: dict, timeou
     """Follow the chain until the swarm finishes, rendering a live table per epoch."""
     swarm = swarm_env.handles.swarm
     start_block = int(swarm_env.handles.record["block"])
-    names = {n.address: f"node-{n.index}" + (" (rogue)" if n.rogue else "") for n in swarm_env.nodes}
+    names = {n.address: n.label for n in swarm_env.nodes}
     views: list[EpochView] = []
     done: set[int] = set()
     deadline = time.monotonic() + timeout_s
@@ -317,10 +321,20 @@ def wait_for_claims(swarm_env: LocalSwarm, timeout_s: float = 60.0) -> None:
 
 
 def plot(out: Path, views: list[EpochView], swarm_env: LocalSwarm) -> None:
+    """accuracy.png (merged model on the test set, each node's validation metric) and
+    rewards.png (cumulative tokens earned per node)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    def save(fig: Any, ax: Any, ylabel: str, name: str) -> None:
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
 
     settled = [v for v in views if v.accuracy is not None]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -329,28 +343,15 @@ def plot(out: Path, views: list[EpochView], swarm_env: LocalSwarm) -> None:
         points = [(v.epoch, v.reports[node.address]) for v in settled if node.address in v.reports]
         if points:
             xs, ys = zip(*points)
-            ax.plot(xs, ys, "--", alpha=0.7, label=f"node-{node.index} validation" + (" (rogue)" if node.rogue else ""))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy.png", dpi=120)
-    plt.close(fig)
+            ax.plot(xs, ys, "--", alpha=0.7, label=f"{node.label} validation")
+    save(fig, ax, "accuracy", "accuracy.png")
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for node in swarm_env.nodes:
-        total, xs, ys = 0, [], []
-        for view in views:
-            total += view.payouts.get(node.address, 0)
-            xs.append(view.epoch)
-            ys.append(float(wei_to_tokens(total)))
-        ax.plot(xs, ys, "-o", label=f"node-{node.index}" + (" (rogue)" if node.rogue else ""))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("cumulative tokens earned")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "rewards.png", dpi=120)
-    plt.close(fig)
+        earned = [v.payouts.get(node.address, 0) for v in views]
+        totals = [float(wei_to_tokens(sum(earned[: i + 1]))) for i in range(len(earned))]
+        ax.plot([v.epoch for v in views], totals, "-o", label=node.label)
+    save(fig, ax, "cumulative tokens earned", "rewards.png")
 
 
 def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
