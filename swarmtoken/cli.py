@@ -314,11 +314,10 @@ def audit(no_files: bool, deployment_path: str, network: str, port: int | None) 
     """Recompute every settlement and check supply, credits and files; exits non-zero
     naming the first discrepancy."""
     from .audit import audit_swarm
-    from .views import fetch_or_none
 
     handles = _connect_and_bind(network, port, deployment_path)
     report = audit_swarm(handles.swarm, handles.token, from_block=int(handles.record["block"]),
-                         fetch_bytes=None if no_files else fetch_or_none)
+                         check_files=not no_files)
     click.echo(f"{report.checks} checks, {report.files_checked} files verified, "
                f"{report.files_unreachable} unreachable")
     if not report.ok:

@@ -365,7 +365,7 @@ def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
 
     from .audit import audit_swarm
     from .ledger import read_ledger
-    from .views import earned_by, fetch_or_none
+    from .views import earned_by
 
     torch.set_num_threads(1)
     console = Console()
@@ -385,7 +385,7 @@ def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
         views = watch(env, split, model, reference, timeout_s)
         wait_for_claims(env)
         swarm, token = env.handles.swarm, env.handles.token
-        report = audit_swarm(swarm, token, from_block=int(env.handles.record["block"]), fetch_bytes=fetch_or_none)
+        report = audit_swarm(swarm, token, from_block=int(env.handles.record["block"]), check_files=True)
         ledger = read_ledger(swarm, int(env.handles.record["block"]))
         earned = earned_by(ledger)
         claimed: dict[str, int] = {}

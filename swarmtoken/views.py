@@ -95,15 +95,3 @@ def print_ledger(rows: list[dict[str, Any]]) -> None:
                       f"{row['median_score']:.5f}", row["payout_tokens"], "yes" if row["forfeited"] else "",
                       "-" if row["median_metric"] is None else f"{row['median_metric']:.4f}")
     Console().print(table)
-
-
-def fetch_or_none(uri: str) -> bytes | None:
-    """Raw bytes at ``uri`` for the audit; None when the file is no longer served."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(uri, timeout=5) as response:
-            return response.read()
-    except (urllib.error.URLError, OSError):
-        return None

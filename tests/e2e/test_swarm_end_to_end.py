@@ -25,7 +25,6 @@ import pytest
 from swarmtoken.audit import audit_swarm
 from swarmtoken.demo import DemoOptions, LocalSwarm, free_port
 from swarmtoken.epochview import PHASES, read_epoch
-from swarmtoken.views import fetch_or_none
 
 EPOCHS = 4
 TIMEOUT_S = 240
@@ -183,7 +182,7 @@ def test_audit_recomputes_every_settlement_and_names_the_tampered_file(scenario)
     tampered with on disk, which its node still serves."""
     env = scenario.env
     report = audit_swarm(env.handles.swarm, env.handles.token, from_block=int(env.handles.record["block"]),
-                         fetch_bytes=fetch_or_none)
+                         check_files=True)
     assert report.files_checked > 0 and report.checks > 50
     assert len(report.discrepancies) == 1, report.discrepancies
     assert report.discrepancies[0].startswith(f"epoch 2 commit of {scenario.tampered}: file at ")

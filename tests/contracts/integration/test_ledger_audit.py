@@ -2,7 +2,6 @@
 ledger, a balance or a file that does not add up."""
 
 import copy
-import hashlib
 
 from swarmtoken.audit import audit_balances, audit_files, audit_settlements, audit_swarm
 from swarmtoken.ledger import read_ledger
@@ -56,14 +55,23 @@ def test_audit_catches_supply_and_claimable_mismatches(swarm, token, nodes, prot
     assert "token supply" in report.discrepancies[0] and members[1].address in report.discrepancies[1]
 
 
-def test_audit_checks_reachable_files_against_their_commitments(swarm, nodes, protocol):
+def test_audit_checks_served_files_against_their_commitments(swarm, nodes, protocol):
+    """A mismatching or oversized file is a discrepancy naming it; a file nobody serves any
+    more is only counted."""
+    from swarmtoken.store import FileTooLargeError, HashMismatchError, UnreachableError
+
     _two_epochs(protocol, nodes, swarm)
     ledger = read_ledger(swarm)
-    commit = ledger.epochs[1].commits[0]
+    tampered, huge = ledger.epochs[1].commits[0], ledger.epochs[1].commits[1]
 
-    def fetch(uri):
-        return b"tampered" if uri == commit.uri else None
+    def download(uri, expected, **limits):
+        if uri == tampered.uri and expected == tampered.param_hash:
+            raise HashMismatchError(uri, f"sha256 mismatch: expected {expected}, found 00")
+        if uri == huge.uri and expected == huge.param_hash:
+            raise FileTooLargeError(uri, "declared 10 GiB, limit 256 MiB")
+        raise UnreachableError(uri, "connection refused", status=None, attempts=1)
 
-    report = audit_files(ledger, fetch, lambda b: hashlib.sha256(b).hexdigest())
-    assert not report.ok and report.files_unreachable > 0
-    assert "hashes to" in report.discrepancies[0]
+    report = audit_files(ledger, download)
+    assert report.files_checked == 2 and report.files_unreachable > 0
+    assert report.discrepancies[0].startswith(f"epoch 1 commit of {tampered.node}: file at {tampered.uri}: sha256 mismatch")
+    assert report.discrepancies[1].startswith(f"epoch 1 commit of {huge.node}: file at ") and "limit" in report.discrepancies[1]
