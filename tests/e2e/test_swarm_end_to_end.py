@@ -4,8 +4,9 @@ failures a consortium will meet, one per epoch:
 epoch 1  everything works;
 epoch 2  one node's committed file is tampered with on disk: the leader rejects it, the
          epoch goes on without it, nothing already accepted is lost;
-epoch 3  the elected leader is killed before it publishes: the next candidate takes over;
-epoch 4  the killed node, restarted once epoch 3 failed over, resumes from the latest
+epoch 3  the elected leader is killed before it publishes: the next candidate takes over
+         and merges without the dead node's update (its store is down with it);
+epoch 4  the killed node, restarted once epoch 3's merge is published, resumes from the latest
          merged model and takes part; another node is killed mid-epoch after committing: the epoch
          settles anyway.
 
@@ -116,7 +117,10 @@ def scenario(tmp_path_factory):
         run.killed_leader = leader
         _signal_alive(env, signal.SIGCONT)
         _wait(lambda: swarm.leaderOf(3) != leader, "the fail-over of epoch 3")
-        _node(env, leader).start()  # comes back once its leadership has passed on
+        # It comes back only once the new leader published: restarted earlier, its store
+        # could serve its commitment in time to be merged, and the test would race.
+        _wait(lambda: _phase(swarm, 3) != "Merge", "the merge of epoch 3")
+        _node(env, leader).start()
         run.records[3] = _settled(env, 3)
 
         # epoch 4: the restarted node takes part; another node is killed after committing
