@@ -238,6 +238,7 @@ def summarise(per_size: dict[int, dict], env: dict) -> dict:
         "met": linear,
     }
     return {
+        "settle_fit": settle_fit(settle),
         "per_node_epoch_gas": {str(n): per_size[n]["per_node_epoch_gas"] for n in sizes},
         "settle_gas": {str(n): settle[n] for n in sizes},
         "settle_gas_per_participant": {str(n): round(settle[n] / n) for n in sizes},
@@ -254,6 +255,23 @@ def summarise(per_size: dict[int, dict], env: dict) -> dict:
         "reports; per_node_epoch_gas = submit + report + (elect + publish + settle) / n",
         "environment": env,
     }
+
+
+def settle_fit(settle: dict[int, int]) -> dict | None:
+    """Least-squares fit settle ~ constant + per_participant * n + per_report_score * n^2.
+
+    Settlement receives every report (n reporters x n scores, hash-chained on chain, not
+    stored) and counts each score once against its median hint, so an n^2 term is inherent;
+    the fit says how large it is next to the per-participant work (credits, events)."""
+    if len(settle) < 3:
+        return None
+    import numpy as np
+
+    sizes = sorted(settle)
+    c2, c1, c0 = np.polyfit(sizes, [settle[n] for n in sizes], 2)
+    largest = sizes[-1]
+    return {"constant": round(c0), "per_participant": round(c1), "per_report_score": round(c2),
+            "quadratic_share_at_largest_n": round(c2 * largest**2 / settle[largest], 3)}
 
 
 def print_table(summary: dict) -> None:
@@ -288,6 +306,11 @@ def print_table(summary: dict) -> None:
             detail = f"(marginal settle gas per added participant {detail})" if detail else ""
         console.print(f"target {name}: {state} {detail}")
     console.print(f"claim_gas = {fmt(summary['claim_gas'])} ({summary['claim_gas_note']})")
+    if summary.get("settle_fit"):
+        fit = summary["settle_fit"]
+        console.print(f"settle ~ {fmt(fit['constant'])} + {fmt(fit['per_participant'])} n + "
+                      f"{fmt(fit['per_report_score'])} n^2 (the n^2 term: {fit['quadratic_share_at_largest_n']:.0%} "
+                      "of settle at the largest n)")
 
 
 def environment(project_config: dict) -> dict:

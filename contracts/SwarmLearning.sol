@@ -120,6 +120,10 @@ contract SwarmLearning is Ownable2Step {
 
     uint256 private constant _BPS = 10_000;
     uint256 private constant _MAX_PEERS_LIMIT = 256; // bitmaps are one word
+    // Packed median-check counts: scores below the hint in the low half, at or below it in the high half.
+    uint256 private constant _AT = uint256(1) << 128;
+    uint256 private constant _BELOW = _AT | 1;
+    uint256 private constant _LOW_HALF = _AT - 1;
 
     SwarmToken public immutable token;
     Config private _config;
@@ -665,6 +669,8 @@ contract SwarmLearning is Ownable2Step {
      * @dev One pass over the reports: rebuild the hash chain (the reports are the ones made
      * on chain) and count, per participant, the scores below and at-or-below its median
      * hint; then check every hint is the lower median (element (k - 1) / 2 in sorted order).
+     * This pass is the only part of settlement that grows with reports x participants, so
+     * its inner work is in `_chainReport` and `_countScores`, written in assembly.
      */
     function _checkReports(
         uint256 epoch,
@@ -674,53 +680,85 @@ contract SwarmLearning is Ownable2Step {
         int64 metric
     ) private pure {
         uint256 n = medians.length;
-        uint256[] memory below = new uint256[](n + 1); // index n counts the metric
-        uint256[] memory atOrBelow = new uint256[](n + 1);
+        int64[] memory hints = new int64[](n);
+        for (uint256 j = 0; j < n; ++j) {
+            hints[j] = medians[j];
+        }
+        uint256[] memory counts = new uint256[](n);
+        uint256 metricCounts = 0;
         bytes32 digest = bytes32(0); // the chain starts from zero, as in reportValidation
         for (uint256 r = 0; r < reports.length; ++r) {
-            digest = keccak256(abi.encode(digest, reports[r].reporter, reports[r].metric, reports[r].scores));
-            _countReport(below, atOrBelow, reports[r], medians, metric);
+            Report calldata report = reports[r];
+            int64[] calldata scores = report.scores;
+            if (scores.length != n) revert ScoreCountMismatch(scores.length, n);
+            digest = _chainReport(digest, report.reporter, report.metric, scores);
+            _countScores(counts, hints, scores);
+            // Cannot overflow: each half counts at most reports.length <= maxPeers.
+            unchecked {
+                metricCounts += _tally(report.metric, metric);
+            }
         }
         if (digest != expectedDigest) revert ReportsMismatch(epoch);
         uint256 k = reports.length;
         for (uint256 j = 0; j <= n; ++j) {
-            int64 hint = j < n ? medians[j] : metric;
-            bool ok = k == 0 ? hint == 0 : below[j] <= (k - 1) / 2 && (k - 1) / 2 < atOrBelow[j];
+            (uint256 packed, int64 hint) = j < n ? (counts[j], hints[j]) : (metricCounts, metric);
+            uint256 below = packed & _LOW_HALF;
+            uint256 atOrBelow = packed >> 128;
+            bool ok = k == 0 ? hint == 0 : below <= (k - 1) / 2 && (k - 1) / 2 < atOrBelow;
             if (!ok) revert WrongMedian(j, hint);
         }
     }
 
-    function _countReport(
-        uint256[] memory below,
-        uint256[] memory atOrBelow,
-        Report calldata report,
-        int64[] calldata medians,
-        int64 metric
-    ) private pure {
-        int64[] calldata scores = report.scores;
-        uint256 n = medians.length;
-        if (scores.length != n) revert ScoreCountMismatch(scores.length, n);
-        for (uint256 j = 0; j < n; ++j) {
-            _count(below, atOrBelow, j, scores[j], medians[j]);
-        }
-        _count(below, atOrBelow, n, report.metric, metric);
-    }
-
-    function _count(uint256[] memory below, uint256[] memory atOrBelow, uint256 j, int64 value, int64 hint)
+    /**
+     * @dev keccak256(abi.encode(digest, reporter, metric, scores)), as reportValidation
+     * computes it, with the score words hashed straight from calldata. The words are not
+     * checked to be sign-extended int64s here: reportValidation only ever chained canonical
+     * words (its abi.encode reverts on others), so a report with any other word breaks the
+     * chain and settlement reverts with ReportsMismatch.
+     */
+    function _chainReport(bytes32 digest, address reporter, int64 metric, int64[] calldata scores)
         private
         pure
+        returns (bytes32 next)
     {
-        if (value < hint) {
-            // Cannot overflow: at most reports.length <= maxPeers increments.
-            unchecked {
-                below[j] += 1;
-                atOrBelow[j] += 1;
-            }
-        } else if (value == hint) {
-            unchecked {
-                atOrBelow[j] += 1;
+        assembly ("memory-safe") {
+            // Scratch space past the free memory pointer, left unallocated.
+            let ptr := mload(0x40)
+            let size := shl(5, scores.length)
+            mstore(ptr, digest)
+            mstore(add(ptr, 0x20), reporter)
+            mstore(add(ptr, 0x40), metric)
+            mstore(add(ptr, 0x60), 0x80) // offset of the array in the head
+            mstore(add(ptr, 0x80), scores.length)
+            calldatacopy(add(ptr, 0xa0), scores.offset, size)
+            next := keccak256(ptr, add(0xa0, size))
+        }
+    }
+
+    /**
+     * @dev counts[j] += _tally(scores[j], hints[j]) for every j. The three arrays have the
+     * same length (the caller checks scores; hints and counts are allocated with it).
+     */
+    function _countScores(uint256[] memory counts, int64[] memory hints, int64[] calldata scores) private pure {
+        assembly ("memory-safe") {
+            let countAt := add(counts, 0x20)
+            let hintAt := add(hints, 0x20)
+            let end := add(scores.offset, shl(5, scores.length))
+            for { let at := scores.offset } lt(at, end) { at := add(at, 0x20) } {
+                let value := signextend(7, calldataload(at))
+                let hint := mload(hintAt)
+                // below: +1 in the low half; at or below: +1 in the high half (_BELOW / _AT)
+                mstore(countAt, add(mload(countAt), add(slt(value, hint), shl(128, iszero(sgt(value, hint))))))
+                countAt := add(countAt, 0x20)
+                hintAt := add(hintAt, 0x20)
             }
         }
+    }
+
+    /// @dev What one value adds to its packed counts (see _countScores).
+    function _tally(int64 value, int64 hint) private pure returns (uint256) {
+        if (value < hint) return _BELOW;
+        return value == hint ? _AT : 0;
     }
 
     function _bitIndices(uint256 bitmap, uint256 count) private pure returns (uint256[] memory indices) {

@@ -2,7 +2,8 @@
 
 Started with the settings of brownie's development network (zero base fee, 12M gas limit,
 ten funded accounts) so brownie attaches to it instead of launching its own, with
-``--prune-history`` so old block states are not kept on disk, and optionally with
+``--max-persisted-states 0`` so old block states are dropped rather than written to disk
+(``--prune-history`` does the same but now and then loses a fresh receipt), and optionally with
 ``--state FILE`` so `swarm chain down` / `swarm chain up` keeps the chain's state.
 """
 
@@ -48,7 +49,7 @@ def anvil_command(port: int = DEFAULT_PORT, state_file: Path | None = None, acco
         "--block-base-fee-per-gas", "0",
         "--gas-limit", "12000000",
         "--accounts", str(accounts),
-        "--prune-history", "512",  # recent states in memory only; without a number anvil keeps none
+        "--max-persisted-states", "0",  # recent states in memory, older ones dropped, none on disk
         "--silent",
     ]
     if state_file is not None:

@@ -406,6 +406,25 @@ def test_settlement_refuses_reports_that_differ_from_those_made(swarm, reporting
     assert swarm.epochState(1)["phase"] == REPORT
 
 
+def test_settlement_refuses_a_score_word_that_is_not_a_canonical_int64(swarm, reporting, protocol):
+    """Settlement hashes the score words straight from calldata: a word with stray high
+    bits (same low 64 bits, so counting would see the same score) breaks the hash chain."""
+    marker = 0x5157
+    for i, node in enumerate(reporting):
+        protocol.report(node, [1, 2, 3, marker if i == 2 else 4], metric=500_000 + i)
+    data = bytes.fromhex(swarm.settle.encode_input(1, *protocol.settlement_args(1))[2:])
+    word = marker.to_bytes(32, "big")
+    assert data.count(word) == 1
+    dirty = data.replace(word, b"\xab" * 24 + marker.to_bytes(8, "big"))
+    call = {"from": reporting[0].address, "to": swarm.address}
+    web3.eth.call({**call, "data": "0x" + data.hex()})  # the clean encoding settles
+    with pytest.raises(Exception) as refused:
+        web3.eth.call({**call, "data": "0x" + dirty.hex()})
+    selector = web3.keccak(text="ReportsMismatch(uint256)")[:4]
+    assert (selector + encode(["uint256"], [1])).hex() in str(refused.value)
+    assert swarm.epochState(1)["phase"] == REPORT
+
+
 @pytest.mark.parametrize("wrong", ["above", "below", "absent", "metric", "length"])
 def test_settlement_refuses_a_median_hint_that_is_not_the_lower_median(swarm, reporting, protocol, wrong):
     """The settler supplies the medians; the contract verifies them by counting."""
