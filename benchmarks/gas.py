@@ -8,7 +8,7 @@ in the Makefile's `gas` target)::
 For every n the script deploys a fresh swarm (``max_peers = 32``) through
 ``swarmtoken.deployment.deploy``, enrols n nodes and runs three epochs in which all n
 nodes commit and every participant reports a realistic score vector (a common "true"
-contribution per participant, about a quarter of them negative, plus per-reporter noise):
+contribution per participant, every fourth one negative, plus per-reporter noise):
 
 - epoch 1 warms storage up (first commit of every node, first credits); its numbers are
   kept as ``first_epoch`` for reference only;
@@ -71,11 +71,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------- workload
 def score_vectors(rng: random.Random, n: int) -> tuple[list[list[int]], list[int]]:
     """n reporters' score vectors over n participants (SCORE_SCALE fixed point) and their
-    validation metrics (METRIC_SCALE): a shared contribution per participant, about a
-    quarter negative, plus each reporter's own noise."""
+    validation metrics (METRIC_SCALE): a shared contribution per participant, every fourth
+    one negative, plus each reporter's own noise. Contributions stay at least 0.01 away from
+    zero (noise sd 0.005), so every size pays the same share of its participants and the
+    sizes differ in n alone."""
     from swarmtoken.units import METRIC_SCALE, SCORE_SCALE, to_fixed
 
-    truth = [rng.gauss(0.02, 0.03) for _ in range(n)]
+    sizes = [0.01 + abs(rng.gauss(0.02, 0.02)) for _ in range(n)]
+    truth = [-size if j % 4 == 3 else size for j, size in enumerate(sizes)]
     vectors = [[to_fixed(t + rng.gauss(0.0, 0.005), SCORE_SCALE) for t in truth] for _ in range(n)]
     metrics = [to_fixed(min(1.0, rng.gauss(0.9, 0.01)), METRIC_SCALE) for _ in range(n)]
     return vectors, metrics
@@ -95,15 +98,11 @@ def node_accounts(accounts, admin, n: int) -> list:
     return nodes
 
 
-def settle_args(swarm, epoch: int, reports: list[tuple]) -> tuple:
-    """Arguments of ``settle``: the epoch and its reports, plus, when the contract takes them,
-    the per-participant lower medians and the median metric (verified on chain, not sorted)."""
-    from swarmtoken.rewards import lower_median, median_scores
+def settle_args(epoch: int, reports: list[tuple]) -> tuple:
+    """``settle``'s arguments: the epoch, its reports packed, and the lower-median hints."""
+    from swarmtoken.rewards import settle_arguments
 
-    if len(swarm.settle.abi["inputs"]) == 2:
-        return epoch, reports
-    n = len(reports[0][2])
-    return epoch, reports, median_scores([r[2] for r in reports], n), lower_median([r[1] for r in reports])
+    return (epoch, *settle_arguments(reports, len(reports[0][2])))
 
 
 class Recorder:
@@ -170,7 +169,7 @@ def run_size(project, accounts, chain, admin, n: int, rng: random.Random) -> dic
         for node, scores, metric in zip(nodes, vectors, metrics):
             rec.add("report", swarm.reportValidation(epoch, metric, scores, {"from": node}), warm)
             reports.append((node.address, metric, scores))
-        rec.add("settle", swarm.settle(*settle_args(swarm, epoch, reports), {"from": admin}), warm)
+        rec.add("settle", swarm.settle(*settle_args(epoch, reports), {"from": admin}), warm)
         if swarm.currentEpoch() != epoch + 1:
             raise RuntimeError(f"epoch {epoch} did not open the next one at n={n}")
 

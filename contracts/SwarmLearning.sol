@@ -111,11 +111,17 @@ contract SwarmLearning is Ownable2Step {
         bytes32 mergedHash;
     }
 
-    /// @notice A validation report, as emitted by `ValidationReported`, re-supplied to settle.
-    struct Report {
-        address reporter;
-        int64 metric;
-        int64[] scores;
+    /**
+     * @notice An epoch's validation reports, as emitted by `ValidationReported` and in that
+     * order, re-supplied to settle: one reporter and metric per report, and every report's
+     * score vector one after the other with each score in 8 bytes (big-endian two's
+     * complement), so reports x participants x 8 bytes. Scores are packed because settlement
+     * carries every score of the epoch, and calldata is its cost that grows fastest.
+     */
+    struct Reports {
+        address[] reporters;
+        int64[] metrics;
+        bytes scores;
     }
 
     uint256 private constant _BPS = 10_000;
@@ -243,6 +249,8 @@ contract SwarmLearning is Ownable2Step {
     error SettlementNotDue(uint256 epoch, uint16 reported, uint16 participants, uint64 deadline);
     /// @notice `given` reports were supplied, `expected` were made.
     error ReportCountMismatch(uint256 given, uint256 expected);
+    /// @notice The packed scores are `given` bytes long; reports x participants x 8 is `expected`.
+    error PackedScoresLength(uint256 given, uint256 expected);
     /// @notice The supplied reports do not match the ones made on chain.
     error ReportsMismatch(uint256 epoch);
     /// @notice Hint `given` at `index` is not the lower median (index = participant count: the metric).
@@ -449,30 +457,35 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @notice Settle `epoch` from its `reports` (as emitted, in emission order), with the
+     * @notice Settle `epoch` from its `reports` (see `Reports`: as emitted, in order), with the
      * lower median of each participant's scores and of the metrics as hints. The contract
      * verifies the hints instead of sorting: m is the lower median of k values exactly when
      * #{v < m} <= (k - 1) / 2 < #{v <= m}, one counting pass over the reports. With no
      * reports every hint must be 0. Then payouts by the reference rule, credits, stopping
      * rule. Anyone may call once every participant reported or the report deadline passed.
      */
-    function settle(uint256 epoch, Report[] calldata reports, int64[] calldata medians, int64 metric) external {
+    function settle(uint256 epoch, Reports calldata reports, int64[] calldata medians, int64 metric) external {
         EpochState storage e = _openEpochState(epoch, Phase.Report);
         if (e.reportCount < e.participantCount && block.timestamp <= e.deadline) {
             revert SettlementNotDue(epoch, e.reportCount, e.participantCount, e.deadline);
         }
-        if (reports.length != e.reportCount) revert ReportCountMismatch(reports.length, e.reportCount);
+        uint256 k = reports.reporters.length;
+        if (k != e.reportCount) revert ReportCountMismatch(k, e.reportCount);
+        if (reports.metrics.length != k) revert ReportCountMismatch(reports.metrics.length, k);
         if (medians.length != e.participantCount) revert ScoreCountMismatch(medians.length, e.participantCount);
+        if (reports.scores.length != k * medians.length * 8) {
+            revert PackedScoresLength(reports.scores.length, k * medians.length * 8);
+        }
         _checkReports(epoch, e.reportsDigest, reports, medians, metric);
         e.phase = Phase.Settled;
         settledEpochs += 1;
 
         uint256[] memory indices = _bitIndices(e.participants, e.participantCount);
         uint256 budget = _budget();
-        bool anyReports = reports.length != 0;
+        bool anyReports = k != 0;
         uint256 credited = _credit(epoch, e, indices, medians, budget, anyReports);
         carry = budget - credited;
-        emit EpochSettled(epoch, budget, credited, budget - credited, metric, uint16(reports.length));
+        emit EpochSettled(epoch, budget, credited, budget - credited, metric, uint16(k));
 
         if (_stoppingRuleFires(metric, anyReports)) {
             finished = true;
@@ -669,13 +682,13 @@ contract SwarmLearning is Ownable2Step {
      * @dev One pass over the reports: rebuild the hash chain (the reports are the ones made
      * on chain) and count, per participant, the scores below and at-or-below its median
      * hint; then check every hint is the lower median (element (k - 1) / 2 in sorted order).
-     * This pass is the only part of settlement that grows with reports x participants, so
-     * its inner work is in `_chainReport` and `_countScores`, written in assembly.
+     * The caller checked the lengths. This pass is the only part of settlement that grows
+     * with reports x participants, so its inner loop (`_chainAndCount`) is in assembly.
      */
     function _checkReports(
         uint256 epoch,
         bytes32 expectedDigest,
-        Report[] calldata reports,
+        Reports calldata reports,
         int64[] calldata medians,
         int64 metric
     ) private pure {
@@ -687,19 +700,16 @@ contract SwarmLearning is Ownable2Step {
         uint256[] memory counts = new uint256[](n);
         uint256 metricCounts = 0;
         bytes32 digest = bytes32(0); // the chain starts from zero, as in reportValidation
-        for (uint256 r = 0; r < reports.length; ++r) {
-            Report calldata report = reports[r];
-            int64[] calldata scores = report.scores;
-            if (scores.length != n) revert ScoreCountMismatch(scores.length, n);
-            digest = _chainReport(digest, report.reporter, report.metric, scores);
-            _countScores(counts, hints, scores);
-            // Cannot overflow: each half counts at most reports.length <= maxPeers.
+        uint256 k = reports.reporters.length;
+        for (uint256 r = 0; r < k; ++r) {
+            bytes calldata row = reports.scores[r * n * 8:(r + 1) * n * 8];
+            digest = _chainAndCount(digest, reports.reporters[r], reports.metrics[r], row, counts, hints);
+            // Cannot overflow: each half counts at most k <= maxPeers.
             unchecked {
-                metricCounts += _tally(report.metric, metric);
+                metricCounts += _tally(reports.metrics[r], metric);
             }
         }
         if (digest != expectedDigest) revert ReportsMismatch(epoch);
-        uint256 k = reports.length;
         for (uint256 j = 0; j <= n; ++j) {
             (uint256 packed, int64 hint) = j < n ? (counts[j], hints[j]) : (metricCounts, metric);
             uint256 below = packed & _LOW_HALF;
@@ -710,52 +720,47 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @dev keccak256(abi.encode(digest, reporter, metric, scores)), as reportValidation
-     * computes it, with the score words hashed straight from calldata. The words are not
-     * checked to be sign-extended int64s here: reportValidation only ever chained canonical
-     * words (its abi.encode reverts on others), so a report with any other word breaks the
-     * chain and settlement reverts with ReportsMismatch.
+     * @dev For one report whose packed scores are `row` (8 bytes each, as many as `counts`
+     * and `hints` have entries): add _tally(score_j, hints[j]) to counts[j] for every j, and
+     * return keccak256(abi.encode(digest, reporter, metric, scores)), the link
+     * reportValidation computed, by unpacking the scores into abi words in scratch memory.
      */
-    function _chainReport(bytes32 digest, address reporter, int64 metric, int64[] calldata scores)
-        private
-        pure
-        returns (bytes32 next)
-    {
+    function _chainAndCount(
+        bytes32 digest,
+        address reporter,
+        int64 metric,
+        bytes calldata row,
+        uint256[] memory counts,
+        int64[] memory hints
+    ) private pure returns (bytes32 next) {
         assembly ("memory-safe") {
-            // Scratch space past the free memory pointer, left unallocated.
+            // abi.encode(digest, reporter, metric, scores) built past the free memory
+            // pointer, left unallocated: four head words, the array length, the words.
             let ptr := mload(0x40)
-            let size := shl(5, scores.length)
             mstore(ptr, digest)
             mstore(add(ptr, 0x20), reporter)
             mstore(add(ptr, 0x40), metric)
             mstore(add(ptr, 0x60), 0x80) // offset of the array in the head
-            mstore(add(ptr, 0x80), scores.length)
-            calldatacopy(add(ptr, 0xa0), scores.offset, size)
-            next := keccak256(ptr, add(0xa0, size))
-        }
-    }
-
-    /**
-     * @dev counts[j] += _tally(scores[j], hints[j]) for every j. The three arrays have the
-     * same length (the caller checks scores; hints and counts are allocated with it).
-     */
-    function _countScores(uint256[] memory counts, int64[] memory hints, int64[] calldata scores) private pure {
-        assembly ("memory-safe") {
+            mstore(add(ptr, 0x80), shr(3, row.length))
+            let word := add(ptr, 0xa0)
             let countAt := add(counts, 0x20)
             let hintAt := add(hints, 0x20)
-            let end := add(scores.offset, shl(5, scores.length))
-            for { let at := scores.offset } lt(at, end) { at := add(at, 0x20) } {
-                let value := signextend(7, calldataload(at))
+            let end := add(row.offset, row.length)
+            for { let at := row.offset } lt(at, end) { at := add(at, 8) } {
+                let value := signextend(7, shr(192, calldataload(at)))
+                mstore(word, value)
                 let hint := mload(hintAt)
                 // below: +1 in the low half; at or below: +1 in the high half (_BELOW / _AT)
                 mstore(countAt, add(mload(countAt), add(slt(value, hint), shl(128, iszero(sgt(value, hint))))))
+                word := add(word, 0x20)
                 countAt := add(countAt, 0x20)
                 hintAt := add(hintAt, 0x20)
             }
+            next := keccak256(ptr, sub(word, ptr))
         }
     }
 
-    /// @dev What one value adds to its packed counts (see _countScores).
+    /// @dev What one value adds to its packed counts (see _chainAndCount).
     function _tally(int64 value, int64 hint) private pure returns (uint256) {
         if (value < hint) return _BELOW;
         return value == hint ? _AT : 0;

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .rewards import lower_median, median_scores
+from .rewards import Reports, settle_arguments
 
 
 @dataclass
@@ -65,13 +65,9 @@ class EpochRecord:
         by_index = {c.index: c.node for c in self.commits}
         return [by_index[i] for i in self.participants]
 
-    def settlement_args(self) -> tuple[list[tuple[str, int, list[int]]], list[int], int]:
-        """``settle(epoch, reports, medians, metric)``'s arguments after the epoch number:
-        the reports in emission order and the lower medians the contract verifies."""
-        reports = [(r.reporter, r.metric, list(r.scores)) for r in self.reports]
-        medians = median_scores([r.scores for r in self.reports], len(self.participants))
-        metric = lower_median([r.metric for r in self.reports]) if self.reports else 0
-        return reports, medians, metric
+    def settlement_args(self) -> tuple[Reports, list[int], int]:
+        """``settle(epoch, reports, medians, metric)``'s arguments after the epoch number."""
+        return settle_arguments([(r.reporter, r.metric, r.scores) for r in self.reports], len(self.participants))
 
 
 @dataclass

@@ -72,6 +72,23 @@ def median_scores(score_vectors: Sequence[Sequence[int]], n: int) -> list[int]:
     return [lower_median([vector[j] for vector in score_vectors]) for j in range(n)]
 
 
+Reports = tuple[list[str], list[int], bytes]
+"""``SwarmLearning.Reports``: reporters, metrics, and every score vector packed."""
+
+
+def settle_arguments(reports: Sequence[tuple[str, int, Sequence[int]]], n: int) -> tuple[Reports, list[int], int]:
+    """``settle(epoch, reports, medians, metric)``'s arguments after the epoch number, from
+    the epoch's ``(reporter, metric, scores)`` reports in emission order: the reports in
+    the contract's packed form (each score 8 bytes, big-endian two's complement, report
+    after report) and the lower medians the contract verifies instead of sorting."""
+    vectors = [list(scores) for _, _, scores in reports]
+    medians = median_scores(vectors, n)
+    packed = b"".join(score.to_bytes(8, "big", signed=True) for vector in vectors for score in vector)
+    metrics = [metric for _, metric, _ in reports]
+    packed_reports = ([reporter for reporter, _, _ in reports], metrics, packed)
+    return packed_reports, medians, lower_median(metrics) if metrics else 0
+
+
 def payout(budget: int, samples: int, score: int, total_data: int, total_score: int, beta_bps: int) -> int:
     """One paid participant's payout (see module docstring); integer floor like mulDiv."""
     numerator = beta_bps * samples * total_score + (BPS - beta_bps) * score * total_data

@@ -23,7 +23,8 @@ def test_ledger_replays_each_epoch_from_events(swarm, nodes, protocol):
     first, second = ledger.epochs[1], ledger.epochs[2]
     assert [c.node for c in first.commits] == [m.address for m in members]
     assert first.participant_nodes() == [m.address for m in members]
-    assert second.settlement_args()[0] == [tuple(r) for r in protocol.reports[2]]
+    assert [(r.reporter, r.metric, list(r.scores)) for r in second.reports] == [tuple(r) for r in protocol.reports[2]]
+    assert second.settlement_args() == protocol.settlement_args(2)
     assert [o.forfeited for o in second.outcomes] == [False, False, False, True]
     assert ledger.claims == [(members[0].address, first.outcomes[0].payout + second.outcomes[0].payout)]
     assert 3 in ledger.epochs and ledger.epochs[3].settled_at is None

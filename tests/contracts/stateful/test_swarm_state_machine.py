@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from swarmtoken.rewards import Participant, lower_median, median_scores
+from swarmtoken.rewards import Participant, lower_median, median_scores, settle_arguments
 from swarmtoken.rewards import settle as reference_settle
-from tests.fixtures.deployments import param_hash
+from tests.fixtures.deployments import NO_REPORTS, pack, param_hash
 
 COMMIT, MERGE, REPORT, SETTLED, ABANDONED = range(5)
 NONE, ACTIVE, SUSPENDED, REMOVED = range(4)
@@ -372,8 +372,7 @@ class SwarmMachine(RuleBasedStateMachine):
         Forged reports and wrong median hints are refused."""
         s = self.state
         calldata = [(self._at(i).address, metric, scores) for i, metric, scores in s.reports]
-        medians = median_scores([scores for _, _, scores in s.reports], len(s.participants))
-        metric = lower_median([m for _, m, _ in s.reports]) if s.reports else 0
+        _, medians, metric = settle_arguments(calldata, len(s.participants))
         if tamper == "report" and calldata:
             node, reported, scores = calldata[-1]
             calldata[-1] = (node, reported, [scores[0] ^ 1] + scores[1:])
@@ -389,7 +388,7 @@ class SwarmMachine(RuleBasedStateMachine):
             or ("ReportsMismatch" if tamper == "report" and calldata else None)
             or (self._wrong_hint(medians, metric))
         )
-        args = (self.epoch, calldata, medians, metric, {"from": self.outsider})
+        args = (self.epoch, pack(calldata, len(s.participants)), medians, metric, {"from": self.outsider})
         if error:
             with reverts(error):
                 self.swarm.settle(*args)
@@ -450,7 +449,7 @@ class SwarmMachine(RuleBasedStateMachine):
         calls = {
             COMMIT: lambda: self.swarm.electLeader(self.epoch, {"from": self.outsider}),
             MERGE: lambda: self.swarm.failover(self.epoch, {"from": self.outsider}),
-            REPORT: lambda: self.swarm.settle(self.epoch, [], [], 0, {"from": self.outsider}),
+            REPORT: lambda: self.swarm.settle(self.epoch, NO_REPORTS, [], 0, {"from": self.outsider}),
         }
         wrong = {COMMIT: MERGE, MERGE: REPORT, REPORT: COMMIT}.get(self.state.phase, COMMIT)
         with reverts(self._blocked() or "WrongPhase"):

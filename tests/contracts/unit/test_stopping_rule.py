@@ -4,7 +4,7 @@ can still be claimed."""
 
 from brownie import chain
 
-from tests.fixtures.deployments import Protocol
+from tests.fixtures.deployments import NO_REPORTS, Protocol
 from tests.fixtures.errors import reverts_with
 
 SCORES = [10, 20, 30]
@@ -45,7 +45,7 @@ def test_finished_swarm_refuses_protocol_calls_but_pays_claims(create_swarm, adm
         lambda: swarm.failover(1, {"from": node}),
         lambda: swarm.publishMerge(1, b"\x01" * 32, "http://m", 0b111, {"from": node}),
         lambda: swarm.reportValidation(1, 1, SCORES, {"from": node}),
-        lambda: swarm.settle(1, [], [0, 0, 0], 0, {"from": node}),
+        lambda: swarm.settle(1, NO_REPORTS, [0, 0, 0], 0, {"from": node}),
     ]:
         with reverts_with("SwarmIsFinished"):
             call()
