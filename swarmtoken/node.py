@@ -74,6 +74,7 @@ class EpochWork:
     updates: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
     merged_sha: str | None = None
     merged: dict[str, torch.Tensor] | None = None
+    peer_updates: list[dict[str, torch.Tensor]] = field(default_factory=list)  # the others' merged updates
     published: bool = False
     reported: bool = False
     all_reported_seen: float | None = None
@@ -114,6 +115,10 @@ class Node:
                                       public_url=config.store.public_url or None)
         self.global_state = {k: v.clone() for k, v in self.worker.state_dict().items()}
         self.global_epoch = 0
+        # A rogue's view of the last adopted epoch: (the model it started from, the other
+        # participants' updates). Commit-then-reveal hides the current epoch's updates, so
+        # an attack that reads peers (ALIE) works from these.
+        self.peer_round: tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]] | None = None
         self.work: dict[int, EpochWork] = {}
         self.timings: dict[int, dict[str, float]] = {}
         self._load_checkpoint()
@@ -218,7 +223,7 @@ class Node:
                 log.info("epoch %d: leader elected: %s", epoch, self.swarm.leaderOf(epoch))
 
     def _train(self, epoch: int) -> dict[str, torch.Tensor]:
-        from trainer.attacks import apply_attack, is_data_attack
+        from trainer.attacks import apply_attack, is_data_attack, needs_peers, rebase
         from trainer.simulate import derive_seed
         from trainer.training import train_local
 
@@ -227,10 +232,19 @@ class Node:
         train_local(self.worker, self.data.X_train, self.labels, self.train_config,
                     derive_seed(seed, "train", epoch - 1, shard))
         update = {k: v.clone() for k, v in self.worker.state_dict().items()}
-        if self.attack and not is_data_attack(self.attack):
-            update = apply_attack(self.attack, update, previous=self.global_state, peers=[update],
-                                  seed=derive_seed(seed, "attack", epoch - 1, shard))
-        return update
+        if not self.attack or is_data_attack(self.attack):
+            return update
+        peers = []
+        if needs_peers(self.attack):
+            if self.peer_round is None or len(self.peer_round[1]) < 2:
+                log.info("epoch %d: %s needs two peer updates of the previous epoch; committing honestly",
+                         epoch, self.attack)
+                return update
+            peers = rebase(self.peer_round[1], self.peer_round[0], self.global_state)
+        log.info("epoch %d: rogue: %s update forged from %d peer updates of the previous epoch",
+                 epoch, self.attack, len(peers))
+        return apply_attack(self.attack, update, previous=self.global_state, peers=peers,
+                            seed=derive_seed(seed, "attack", epoch - 1, shard))
 
     def _merge_phase(self, epoch: int, state: Any, work: EpochWork) -> None:
         own = self._own_commit(epoch, work)
@@ -348,10 +362,11 @@ class Node:
             log.warning("epoch %d: DISPUTE: leader published merge %s, recomputation gives %s; adopting ours",
                         epoch, (record.merged_hash or "")[:12], stored.sha256[:12])
         work.merged_sha, work.merged = stored.sha256, merged
+        ordered = self._canonical(record, available)
+        work.peer_updates = [work.updates[c.index] for c in ordered if c.node != self.address]
         with self._timed(epoch, "score"):
             self.worker.load_state_dict(merged)
             metric = evaluate(self.worker, self.data.X_val, self.data.y_val).accuracy
-            ordered = self._canonical(record, available)
             utility = make_utility(self.worker, self.global_state, [work.updates[c.index] for c in ordered],
                                    [c.samples for c in ordered], self.data.X_val, self.data.y_val)
             values = score(self.scorer, utility, len(ordered), seed=epoch_seed(self.swarm.address, epoch))
@@ -398,6 +413,9 @@ class Node:
         return False
 
     def _adopt(self, epoch: int, state: dict[str, torch.Tensor]) -> None:
+        work = self.work.get(epoch)
+        if self.attack and work is not None and work.peer_updates:
+            self.peer_round = (self.global_state, work.peer_updates)
         self.global_state, self.global_epoch = state, epoch
         stored = self.store.save(state)
         self.store.release(stored.sha256)

@@ -16,8 +16,17 @@ Data poisoning: ``label_flip`` maps every label through a seeded derangement of 
 classes (no class keeps its label) before local training; the simulator asks
 ``is_data_attack(name)`` and calls ``flip_labels`` instead of forging the update.
 
+Which peers an attack may see: in the swarm every node commits a hash of its update
+before any file is served (commit-then-reveal), so a rogue cannot read the honest
+updates of the epoch it attacks; it can only read the previous epoch's (it downloads
+them to check the previous merge). :func:`rebase` carries such stale updates onto the
+current global model, and ``needs_peers(name)`` tells a caller which attacks read
+``peers`` at all (only ``alie``), i.e. which cannot be mounted before a previous epoch
+exists. The literature's omniscient attacker (``peers`` = the current epoch's honest
+updates) is the upper bound; ``trainer.simulate.simulate(attack_view=...)`` runs both.
+
 Adding an attack: one function with the model-attack signature and
-``@register_attack("name")``.
+``@register_attack("name")`` (``peers=True`` if it reads ``peers``).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ ATTACKS: dict[str, Callable[..., object]] = {}
 """Model attacks: ``attack(honest, *, previous, peers, seed, **options) -> StateDict``;
 data attacks (``is_data_attack``): ``fn(y, n_classes, seed) -> y``."""
 _DATA_ATTACKS: set[str] = set()
+_PEER_ATTACKS: set[str] = set()
 
 
 class UnknownAttackError(KeyError, ValueError):
@@ -46,8 +56,11 @@ class AttackOptionError(ValueError):
     """An attack option is out of range, or a data attack is used as a model attack."""
 
 
-def register_attack(name: str, *, data: bool = False) -> Callable[[Callable[..., object]], Callable[..., object]]:
-    """Add an attack to ``ATTACKS``; ``data=True`` marks a data-poisoning attack."""
+def register_attack(
+    name: str, *, data: bool = False, peers: bool = False
+) -> Callable[[Callable[..., object]], Callable[..., object]]:
+    """Add an attack to ``ATTACKS``; ``data=True`` marks a data-poisoning attack,
+    ``peers=True`` a model attack that reads the peers' updates (``needs_peers``)."""
 
     def decorator(fn: Callable[..., object]) -> Callable[..., object]:
         if name in ATTACKS:
@@ -55,6 +68,8 @@ def register_attack(name: str, *, data: bool = False) -> Callable[[Callable[...,
         ATTACKS[name] = fn
         if data:
             _DATA_ATTACKS.add(name)
+        if peers:
+            _PEER_ATTACKS.add(name)
         return fn
 
     return decorator
@@ -68,6 +83,43 @@ def is_data_attack(name: str) -> bool:
     """
     _known(name)
     return name in _DATA_ATTACKS
+
+
+def needs_peers(name: str) -> bool:
+    """True when model attack ``name`` reads the peers' updates (``alie``).
+
+    Such an attack has nothing to work with before a previous epoch's updates exist;
+    the others (sign flip, noise, ...) need only the rogue's own honest update.
+
+    Raises:
+        UnknownAttackError: ``name`` is not registered.
+    """
+    _known(name)
+    return name in _PEER_ATTACKS
+
+
+def rebase(updates: Sequence[StateDict], old: StateDict, new: StateDict) -> list[StateDict]:
+    """Carry full updates made from ``old`` onto ``new``: ``new + (u - old)`` per update.
+
+    Why: under commit-then-reveal a rogue only knows the previous epoch's honest
+    updates, which were trained from the previous global model ``old``. Their deltas
+    ``u - old`` are the freshest peer statistics it can have; adding them to the
+    current global model ``new`` gives stale peer updates in the current epoch's frame,
+    which an attack that reads ``peers`` (``alie``) can use as if they were current.
+
+    Floating tensors are computed in float64 and cast back to ``new``'s dtype (as the
+    merges do); integer buffers take ``new``'s value. An empty ``updates`` gives ``[]``.
+
+    Raises:
+        UpdateError (and subclasses): ``new`` or an update does not match ``old``'s
+            layout, or holds non-finite values.
+    """
+    validate_updates([new], old)
+    if len(updates) == 0:
+        return []
+    validate_updates(updates, old)
+    base_new, base_old = flatten(new), flatten(old)
+    return [unflatten(base_new + (flatten(u) - base_old), new) for u in updates]
 
 
 def _known(name: str) -> None:
@@ -141,7 +193,7 @@ def alie_z(n: int, f: int) -> float:
     return float(norm.ppf((n - s) / n))
 
 
-@register_attack("alie")
+@register_attack("alie", peers=True)
 def alie(
     honest: StateDict,
     *,

@@ -6,8 +6,16 @@ with ``seed``):
 1. **Train.** Node ``i`` loads ``theta_e`` and trains on its private train split with the
    training seed ``s(seed, e, i)``.  A rogue node under a *data* attack trains on its
    poisoned labels (``flip_labels``, fixed per node for the run); under a *model* attack it
-   trains honestly and then commits ``attack(honest_i, previous=theta_e, peers=honest
-   updates of the epoch)`` (an omniscient attacker, as in the literature).
+   trains honestly and then commits ``attack(honest_i, previous=theta_e, peers=...)``.
+   Which peers it sees is ``attack_view``:
+
+   * ``"previous"`` (default, what the chain-backed swarm allows): nodes commit hashes
+     before any file is served, so a rogue only knows the honest updates of epoch
+     ``e - 1``; it sees them carried onto ``theta_e`` by :func:`trainer.attacks.rebase`.
+     In epoch 0 there are none: an attack that reads peers (``needs_peers``, i.e. ALIE)
+     commits the honest update unchanged; the others need no peers and run as usual.
+   * ``"current"``: the honest updates of epoch ``e`` itself, the omniscient attacker of
+     the literature (an upper bound no real rogue reaches).
 2. **Elect.** The leader ``a`` is drawn uniformly among all committed nodes (honest and
    rogue alike, as the chain cannot tell them apart) with the epoch seed ``s(seed, e)``.
 3. **Merge.** ``theta_{e+1} = merge(rule, updates, previous=theta_e, weights=n_train,
@@ -44,7 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.attacks import ATTACKS, apply_attack, flip_labels, is_data_attack
+from trainer.attacks import ATTACKS, apply_attack, flip_labels, is_data_attack, needs_peers, rebase
 from trainer.data import Dataset, SwarmSplit, load_dataset, split_swarm
 from trainer.merges import merge as merge_updates
 from trainer.models import build_model
@@ -52,12 +60,16 @@ from trainer.params import StateDict
 from trainer.scoring import make_utility, score
 from trainer.training import Metrics, TrainConfig, evaluate, train_local
 
-__all__ = ["VALIDATIONS", "EpochRecord", "SimulationConfigError", "SimulationResult", "centralized",
+__all__ = ["ATTACK_VIEWS", "VALIDATIONS", "EpochRecord", "SimulationConfigError", "SimulationResult", "centralized",
            "derive_seed", "local_only", "simulate"]
 
 
 VALIDATIONS = ("union", "median")
 """How validators' data is used to score: one pooled utility, or a median of per-validator scores."""
+
+ATTACK_VIEWS = ("previous", "current")
+"""Which honest updates a model attack sees: the previous epoch's (rebased; the protocol's
+commit-then-reveal allows no more) or the current epoch's (omniscient upper bound)."""
 
 
 class SimulationConfigError(ValueError):
@@ -164,7 +176,8 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
              attack_options: Mapping[str, object] | None = None,
              scorer_options: Mapping[str, object] | None = None,
              model_options: Mapping[str, object] | None = None,
-             utility_metric: str = "loss", validation: str = "union") -> SimulationResult:
+             utility_metric: str = "loss", validation: str = "union",
+             attack_view: str = "previous") -> SimulationResult:
     """Run a swarm of ``n_nodes`` for ``epochs`` epochs in process (see the module docstring).
 
     ``dataset`` is a registered name, a :class:`Dataset` (partitioned here with
@@ -172,7 +185,8 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
     benchmarks compare merges on the same split).  Rogues are ``rogue_ids`` or, if not
     given, ``round(rogue_fraction * n_nodes)`` nodes drawn with the seed.  ``scorer=None``
     skips scoring (faster, for accuracy-only runs); ``validation`` is ``"union"`` or
-    ``"median"`` (step 4 of the module docstring).
+    ``"median"`` (step 4 of the module docstring); ``attack_view`` is ``"previous"`` or
+    ``"current"``, the peer updates a model attack sees (step 1).
 
     Raises :class:`SimulationConfigError` for inconsistent arguments; the merge, attack,
     scorer and model registries raise their own typed errors for unknown names.
@@ -181,6 +195,8 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
         raise SimulationConfigError(f"need n_nodes >= 2 and epochs >= 1, got {n_nodes} and {epochs}")
     if validation not in VALIDATIONS:
         raise SimulationConfigError(f"validation must be one of {VALIDATIONS}, got {validation!r}")
+    if attack_view not in ATTACK_VIEWS:
+        raise SimulationConfigError(f"attack_view must be one of {ATTACK_VIEWS}, got {attack_view!r}")
     train = train or TrainConfig()
     split = _resolve_split(dataset, n_nodes, partition, alpha, seed)
     rogues = _resolve_rogues(n_nodes, rogue_fraction, rogue_ids, attack, seed)
@@ -196,6 +212,7 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
     worker = build_model(model, split.n_features, split.n_classes, seed, **dict(model_options or {}))
     global_state = _clone(worker.state_dict())
     result = SimulationResult(rogue_ids=rogues, n_train=n_train)
+    last_round: tuple[StateDict, list[StateDict]] | None = None  # (theta_{e-1}, honest updates of e-1)
     for epoch in range(epochs):
         started = time.perf_counter()
         updates = []
@@ -203,12 +220,20 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
             worker.load_state_dict(global_state)
             train_local(worker, node.X_train, labels[i], train, derive_seed(seed, "train", epoch, i))
             updates.append(_clone(worker.state_dict()))
-        if attack is not None and not data_attack:
-            peers = [updates[i] for i in honest]
-            for i in rogues:
-                updates[i] = apply_attack(attack, updates[i], previous=global_state, peers=peers,
-                                          seed=derive_seed(seed, "attack", epoch, i),
-                                          **dict(attack_options or {}))
+        honest_updates = [updates[i] for i in honest]
+        if attack is not None and not data_attack and rogues:
+            if attack_view == "current":
+                peers: list[StateDict] | None = honest_updates
+            elif last_round is not None:
+                peers = rebase(last_round[1], last_round[0], global_state)
+            else:
+                peers = None if needs_peers(attack) else []
+            if peers is not None:  # else: epoch 0 of the "previous" view, nothing to attack with
+                for i in rogues:
+                    updates[i] = apply_attack(attack, updates[i], previous=global_state, peers=peers,
+                                              seed=derive_seed(seed, "attack", epoch, i),
+                                              **dict(attack_options or {}))
+            last_round = (global_state, honest_updates)
         epoch_seed = derive_seed(seed, "epoch", epoch)
         leader = int(np.random.default_rng(epoch_seed).integers(n_nodes))
         merged = merge_updates(merge, updates, previous=global_state, weights=n_train, anchor=leader,

@@ -13,8 +13,10 @@ from trainer.attacks import (
     apply_attack,
     flip_labels,
     is_data_attack,
+    needs_peers,
+    rebase,
 )
-from trainer.params import NonFiniteError
+from trainer.params import NonFiniteError, ShapeMismatchError
 
 PREVIOUS = {"w": torch.tensor([1.0, 1.0, 1.0]), "n": torch.tensor(2)}
 HONEST = {"w": torch.tensor([2.0, 0.0, 1.5]), "n": torch.tensor(3)}
@@ -133,3 +135,39 @@ def test_apply_attack_refuses_data_attacks_and_unknown_names() -> None:
         _run("label_flip")
     with pytest.raises(UnknownAttackError, match="unknown attack 'nope'"):
         _run("nope")
+
+
+def test_rebase_carries_the_old_deltas_onto_the_new_model() -> None:
+    old = {"w": torch.tensor([1.0, 1.0, 1.0]), "n": torch.tensor(2)}
+    new = {"w": torch.tensor([0.0, 2.0, 5.0]), "n": torch.tensor(7)}
+    out = rebase(PEERS, old, new)
+    # deltas (1,-1,0) and (3,1,0) from old, added to new.
+    assert [u["w"].tolist() for u in out] == [[1.0, 1.0, 5.0], [3.0, 3.0, 5.0]]
+    assert all(u["n"].item() == 7 and u["w"].dtype == torch.float32 for u in out)
+    assert all(u["w"] is not p["w"] and u["n"] is not new["n"] for u, p in zip(out, PEERS))
+    assert PEERS[0]["w"].tolist() == [2.0, 0.0, 1.0]  # inputs untouched
+
+
+def test_rebase_onto_the_same_model_is_the_identity_and_keeps_alie_statistics() -> None:
+    same = rebase(PEERS, PREVIOUS, PREVIOUS)
+    assert all(torch.equal(a["w"], b["w"]) for a, b in zip(same, PEERS))
+    new = {"w": torch.tensor([-3.0, 4.0, 0.5]), "n": torch.tensor(2)}
+    # ALIE on rebased peers forges new + (the old deltas' mean - z * std).
+    forged = apply_attack("alie", HONEST, previous=new, peers=rebase(PEERS, PREVIOUS, new), seed=0, z=1.5)
+    assert forged["w"].tolist() == [-3.0 + 2 - 1.5, 4.0 - 1.5, 0.5]
+    assert rebase([], PREVIOUS, new) == []
+
+
+def test_rebase_refuses_mismatched_layouts() -> None:
+    with pytest.raises(ShapeMismatchError):
+        rebase(PEERS, PREVIOUS, {"w": torch.zeros(4), "n": torch.tensor(2)})
+    with pytest.raises(NonFiniteError) as caught:
+        rebase([PEERS[0], {"w": torch.tensor([float("inf"), 0.0, 0.0]), "n": torch.tensor(3)}], PREVIOUS, PREVIOUS)
+    assert caught.value.index == 1
+
+
+def test_only_alie_needs_peers() -> None:
+    assert needs_peers("alie")
+    assert not any(needs_peers(name) for name in ("sign_flip", "gaussian_noise", "scaled", "free_rider"))
+    with pytest.raises(UnknownAttackError):
+        needs_peers("nope")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
 
-from trainer.attacks import UnknownAttackError
+from trainer.attacks import UnknownAttackError, rebase
 from trainer.merges import UnknownRuleError
 from trainer.models import build_model
 from trainer.simulate import SimulationConfigError, centralized, derive_seed, local_only, simulate
 from trainer.training import TrainConfig
 
+simulate_module = importlib.import_module("trainer.simulate")  # `trainer.simulate` is also the function
 FAST = TrainConfig(lr=0.05, batch_size=16, steps=4)
 
 
@@ -95,6 +98,68 @@ def test_median_validation_is_the_median_of_per_validator_scores(wine_split):
     assert not np.allclose(median.epochs[0].scores, union.epochs[0].scores)
 
 
+def _spy_attacks(monkeypatch):
+    """Record every apply_attack call the simulator makes: (previous, peers, forged)."""
+    calls = []
+    real = simulate_module.apply_attack
+
+    def spy(name, honest, *, previous, peers, seed, **options):
+        forged = real(name, honest, previous=previous, peers=peers, seed=seed, **options)
+        calls.append({"previous": previous, "peers": list(peers), "honest": honest, "forged": forged})
+        return forged
+
+    monkeypatch.setattr(simulate_module, "apply_attack", spy)
+    return calls
+
+
+def _same_state(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_previous_view_commits_the_honest_update_in_epoch_0(wine_split):
+    # With nothing to learn from in epoch 0, the ALIE rogue trains and commits honestly:
+    # the mean merge then gives exactly the clean swarm's model; the omniscient rogue does not.
+    clean = _run(wine_split, scorer=None, epochs=1)
+    previous = _run(wine_split, scorer=None, epochs=1, attack="alie", rogue_ids=[0])
+    current = _run(wine_split, scorer=None, epochs=1, attack="alie", rogue_ids=[0], attack_view="current")
+    assert _same_state(previous.final_state, clean.final_state)
+    assert not _same_state(current.final_state, clean.final_state)
+
+
+def test_attack_views_give_alie_the_right_peers(wine_split, monkeypatch):
+    calls = _spy_attacks(monkeypatch)
+    _run(wine_split, scorer=None, epochs=2, attack="alie", rogue_ids=[0], attack_view="current")
+    current = list(calls)
+    calls.clear()
+    previous_run = _run(wine_split, scorer=None, epochs=2, attack="alie", rogue_ids=[0])
+    # "current": both epochs attacked with the epoch's own 3 honest updates.
+    assert len(current) == 2 and all(len(c["peers"]) == 3 for c in current)
+    assert all(c["honest"] is not p for c in current for p in c["peers"])
+    # "previous": epoch 0 not attacked; epoch 1 sees epoch 0's honest updates (identical in
+    # both runs, as epoch 0 trains from the same model) rebased onto theta_1.
+    assert len(calls) == 1
+    theta_0, epoch_0_honest = current[0]["previous"], current[0]["peers"]
+    theta_1 = calls[0]["previous"]
+    assert not _same_state(theta_1, theta_0)
+    expected = rebase(epoch_0_honest, theta_0, theta_1)
+    assert all(_same_state(got, want) for got, want in zip(calls[0]["peers"], expected, strict=True))
+    # ... which are not the current epoch's: the forged update and the run differ.
+    assert not _same_state(calls[0]["forged"], current[1]["forged"])
+    omniscient = _run(wine_split, scorer=None, epochs=2, attack="alie", rogue_ids=[0], attack_view="current")
+    assert not _same_state(previous_run.final_state, omniscient.final_state)
+
+
+def test_previous_view_is_deterministic_and_leaves_peerless_attacks_alone(wine_split):
+    one = _run(wine_split, epochs=3, attack="alie", rogue_ids=[1])
+    two = _run(wine_split, epochs=3, attack="alie", rogue_ids=[1])
+    assert _same_state(one.final_state, two.final_state)
+    assert all(np.array_equal(a.scores, b.scores) for a, b in zip(one.epochs, two.epochs))
+    # sign_flip reads no peers: both views attack every epoch identically.
+    views = [_run(wine_split, scorer=None, epochs=2, attack="sign_flip", rogue_ids=[1], attack_view=view)
+             for view in ("previous", "current")]
+    assert _same_state(views[0].final_state, views[1].final_state)
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"attack": None, "rogue_ids": [1]}, SimulationConfigError, "rogue nodes \\[1\\] need an attack"),
     ({"attack": "sign_flip", "rogue_fraction": 1.0}, SimulationConfigError, "rogue_fraction must be in"),
@@ -103,6 +168,7 @@ def test_median_validation_is_the_median_of_per_validator_scores(wine_split):
     ({"attack": "teleport"}, UnknownAttackError, "unknown attack 'teleport'"),
     ({"epochs": 0}, SimulationConfigError, "epochs >= 1"),
     ({"validation": "mean"}, SimulationConfigError, "validation must be one of"),
+    ({"attack_view": "next"}, SimulationConfigError, "attack_view must be one of"),
     ({"merge": "mode"}, UnknownRuleError, "mode"),
 ])
 def test_bad_simulation_arguments_are_named(wine_split, kwargs, error, message):
