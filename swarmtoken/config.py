@@ -8,6 +8,7 @@ turns a revert into a line that names the file and the key.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,13 @@ from .units import METRIC_SCALE, tokens_to_wei
 
 class ConfigError(ValueError):
     """A configuration file is missing, malformed or out of range."""
+
+
+def check_registered(option: str, name: str, registry: Mapping[str, object]) -> None:
+    """Refuse a name the user gave for a registered component (attack, merge rule, scorer,
+    dataset, ...) before anything starts, with the names that would work."""
+    if name not in registry:
+        raise ConfigError(f"{option}: unknown {name!r}; known: {', '.join(sorted(registry))}")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .config import ConfigError, SwarmConfig
+from .config import ConfigError, SwarmConfig, check_registered
 from .epochview import PHASES, read_epoch
 from .localchain import LocalChainError
 from .nodeconfig import ChainSection, DataSection, ModelSection, NodeConfig, NodeSection, StoreSection
@@ -62,6 +62,15 @@ class DemoOptions:
             raise ConfigError("--rogue must be >= 0 and fewer than half of --nodes")
         if self.epochs < 1:
             raise ConfigError("--epochs must be >= 1")
+        from trainer.attacks import ATTACKS
+        from trainer.data import DATASETS
+        from trainer.merges import MERGES
+        from trainer.scoring import SCORERS
+
+        check_registered("--attack", self.attack, ATTACKS)
+        check_registered("--merge", self.merge, MERGES)
+        check_registered("--scorer", self.scorer, SCORERS)
+        check_registered("--dataset", self.dataset, DATASETS)
 
     @property
     def rogue_ids(self) -> list[int]:

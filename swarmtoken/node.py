@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from .chain import SwarmHandles
+from .config import ConfigError, check_registered
 from .epochview import PHASES, read_epoch
 from .ledger import CommitRecord, EpochRecord
 from .localdata import load_local_data
@@ -85,8 +86,10 @@ class Node:
     """A node's epoch loop. Construct, then `run()` until the swarm finishes."""
 
     def __init__(self, config: NodeConfig, account: Any, handles: SwarmHandles) -> None:
-        from trainer.attacks import flip_labels, is_data_attack
+        from trainer.attacks import ATTACKS, flip_labels, is_data_attack
+        from trainer.merges import MERGES
         from trainer.models import build_model
+        from trainer.scoring import SCORERS
         from trainer.training import TrainConfig
 
         self.config = config
@@ -98,6 +101,13 @@ class Node:
         chain_config = self.swarm.config()
         self.merge_rule = _text(chain_config["mergeRule"])
         self.scorer = _text(chain_config["scorer"])
+        try:
+            check_registered("the swarm's merge rule", self.merge_rule, MERGES)
+            check_registered("the swarm's scorer", self.scorer, SCORERS)
+            if config.node.attack:
+                check_registered("[node] attack", config.node.attack, ATTACKS)
+        except ConfigError as exc:
+            raise NodeError(f"{exc} (this node cannot take part)") from None
         self.min_peers = int(chain_config["minPeers"])
         local = load_local_data(config)
         self.data = local.node

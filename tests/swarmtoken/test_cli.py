@@ -1,5 +1,6 @@
 """CLI entry points that need no chain."""
 
+import pytest
 from click.testing import CliRunner
 
 from swarmtoken import __version__
@@ -59,6 +60,15 @@ def test_authorize_refuses_a_malformed_address():
 def test_demo_refuses_too_many_rogues(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--nodes", "4", "--rogue", "2", "--out", str(tmp_path / "d")])
     assert result.exit_code == 1 and "--rogue must be" in result.output
+
+
+@pytest.mark.parametrize("option, known", [("--attack", "alie"), ("--merge", "fltrust_median"),
+                                           ("--scorer", "shapley_quadratic"), ("--dataset", "wine")])
+def test_demo_refuses_an_unknown_component_and_names_the_known_ones(tmp_path, option, known):
+    result = CliRunner().invoke(main, ["demo", option, "bogus", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 1 and f"{option}: unknown 'bogus'; known: " in result.output
+    assert known in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "d").exists()
 
 
 def test_demo_never_wipes_a_folder_it_did_not_write(tmp_path):
