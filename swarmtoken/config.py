@@ -16,6 +16,10 @@ from typing import Any
 from .units import METRIC_SCALE, tokens_to_wei
 
 
+MAX_PEERS = 128
+"""The contract's bound on maxPeers: a full epoch's settlement must fit in one block."""
+
+
 class ConfigError(ValueError):
     """A configuration file is missing, malformed or out of range."""
 
@@ -54,7 +58,7 @@ class SwarmConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (1 <= self.max_peers <= 256, "max_peers must be between 1 and 256"),
+            (1 <= self.max_peers <= MAX_PEERS, f"max_peers must be between 1 and {MAX_PEERS}"),
             (1 <= self.min_peers <= self.max_peers, "min_peers must be between 1 and max_peers"),
             (self.commit_window > 0, "commit_window must be > 0 seconds"),
             (self.merge_window > 0, "merge_window must be > 0 seconds"),
