@@ -27,6 +27,10 @@ The per-node cost of one epoch is::
 
     per_node_epoch_gas = submit + report + (elect + publish + settle) / n
 
+``--sizes 32,64,128 --out benchmarks/results/gas_large.json`` measures beyond the targets'
+sizes, up to the contract's maxPeers bound, where the n^2 term of settlement (every score
+of every report, about 250 gas each) takes over from the per-participant work.
+
 Targets (issue 2): per_node_epoch_gas <= 200,000 at n = 16; settle grows at most linearly
 in n; claim_gas <= 80,000. The script reports whether each is met and exits 0 either way
 unless ``--check`` is given.
