@@ -27,7 +27,7 @@ The per-node cost of one epoch is::
 
     per_node_epoch_gas = submit + report + (elect + publish + settle) / n
 
-``--sizes 32,64,128 --out benchmarks/results/gas_large.json`` measures beyond the targets'
+``--sizes 32,64,112 --out benchmarks/results/gas_large.json`` measures beyond the targets'
 sizes, up to the contract's maxPeers bound, where the n^2 term of settlement (every score
 of every report, about 250 gas each) takes over from the per-participant work.
 

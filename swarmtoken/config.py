@@ -16,8 +16,9 @@ from typing import Any
 from .units import METRIC_SCALE, tokens_to_wei
 
 
-MAX_PEERS = 128
-"""The contract's bound on maxPeers: a full epoch's settlement must fit in one block."""
+MAX_PEERS = 112
+"""The contract's bound on maxPeers: a full epoch's settlement must fit in one transaction
+(131,072 bytes, the clients' limit) and one block (measured in contracts/SwarmLearning.sol)."""
 
 
 class ConfigError(ValueError):

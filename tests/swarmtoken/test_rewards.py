@@ -75,3 +75,28 @@ def test_payouts_never_exceed_the_budget(budget, samples, data, beta_bps, cap):
     assert result.carried == budget - result.credited >= 0
     assert all(p >= 0 for p in result.payouts)
     assert all(p == 0 for p, m in zip(result.payouts, result.medians) if m <= 0)
+
+
+def test_a_full_epoch_settles_in_one_transaction_of_at_most_128_kib():
+    """Settlement cannot skip a report, so the largest epoch the contract admits (MAX_PEERS
+    participants, all reporting) must fit in one transaction that geth and reth txpools
+    accept (131,072 bytes), with room for the signed envelope, even when every byte of every
+    score is non-zero (the largest encoding)."""
+    import json
+    from pathlib import Path
+
+    from web3 import Web3
+
+    from swarmtoken.config import MAX_PEERS
+    from swarmtoken.rewards import settle_arguments
+
+    artifact = Path(__file__).resolve().parents[2] / "build" / "contracts" / "SwarmLearning.json"
+    abi = json.loads(artifact.read_text())["abi"]
+    worst = -0x0101010101010101  # 0xfefefefefefefeff: eight non-zero bytes
+    reports = [(Web3.to_checksum_address("0x" + f"{i + 1:02x}" * 20), worst, [worst] * MAX_PEERS)
+               for i in range(MAX_PEERS)]
+    args = [2**255, *settle_arguments(reports, MAX_PEERS)]
+    calldata = bytes.fromhex(Web3().eth.contract(abi=abi).encode_abi("settle", args=args)[2:])
+    envelope = 300  # chain id, nonce, fees, gas, to, value, access list, signature: about 120
+    assert len(calldata) + envelope <= 131_072
+    assert len(settle_arguments(reports, MAX_PEERS)[0][2]) == MAX_PEERS * MAX_PEERS * 8

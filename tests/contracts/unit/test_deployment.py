@@ -4,6 +4,7 @@ readable afterwards, the first epoch opens, and the owner hands over in two step
 import pytest
 from brownie import ZERO_ADDRESS, chain
 
+from swarmtoken.config import MAX_PEERS
 from tests.fixtures.deployments import TEST_CONFIG
 from tests.fixtures.errors import reverts_with
 
@@ -46,7 +47,7 @@ def raw_config(**fields):
     "fields, field, reported",
     [
         ({"maxPeers": 0}, "maxPeers", 0),
-        ({"maxPeers": 129}, "maxPeers", 129),
+        ({"maxPeers": MAX_PEERS + 1}, "maxPeers", MAX_PEERS + 1),
         ({"minPeers": 0}, "minPeers", 0),
         ({"minPeers": 9, "maxPeers": 8}, "minPeers", 9),
         ({"commitWindow": 0}, "commitWindow", 0),
@@ -69,7 +70,7 @@ def test_contract_rejects_out_of_range_config_field(SwarmLearning, token, admin,
 
 def test_contract_accepts_config_at_the_bounds(SwarmLearning, token, admin):
     config = raw_config(
-        minPeers=128, maxPeers=128, betaBps=10_000, suspendAfter=0, patience=0, targetMetric=0, minDelta=0
+        minPeers=MAX_PEERS, maxPeers=MAX_PEERS, betaBps=10_000, suspendAfter=0, patience=0, targetMetric=0, minDelta=0
     )
     swarm = SwarmLearning.deploy(config, token, admin, {"from": admin})
     assert plain(swarm.config()) == plain(config)
@@ -91,7 +92,7 @@ def test_contract_rejects_zero_admin(SwarmLearning, token, admin):
     "override",
     [
         {"max_peers": 0},
-        {"max_peers": 129},
+        {"max_peers": MAX_PEERS + 1},
         {"min_peers": 0},
         {"min_peers": 9},
         {"commit_window": 0},
