@@ -95,8 +95,9 @@ def test_a_full_epoch_settles_in_one_transaction_of_at_most_128_kib():
     worst = -0x0101010101010101  # 0xfefefefefefefeff: eight non-zero bytes
     reports = [(Web3.to_checksum_address("0x" + f"{i + 1:02x}" * 20), worst, [worst] * MAX_PEERS)
                for i in range(MAX_PEERS)]
-    args = [2**255, *settle_arguments(reports, MAX_PEERS)]
-    calldata = bytes.fromhex(Web3().eth.contract(abi=abi).encode_abi("settle", args=args)[2:])
+    packed, medians, metric = settle_arguments(reports, MAX_PEERS)
+    assert len(packed[2]) == MAX_PEERS * MAX_PEERS * 8
+    calldata = bytes.fromhex(Web3().eth.contract(abi=abi).encode_abi("settle", args=[2**255, packed, medians,
+                                                                                     metric])[2:])
     envelope = 300  # chain id, nonce, fees, gas, to, value, access list, signature: about 120
     assert len(calldata) + envelope <= 131_072
-    assert len(settle_arguments(reports, MAX_PEERS)[0][2]) == MAX_PEERS * MAX_PEERS * 8
