@@ -59,7 +59,8 @@ clean:
 # the solc-js adapter (a single-file target makes slither ask for --combined-json, which
 # the adapter does not answer, and slither then "analyses" nothing and exits 0: the grep
 # below catches that). High and medium findings fail the target unless they are in the
-# triage database tools/slither.db.json, each with its note in contracts/SECURITY.md.
+# triage database tools/slither.db.json or silenced by a `slither-disable-next-line` comment
+# at the line, each with its note in contracts/SECURITY.md.
 SLITHER_VENV := .venv-slither
 
 $(SLITHER_VENV)/.installed: tools/slither-requirements.txt

@@ -20,12 +20,16 @@ contribution per participant, every fourth one negative, plus per-reporter noise
   holds tokens are the typical claim of a long-running swarm and give ``claim_gas`` (the
   largest mean over the sizes).
 
-The leader is drawn with ``block.prevrandao``, so which node is skipped in epoch 3 (and
-forfeits) changes between runs; settle moves by a few thousand gas from run to run.
+The leader is drawn from the hash of the block that closed the commits (``electLeader``,
+then ``drawLeader`` in a later block), so which node is skipped in epoch 3 (and forfeits)
+changes between runs; settle moves by a few thousand gas from run to run. Every report
+carries the merge hash its reporter recomputed and the bitmap of updates it found valid;
+the benchmark's reporters all agree with the leader, so settlement judges the leader but
+finds nothing against it (the common case).
 
 The per-node cost of one epoch is::
 
-    per_node_epoch_gas = submit + report + (elect + publish + settle) / n
+    per_node_epoch_gas = submit + report + (elect + draw + publish + settle) / n
 
 ``--sizes 32,64,112 --out benchmarks/results/gas_large.json`` measures beyond the targets'
 sizes, up to the contract's maxPeers bound, where the n^2 term of settlement (every score
@@ -52,7 +56,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (4, 8, 16, 32)
 QUICK_SIZES = (4, 8)
-OPS = ("authorize", "enroll", "submit", "elect", "failover", "publish", "report", "settle", "claim")
+OPS = ("authorize", "enroll", "submit", "elect", "draw", "failover", "publish", "report", "settle", "claim")
 PER_NODE_TARGET = 200_000
 CLAIM_TARGET = 80_000
 # Settlement is "at most linear" when each participant added between the two largest sizes
@@ -103,10 +107,11 @@ def node_accounts(accounts, admin, n: int) -> list:
 
 
 def settle_args(epoch: int, reports: list[tuple]) -> tuple:
-    """``settle``'s arguments: the epoch, its reports packed, and the lower-median hints."""
+    """``settle``'s arguments: the epoch, its ``(reporter, Report)`` reports packed, and the
+    lower-median hints."""
     from swarmtoken.rewards import settle_arguments
 
-    return (epoch, *settle_arguments(reports, len(reports[0][2])))
+    return (epoch, *settle_arguments(reports, len(reports[0][1].scores)))
 
 
 class Recorder:
@@ -129,6 +134,8 @@ class Recorder:
 def run_size(project, accounts, chain, admin, n: int, rng: random.Random) -> dict:
     from swarmtoken.config import SwarmConfig
     from swarmtoken.deployment import deploy
+    from swarmtoken.rewards import Report
+    from swarmtoken.store import commitment_of
 
     config = SwarmConfig(
         min_peers=3,
@@ -138,7 +145,6 @@ def run_size(project, accounts, chain, admin, n: int, rng: random.Random) -> dic
         report_window=60,
         reward_per_epoch="1000",
         beta=0.3,
-        sample_cap=5000,
         suspend_after=3,
         max_epochs=100,
     )
@@ -148,31 +154,32 @@ def run_size(project, accounts, chain, admin, n: int, rng: random.Random) -> dic
     rec = Recorder()
 
     for i, node in enumerate(nodes):
-        rec.add("authorize", swarm.authorize(node, 0, {"from": admin}))
+        rec.add("authorize", swarm.authorize(node, 0, 5000, {"from": admin}))
         rec.add("enroll", swarm.enroll(f"http://10.0.0.{i + 1}:8700/params", {"from": node}))
 
     def run_epoch(warm: bool, with_failover: bool) -> None:
         epoch = swarm.currentEpoch()
-        samples = [rng.randint(500, 8000) for _ in nodes]
-        for i, (node, count) in enumerate(zip(nodes, samples)):
-            param_hash = hashlib.sha256(f"{node.address}-{epoch}".encode()).digest()
-            uri = f"http://10.0.0.{i + 1}:8700/params/{epoch}.safetensors"
-            rec.add("submit", swarm.submitUpdate(epoch, param_hash, uri, count, {"from": node}), warm)
+        samples = [rng.randint(500, 5000) for _ in nodes]
+        for node, count in zip(nodes, samples):
+            sha = hashlib.sha256(f"{node.address}-{epoch}".encode()).digest()
+            commitment = bytes.fromhex(commitment_of(node.address, epoch, sha))
+            rec.add("submit", swarm.submitUpdate(epoch, commitment, count, {"from": node}), warm)
         chain.sleep(config.commit_window + 1)
         rec.add("elect", swarm.electLeader(epoch, {"from": admin}), warm)
+        rec.add("draw", swarm.drawLeader(epoch, {"from": admin}), warm)
         if with_failover:
             chain.sleep(config.merge_window + 1)
             rec.add("failover", swarm.failover(epoch, {"from": admin}), warm)
         leader = accounts.at(swarm.leaderOf(epoch), force=True)
         merged = hashlib.sha256(f"merged-{epoch}".encode()).digest()
         bitmap = (1 << n) - 1
-        uri = f"http://10.0.0.1:8700/merged/{epoch}.safetensors"
-        rec.add("publish", swarm.publishMerge(epoch, merged, uri, bitmap, {"from": leader}), warm)
+        rec.add("publish", swarm.publishMerge(epoch, merged, bitmap, {"from": leader}), warm)
         vectors, metrics = score_vectors(rng, n)
         reports = []
         for node, scores, metric in zip(nodes, vectors, metrics):
-            rec.add("report", swarm.reportValidation(epoch, metric, scores, {"from": node}), warm)
-            reports.append((node.address, metric, scores))
+            tx = swarm.reportValidation(epoch, metric, merged, bitmap, scores, {"from": node})
+            rec.add("report", tx, warm)
+            reports.append((node.address, Report(metric, scores, merged.hex(), bitmap)))
         rec.add("settle", swarm.settle(*settle_args(epoch, reports), {"from": admin}), warm)
         if swarm.currentEpoch() != epoch + 1:
             raise RuntimeError(f"epoch {epoch} did not open the next one at n={n}")
@@ -195,7 +202,7 @@ def run_size(project, accounts, chain, admin, n: int, rng: random.Random) -> dic
     ops = {op: rec.mean(rec.steady[op]) for op in OPS if op != "claim"}
     ops["claim_first"] = rec.mean(rec.claim_first)
     ops["claim"] = rec.mean(rec.claim_repeat)
-    per_node = ops["submit"] + ops["report"] + (ops["elect"] + ops["publish"] + ops["settle"]) / n
+    per_node = ops["submit"] + ops["report"] + (ops["elect"] + ops["draw"] + ops["publish"] + ops["settle"]) / n
     return {
         "ops": ops,
         "first_epoch": {op: rec.mean(v) for op, v in rec.first.items() if v},
@@ -255,7 +262,7 @@ def summarise(per_size: dict[int, dict], env: dict) -> dict:
         "targets": targets,
         "method": "gas_used of each receipt; steady state = means over epochs 2 (normal) and 3 "
         "(one leader fail-over); submit and report averaged over all n nodes; every participant "
-        "reports; per_node_epoch_gas = submit + report + (elect + publish + settle) / n",
+        "reports; per_node_epoch_gas = submit + report + (elect + draw + publish + settle) / n",
         "environment": env,
     }
 
@@ -290,7 +297,7 @@ def print_table(summary: dict) -> None:
     def fmt(value) -> str:
         return "-" if value is None else f"{value:,}"
 
-    for op in ("submit", "elect", "failover", "publish", "report", "settle", "claim", "claim_first",
+    for op in ("submit", "elect", "draw", "failover", "publish", "report", "settle", "claim", "claim_first",
                "authorize", "enroll"):
         table.add_row(op, *(fmt(summary["ops"][n][op]) for n in sizes))
     table.add_section()

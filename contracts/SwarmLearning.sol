@@ -11,12 +11,17 @@ import {SwarmToken} from "./SwarmToken.sol";
  * @title SwarmLearning
  * @notice Keeps a learning swarm's state (members, epoch, phase, leader, merge, validation
  * reports) and pays every participant in SwarmToken at the end of each epoch by measured
- * contribution: a `beta` share by (capped) data volume and a `1 - beta` share by the
- * median, across validators, of its Shapley-style score. Settled credits are minted to this
- * contract and pulled by their owners with `claim()`.
+ * contribution: a `beta` share by data volume (declared, capped by the allowance the admin
+ * attested) and a `1 - beta` share by the median, across validators, of its Shapley-style
+ * score. Settled credits are minted to this contract and pulled by their owners with `claim()`.
  *
  * Epoch protocol: Commit -> (elect) Merge -> (publish) Report -> (settle) next epoch's Commit,
- * or Finished when the stopping rule fires. Phases only move forward.
+ * or Finished when the stopping rule fires; Commit or Merge -> Abandoned when too few nodes
+ * commit or every leader candidate times out. Phases only move forward.
+ *
+ * Commitments are bound to their sender: a node commits keccak256(abi.encode(node, epoch,
+ * sha256 of its file)) and serves the file under the base URI it enrolled with, so a copy
+ * of someone else's commitment never matches the file it resolves to.
  *
  * Reports are not stored: each one is folded into a per-epoch hash chain and emitted in
  * `ValidationReported`. Settlement takes the reports back as calldata, in reporting order,
@@ -25,21 +30,21 @@ import {SwarmToken} from "./SwarmToken.sol";
  * median as a hint, which the contract verifies by counting rather than sorting.
  *
  * @dev NOTE: threat assumptions.
- * - Leader election draws from the committed set with `block.prevrandao` of the election
- *   transaction, which no node knows while it can still commit. Residual surface: the
- *   account that calls `electLeader` chooses the block (it can wait for a favourable
- *   randomness value, one try per block), and a block proposer can withhold a block to
- *   re-roll. A leader gains little by being chosen: it is paid like any participant, it
- *   cannot choose the merge outcome (every node recomputes the deterministic merge and
- *   checks the published hash), and a leader that does not publish in time is skipped and
- *   forfeits its payout for the epoch.
- * - The leader chooses the participant set. It cannot add a node that did not commit, but it
- *   can leave committed nodes out; honest nodes detect that when they recompute the merge.
- * - Scores are aggregated by the lower median across reporters, so fewer than half of the
- *   reporters lying cannot move any participant's score outside the honest range.
- * - The owner (consortium admin) controls membership only. No role can move credited
- *   rewards: credits are only ever increased by settlement and decreased by their owner's
- *   claim.
+ * - Sample allowances are attested by the admin (the consortium knows its members' data
+ *   sizes); a declared count above the allowance counts as the allowance.
+ * - Every committer reports the merge hash it recomputed and the committed updates it found
+ *   valid. When a strict majority of an epoch's committers reported (quorate), a leader whose
+ *   hash a strict majority of reporters contradict, or that left out an update a strict
+ *   majority found valid, forfeits and takes a strike; the majority's hash is the epoch's
+ *   global model (`EpochState.modelHash`). Scores, strikes and the metric count only in a
+ *   quorate epoch.
+ * - The leader is drawn from the committed set with the hash of the block that closed the
+ *   commit phase, read in a later block (`drawLeader`): unknown to every member while it
+ *   can commit, whatever the chain's prevrandao. Residual surface: a block producer that is
+ *   also a member could withhold that block to re-roll (see SECURITY.md).
+ * - The owner (consortium admin) controls membership and allowances only. No role can move
+ *   credited rewards: credits are only ever increased by settlement and decreased by their
+ *   owner's claim.
  */
 contract SwarmLearning is Ownable2Step {
     using SafeERC20 for SwarmToken;
@@ -60,22 +65,32 @@ contract SwarmLearning is Ownable2Step {
         Removed
     }
 
+    /// @notice Why a participant's payout was not credited (see `ParticipantSettled`).
+    enum Forfeit {
+        None,
+        NotReported, // a participant that does not validate is not paid
+        LeaderTimedOut, // skipped by fail-over
+        Removed, // removed by the admin before settlement
+        MergeContradicted, // leader: a strict majority of reporters recomputed another merge
+        Censored, // leader: left out an update a strict majority of reporters found valid
+        OverDeclared // declared more samples than its attested allowance
+    }
+
     /// @notice Configuration fixed at deployment.
     struct Config {
         uint16 minPeers; // committed nodes needed before a leader can be elected
         uint16 maxPeers; // bound on active members, hence on every loop (<= 112)
         uint32 commitWindow; // seconds from epoch start before election is allowed
         uint32 mergeWindow; // seconds the leader has to publish the merge
-        uint32 reportWindow; // seconds participants have to report validation
+        uint32 reportWindow; // seconds committers have to report validation
         uint16 betaBps; // data-volume share of the budget, in basis points
-        uint8 suspendAfter; // consecutive non-positive median scores before suspension (0 = off)
+        uint8 suspendAfter; // strikes (quorate epochs with a non-positive median, or leader faults) before suspension (0 = off)
         uint32 maxEpochs; // the swarm finishes after this many settled epochs
         uint32 patience; // epochs without an improvement of minDelta before finishing (0 = off)
-        uint64 sampleCap; // per-node cap on the samples counted for the data share
         int64 targetMetric; // finish when the median validation metric reaches this (0 = off)
         int64 minDelta; // smallest metric gain that counts as an improvement
-        uint256 rewardPerEpoch; // tokens (wei) minted per epoch, before carried dust
-        bytes32 mergeRule; // merge rule id agreed at onboarding, e.g. "fltrust"
+        uint256 rewardPerEpoch; // tokens (wei) minted per epoch, before carried dust (<= 1e30)
+        bytes32 mergeRule; // merge rule id agreed at onboarding, e.g. "fltrust_median"
         bytes32 scorer; // contribution scorer id agreed at onboarding, e.g. "exact_shapley"
     }
 
@@ -83,16 +98,19 @@ contract SwarmLearning is Ownable2Step {
     struct Member {
         bool allowListed;
         Status status;
-        uint8 strikes; // consecutive settled epochs with a non-positive median score
+        uint8 strikes; // consecutive strikes; reset by a quorate epoch with a positive median
         uint16 commitIndex; // index in the epoch's commits, valid when lastSubmitEpoch matches
         uint64 expiry; // authorisation ends at this timestamp (0 = never)
         uint64 lastSubmitEpoch; // last epoch this member committed in
+        uint64 allowance; // samples the admin attested this member holds
     }
 
-    /// @notice An accepted commitment. The parameter hash and uri live in `UpdateSubmitted`.
+    /// @notice An accepted commitment; `samples` is already capped by the allowance, and
+    /// `overDeclared` records a declaration above it. The commitment lives in `UpdateSubmitted`.
     struct Commit {
         address node;
-        uint64 numSamples;
+        uint64 samples;
+        bool overDeclared;
     }
 
     /// @notice Per-epoch state.
@@ -104,23 +122,29 @@ contract SwarmLearning is Ownable2Step {
         uint16 reportCount;
         uint16 leaderIndex; // index into commits of the current leader
         uint16 failovers; // leaders skipped so far
+        uint64 drawBlock; // the block whose hash draws the leader (set when commits close)
+        bool drawn; // leaderIndex is valid
         uint256 participants; // bitmap over commit indices, set by the leader
-        uint256 reporters; // bitmap over commit indices of participants that reported
+        uint256 reporters; // bitmap over commit indices of committers that reported
         uint256 skipped; // bitmap over commit indices of leaders that timed out
         bytes32 reportsDigest; // hash chain over reports in arrival order
-        bytes32 mergedHash;
+        bytes32 mergedHash; // the leader's published merge
+        bytes32 modelHash; // the epoch's global model, fixed at settlement
     }
 
     /**
      * @notice An epoch's validation reports, as emitted by `ValidationReported` and in that
-     * order, re-supplied to settle: one reporter and metric per report, and every report's
-     * score vector one after the other with each score in 8 bytes (big-endian two's
-     * complement), so reports x participants x 8 bytes. Scores are packed because settlement
-     * carries every score of the epoch, and calldata is its cost that grows fastest.
+     * order, re-supplied to settle: per report its reporter, metric, recomputed merge hash and
+     * bitmap of committed updates found valid, and every report's score vector one after the
+     * other with each score in 8 bytes (big-endian two's complement), so reports x
+     * participants x 8 bytes. Scores are packed because settlement carries every score of
+     * the epoch, and calldata is its cost that grows fastest.
      */
     struct Reports {
         address[] reporters;
         int64[] metrics;
+        bytes32[] mergedHashes;
+        uint256[] valids;
         bytes scores;
     }
 
@@ -129,9 +153,15 @@ contract SwarmLearning is Ownable2Step {
     /// @dev Settlement of a full epoch must fit in one transaction and one block, or the
     /// epoch's rewards could never be credited: it carries every score of every report
     /// (8 n^2 bytes) and counts each. Measured at 112 participants, all reporting, with
-    /// gas-maximising scores: 111,460 bytes of calldata (clients refuse transactions over
-    /// 131,072 bytes; 128 participants need 143,834) and 8.37M gas (a 12M-gas block).
+    /// gas-maximising scores (see SECURITY.md, guarantee 7).
     uint256 private constant _MAX_PEERS_LIMIT = 112;
+    /// @notice Scores are fixed-point with 1e9 = 1.0 (a share of the full merged step) and
+    /// must lie in [-SCORE_BOUND, SCORE_BOUND]; metrics in [0, METRIC_BOUND] (1e6 = 1.0).
+    int64 public constant SCORE_BOUND = 1e9;
+    int64 public constant METRIC_BOUND = 1e6;
+    /// @dev Bound on rewardPerEpoch (10^12 tokens of 18 decimals): the carry grows at most by
+    /// one reward per epoch, so `rewardPerEpoch + carry` cannot overflow in 2^64 epochs.
+    uint256 private constant _MAX_REWARD = 1e30;
     // Packed median-check counts: scores below the hint in the low half, at or below it in the high half.
     uint256 private constant _AT = uint256(1) << 128;
     uint256 private constant _BELOW = _AT | 1;
@@ -159,41 +189,66 @@ contract SwarmLearning is Ownable2Step {
     mapping(uint256 epoch => mapping(uint256 index => Commit)) private _commits;
 
     // ------------------------------------------------------------------ events
-    /// @notice An account was allow-listed (or had its authorisation renewed).
-    event AccountAuthorized(address indexed account, uint64 expiry);
+    /// @notice An account was allow-listed (or renewed) with its attested sample allowance.
+    event AccountAuthorized(address indexed account, uint64 expiry, uint64 allowance);
     /// @notice A member was removed by the owner; it forfeits unsettled payouts.
     event NodeRemoved(address indexed account);
     /// @notice An allow-listed account joined with the base URI of its parameter store.
     event NodeEnrolled(address indexed account, string baseUri);
     /// @notice A member left voluntarily.
     event NodeLeft(address indexed account);
-    /// @notice A member was suspended after `strikes` consecutive non-positive scores.
+    /// @notice A member whose authorisation expired gave up its seat.
+    event NodeExpired(address indexed account);
+    /// @notice A member was suspended after `strikes` strikes.
     event NodeSuspended(address indexed account, uint256 indexed epoch, uint8 strikes);
     /// @notice A new epoch opened for commitments.
     event EpochOpened(uint256 indexed epoch, uint64 commitDeadline, uint256 budget);
-    /// @notice A node committed its parameters for `epoch`.
+    /// @notice A node committed keccak256(abi.encode(node, epoch, sha256)) for `epoch`,
+    /// declaring `declaredSamples`, of which `samples` (capped by its allowance) count.
     event UpdateSubmitted(
-        uint256 indexed epoch, address indexed node, uint16 index, bytes32 paramHash, string uri, uint64 numSamples
+        uint256 indexed epoch,
+        address indexed node,
+        uint16 index,
+        bytes32 commitment,
+        uint64 declaredSamples,
+        uint64 samples
     );
+    /// @notice The commit phase closed; the hash of block `drawBlock` will draw the leader.
+    event CommitsClosed(uint256 indexed epoch, uint64 drawBlock);
     /// @notice A leader was drawn; it must publish before `deadline`.
     event LeaderElected(uint256 indexed epoch, address indexed leader, uint256 seed, uint64 deadline);
     /// @notice The leader missed its deadline and the next candidate took over.
     event LeaderSkipped(uint256 indexed epoch, address indexed skipped, address indexed next, uint64 deadline);
-    /// @notice The leader published the merged model over the participants bitmap.
-    event MergePublished(
-        uint256 indexed epoch, address indexed leader, bytes32 mergedHash, string uri, uint256 participants
+    /// @notice The leader published the sha256 of the merged model over the participants
+    /// bitmap; the file is served under the leader's base URI.
+    event MergePublished(uint256 indexed epoch, address indexed leader, bytes32 mergedHash, uint256 participants);
+    /// @notice A committer reported its validation metric, the merge hash it recomputed, the
+    /// bitmap of committed updates it fetched and found valid, and one score per participant.
+    event ValidationReported(
+        uint256 indexed epoch, address indexed reporter, int64 metric, bytes32 mergedHash, uint256 valid, int64[] scores
     );
-    /// @notice A participant reported its validation metric and one score per participant.
-    event ValidationReported(uint256 indexed epoch, address indexed reporter, int64 metric, int64[] scores);
-    /// @notice A participant's settled outcome; `forfeited` payouts went to `carry`.
+    /// @notice A strict majority of reporters recomputed `majorityHash`, not the leader's.
+    event MergeDisputed(uint256 indexed epoch, address indexed leader, bytes32 publishedHash, bytes32 majorityHash);
+    /// @notice The leader left out `node`'s update, which a strict majority found valid.
+    event UpdateCensored(uint256 indexed epoch, address indexed leader, address indexed node);
+    /// @notice A participant's settled outcome; a forfeited payout went to `carry`.
     event ParticipantSettled(
-        uint256 indexed epoch, address indexed node, uint64 samples, int64 medianScore, uint256 payout, bool forfeited
+        uint256 indexed epoch, address indexed node, uint64 samples, int64 medianScore, uint256 payout, Forfeit forfeit
     );
-    /// @notice An epoch was settled: `credited` minted to credits, `carried` to the next budget.
+    /// @notice An epoch was settled: `credited` minted to credits, `carried` to the next
+    /// budget; `modelHash` is its global model. Scores and the metric count only if `quorate`.
     event EpochSettled(
-        uint256 indexed epoch, uint256 budget, uint256 credited, uint256 carried, int64 medianMetric, uint16 reporters
+        uint256 indexed epoch,
+        uint256 budget,
+        uint256 credited,
+        uint256 carried,
+        int64 medianMetric,
+        uint16 reporters,
+        bool quorate,
+        bytes32 modelHash
     );
-    /// @notice Every candidate leader timed out; the budget is carried and the next epoch opens.
+    /// @notice Too few nodes committed in time, or every candidate leader timed out; the
+    /// budget is carried and the next epoch opens.
     event EpochAbandoned(uint256 indexed epoch, uint256 carried);
     /// @notice The stopping rule fired after `epoch`.
     event SwarmFinished(uint256 indexed epoch, int64 bestMetric);
@@ -209,10 +264,14 @@ contract SwarmLearning is Ownable2Step {
     error InvalidConfig(string field, uint256 value);
     /// @notice A zero address was given. @param field Name of the parameter.
     error ZeroAddress(string field);
+    /// @notice An authorisation needs a non-zero sample allowance.
+    error ZeroAllowance(address account);
     /// @notice `account` is not on the allow-list.
     error NotAllowListed(address account);
     /// @notice `account`'s authorisation ended at `expiry` (now is `timestamp`).
     error AuthorizationExpired(address account, uint64 expiry, uint256 timestamp);
+    /// @notice `account`'s authorisation has not expired (it ends at `expiry`, 0 = never).
+    error AuthorizationNotExpired(address account, uint64 expiry);
     /// @notice `account` is already an active member.
     error AlreadyEnrolled(address account);
     /// @notice `account` is not an active member (its status is `status`).
@@ -229,30 +288,43 @@ contract SwarmLearning is Ownable2Step {
     error SwarmIsFinished();
     /// @notice `node` already committed in `epoch`.
     error AlreadySubmitted(address node, uint256 epoch);
-    /// @notice A commitment needs a non-zero parameter hash, a uri and samples.
+    /// @notice A commitment needs a non-zero commitment, samples, a base URI (`reason`).
     error InvalidSubmission(string reason);
     /// @notice Election is not allowed before the commit window closes at `closesAt`.
     error CommitWindowOpen(uint256 epoch, uint64 closesAt);
     /// @notice `committed` nodes committed, `minPeers` are needed.
     error NotEnoughCommits(uint256 epoch, uint16 committed, uint16 minPeers);
+    /// @notice The commit phase may be abandoned only after `at` with fewer than minPeers commits.
+    error EpochNotStalled(uint256 epoch, uint64 at);
     /// @notice Only the current leader `leader` may publish.
     error NotLeader(address caller, address leader);
+    /// @notice The leader must merge its own update (it anchors the merge).
+    error LeaderNotParticipant(address leader);
+    /// @notice The leader of `epoch` is drawn from the hash of block `drawBlock`, which is
+    /// not final yet (or is: then `drawLeader` has drawn it already).
+    error LeaderNotDrawn(uint256 epoch, uint64 drawBlock);
+    /// @notice The leader of `epoch` is already drawn.
+    error LeaderAlreadyDrawn(uint256 epoch);
     /// @notice The merge window runs until `deadline`; fail-over must wait.
     error MergeWindowOpen(uint256 epoch, uint64 deadline);
     /// @notice The phase window ended at `deadline`.
     error DeadlinePassed(uint256 epoch, uint64 deadline);
-    /// @notice The participants bitmap names commit index `index`, but only `committed` exist.
+    /// @notice A bitmap names commit index `index`, but only `committed` exist.
     error ParticipantNotCommitted(uint256 index, uint16 committed);
     /// @notice The merge names `count` participants, `minPeers` are needed.
     error TooFewParticipants(uint256 count, uint16 minPeers);
-    /// @notice `account` is not a participant of `epoch`.
-    error NotParticipant(address account, uint256 epoch);
+    /// @notice `account` did not commit in `epoch`, so it cannot report.
+    error NotCommitter(address account, uint256 epoch);
     /// @notice `account` already reported in `epoch`.
     error AlreadyReported(address account, uint256 epoch);
     /// @notice The score vector has `given` entries, there are `expected` participants.
     error ScoreCountMismatch(uint256 given, uint256 expected);
-    /// @notice Settlement needs all reports or the report deadline to pass.
-    error SettlementNotDue(uint256 epoch, uint16 reported, uint16 participants, uint64 deadline);
+    /// @notice Score `index` is `score`, outside [-SCORE_BOUND, SCORE_BOUND].
+    error ScoreOutOfRange(uint256 index, int64 score);
+    /// @notice The metric `metric` is outside [0, METRIC_BOUND].
+    error MetricOutOfRange(int64 metric);
+    /// @notice Settlement needs every committer's report or the report deadline to pass.
+    error SettlementNotDue(uint256 epoch, uint16 reported, uint16 committed, uint64 deadline);
     /// @notice `given` reports were supplied, `expected` were made.
     error ReportCountMismatch(uint256 given, uint256 expected);
     /// @notice The packed scores are `given` bytes long; reports x participants x 8 is `expected`.
@@ -268,7 +340,7 @@ contract SwarmLearning is Ownable2Step {
     /**
      * @param config_ Swarm configuration; every field is checked.
      * @param token_ Reward token; this contract must be granted its MINTER_ROLE.
-     * @param admin Consortium admin (owner): manages the allow-list.
+     * @param admin Consortium admin (owner): manages the allow-list and allowances.
      */
     constructor(Config memory config_, SwarmToken token_, address admin) Ownable(admin) {
         if (address(token_) == address(0)) revert ZeroAddress("token");
@@ -285,30 +357,42 @@ contract SwarmLearning is Ownable2Step {
         if (c.mergeWindow == 0) revert InvalidConfig("mergeWindow", 0);
         if (c.reportWindow == 0) revert InvalidConfig("reportWindow", 0);
         if (c.betaBps > _BPS) revert InvalidConfig("betaBps", c.betaBps);
-        if (c.sampleCap == 0) revert InvalidConfig("sampleCap", 0);
         if (c.maxEpochs == 0) revert InvalidConfig("maxEpochs", 0);
-        if (c.targetMetric < 0) revert InvalidConfig("targetMetric", uint256(uint64(-c.targetMetric)));
-        if (c.minDelta < 0) revert InvalidConfig("minDelta", uint256(uint64(-c.minDelta)));
-        if (c.rewardPerEpoch == 0) revert InvalidConfig("rewardPerEpoch", 0);
+        // Magnitudes in int256: negating type(int64).min would overflow in int64.
+        if (c.targetMetric < 0 || c.targetMetric > METRIC_BOUND) {
+            revert InvalidConfig("targetMetric", _magnitude(c.targetMetric));
+        }
+        if (c.minDelta < 0) revert InvalidConfig("minDelta", _magnitude(c.minDelta));
+        if (c.rewardPerEpoch == 0 || c.rewardPerEpoch > _MAX_REWARD) {
+            revert InvalidConfig("rewardPerEpoch", c.rewardPerEpoch);
+        }
         if (c.mergeRule == bytes32(0)) revert InvalidConfig("mergeRule", 0);
         if (c.scorer == bytes32(0)) revert InvalidConfig("scorer", 0);
     }
 
+    function _magnitude(int64 value) private pure returns (uint256) {
+        int256 wide = value;
+        return uint256(wide < 0 ? -wide : wide);
+    }
+
     // ------------------------------------------------------------------ membership
     /**
-     * @notice Allow-list `account` until `expiry` (0 = no expiry). Also lifts a suspension or
-     * removal; the account then enrols again.
+     * @notice Allow-list `account` until `expiry` (0 = no expiry) with an attested allowance of
+     * `allowance` samples: a commitment's declared count above it counts as the allowance.
+     * Also lifts a suspension or removal; the account then enrols again.
      */
-    function authorize(address account, uint64 expiry) external onlyOwner {
+    function authorize(address account, uint64 expiry, uint64 allowance) external onlyOwner {
         if (account == address(0)) revert ZeroAddress("account");
+        if (allowance == 0) revert ZeroAllowance(account);
         Member storage m = _members[account];
         m.allowListed = true;
         m.expiry = expiry;
+        m.allowance = allowance;
         if (m.status == Status.Suspended || m.status == Status.Removed) {
             m.status = Status.None;
             m.strikes = 0;
         }
-        emit AccountAuthorized(account, expiry);
+        emit AccountAuthorized(account, expiry, allowance);
     }
 
     /// @notice Remove `account` from the swarm; it forfeits payouts of unsettled epochs.
@@ -336,7 +420,10 @@ contract SwarmLearning is Ownable2Step {
         emit NodeEnrolled(msg.sender, baseUri);
     }
 
-    /// @notice Leave the swarm. Credits stay claimable; a pending commitment stays valid.
+    /**
+     * @notice Leave the swarm. Credits stay claimable; a pending commitment stays valid, and
+     * strikes keep counting (a suspension applies whatever the status).
+     */
     function leave() external {
         Member storage m = _members[msg.sender];
         if (m.status != Status.Active) revert NotActive(msg.sender, m.status);
@@ -345,45 +432,104 @@ contract SwarmLearning is Ownable2Step {
         emit NodeLeft(msg.sender);
     }
 
+    /**
+     * @notice Free the seat of an active member whose authorisation has expired. Anyone may
+     * call. The rule: an expired member finishes the epoch it committed to (it may report
+     * and is paid), and nothing after: it cannot commit, and its seat is released here or
+     * when that epoch settles.
+     */
+    function releaseExpired(address account) external {
+        Member storage m = _members[account];
+        if (m.status != Status.Active) revert NotActive(account, m.status);
+        if (!_expired(m)) revert AuthorizationNotExpired(account, m.expiry);
+        _release(account, m);
+    }
+
     // ------------------------------------------------------------------ epoch protocol
     /**
-     * @notice Commit this node's parameters for `epoch`: the sha256 `paramHash` of the file it
-     * will serve at `uri` once the commit phase is over, trained on `numSamples` samples.
+     * @notice Commit this node's parameters for `epoch`: `commitment` is
+     * keccak256(abi.encode(msg.sender, epoch, sha256 of the file)), the file served under this
+     * node's base URI once the commit phase is over, trained on `numSamples` samples. At most
+     * the allowance counts (for the data share, the merge weights and the scoring weights),
+     * and a declaration above it forfeits this epoch's payout: an honest node declares
+     * min(its samples, its allowance).
      * @dev Accepted for as long as the epoch is in the Commit phase, so a swarm short of
-     * `minPeers` keeps waiting for late nodes instead of stalling.
+     * `minPeers` keeps waiting for late nodes until `abandonEpoch` becomes possible.
      */
-    function submitUpdate(uint256 epoch, bytes32 paramHash, string calldata uri, uint64 numSamples) external {
+    function submitUpdate(uint256 epoch, bytes32 commitment, uint64 numSamples) external {
         EpochState storage e = _openEpochState(epoch, Phase.Commit);
         Member storage m = _members[msg.sender];
         if (m.status != Status.Active) revert NotActive(msg.sender, m.status);
         _checkAuthorized(msg.sender, m);
         if (m.lastSubmitEpoch == epoch) revert AlreadySubmitted(msg.sender, epoch);
-        if (paramHash == bytes32(0)) revert InvalidSubmission("zero paramHash");
-        if (bytes(uri).length == 0) revert InvalidSubmission("empty uri");
+        if (commitment == bytes32(0)) revert InvalidSubmission("zero commitment");
         if (numSamples == 0) revert InvalidSubmission("zero numSamples");
         uint16 index = e.commitCount;
         // Members can leave and others enrol mid-epoch, so bound the commitments themselves:
         // every bitmap over commit indices must fit in one word.
         if (index >= _config.maxPeers) revert MaxPeersReached(_config.maxPeers);
+        bool overDeclared = numSamples > m.allowance;
+        uint64 samples = overDeclared ? m.allowance : numSamples;
         e.commitCount = index + 1;
         m.lastSubmitEpoch = uint64(epoch);
         m.commitIndex = index;
-        _commits[epoch][index] = Commit(msg.sender, numSamples);
-        emit UpdateSubmitted(epoch, msg.sender, index, paramHash, uri, numSamples);
+        _commits[epoch][index] = Commit(msg.sender, samples, overDeclared);
+        emit UpdateSubmitted(epoch, msg.sender, index, commitment, numSamples, samples);
     }
 
-    /// @notice Close the commit phase and draw the leader. Anyone may call.
+    /**
+     * @notice Close the commit phase. The leader is drawn from the hash of this very block,
+     * which `drawLeader` reads from the next block on: no member can know it while it can
+     * still commit, and on chains whose prevrandao is constant (PoA, QBFT) it still varies.
+     * Anyone may call.
+     */
     function electLeader(uint256 epoch) external {
         EpochState storage e = _openEpochState(epoch, Phase.Commit);
         if (block.timestamp <= e.deadline) revert CommitWindowOpen(epoch, e.deadline);
         if (e.commitCount < _config.minPeers) revert NotEnoughCommits(epoch, e.commitCount, _config.minPeers);
-        uint256 seed = uint256(keccak256(abi.encode(block.prevrandao, epoch, e.commitCount, address(this))));
+        e.phase = Phase.Merge;
+        e.drawBlock = uint64(block.number);
+        e.deadline = uint64(block.timestamp) + _config.mergeWindow;
+        emit CommitsClosed(epoch, e.drawBlock);
+    }
+
+    /**
+     * @notice Draw the leader from the hash of the block that closed the commit phase; the
+     * leader then has `mergeWindow` to publish. If that hash is no longer available (256
+     * blocks passed), the draw moves to the current block. Anyone may call.
+     */
+    function drawLeader(uint256 epoch) external {
+        EpochState storage e = _openEpochState(epoch, Phase.Merge);
+        if (e.drawn) revert LeaderAlreadyDrawn(epoch);
+        if (block.number <= e.drawBlock) revert LeaderNotDrawn(epoch, e.drawBlock);
+        bytes32 hash = blockhash(e.drawBlock);
+        if (hash == bytes32(0)) {
+            e.drawBlock = uint64(block.number);
+            emit CommitsClosed(epoch, e.drawBlock);
+            return;
+        }
+        uint256 seed = uint256(keccak256(abi.encode(hash, epoch, address(this))));
+        // Triaged (SECURITY.md, "Static analysis"): the hash of a block that did not exist
+        // while members could commit is the intended randomness; no oracle on a PoA chain.
+        // slither-disable-next-line weak-prng
         uint16 leaderIndex = uint16(seed % e.commitCount);
         uint64 deadline = uint64(block.timestamp) + _config.mergeWindow;
-        e.phase = Phase.Merge;
+        e.drawn = true;
         e.leaderIndex = leaderIndex;
         e.deadline = deadline;
         emit LeaderElected(epoch, _commits[epoch][leaderIndex].node, seed, deadline);
+    }
+
+    /**
+     * @notice Abandon an epoch in which fewer than `minPeers` nodes committed within twice the
+     * commit window; its budget is carried and the next epoch opens. Anyone may call, so no
+     * epoch waits forever for the admin or for late nodes.
+     */
+    function abandonEpoch(uint256 epoch) external {
+        EpochState storage e = _openEpochState(epoch, Phase.Commit);
+        uint64 at = e.deadline + _config.commitWindow;
+        if (block.timestamp <= at || e.commitCount >= _config.minPeers) revert EpochNotStalled(epoch, at);
+        _abandon(epoch, e);
     }
 
     /**
@@ -394,6 +540,7 @@ contract SwarmLearning is Ownable2Step {
      */
     function failover(uint256 epoch) external {
         EpochState storage e = _openEpochState(epoch, Phase.Merge);
+        if (!e.drawn) revert LeaderNotDrawn(epoch, e.drawBlock);
         address skipped = _commits[epoch][e.leaderIndex].node;
         if (block.timestamp <= e.deadline && _members[skipped].status != Status.Removed) {
             revert MergeWindowOpen(epoch, e.deadline);
@@ -401,12 +548,8 @@ contract SwarmLearning is Ownable2Step {
         e.skipped |= (uint256(1) << e.leaderIndex);
         e.failovers += 1;
         if (e.failovers == e.commitCount) {
-            e.phase = Phase.Abandoned;
-            uint256 budget = _budget();
-            carry = budget;
             emit LeaderSkipped(epoch, skipped, address(0), 0);
-            emit EpochAbandoned(epoch, budget);
-            _openEpoch(epoch + 1, 0);
+            _abandon(epoch, e);
             return;
         }
         uint16 next = uint16((uint256(e.leaderIndex) + 1) % e.commitCount);
@@ -417,21 +560,20 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @notice The leader publishes the merged model: its sha256 `mergedHash`, where to fetch
-     * it, and the bitmap over commit indices of the updates it merged.
+     * @notice The leader publishes the merged model: its sha256 `mergedHash` (the file is
+     * served under the leader's base URI) and the bitmap over commit indices of the updates
+     * it merged, which must include its own.
      */
-    function publishMerge(uint256 epoch, bytes32 mergedHash, string calldata uri, uint256 participants) external {
+    function publishMerge(uint256 epoch, bytes32 mergedHash, uint256 participants) external {
         EpochState storage e = _openEpochState(epoch, Phase.Merge);
+        if (!e.drawn) revert LeaderNotDrawn(epoch, e.drawBlock);
         address leader = _commits[epoch][e.leaderIndex].node;
         if (msg.sender != leader) revert NotLeader(msg.sender, leader);
         if (_members[leader].status == Status.Removed) revert NotActive(leader, Status.Removed);
         if (block.timestamp > e.deadline) revert DeadlinePassed(epoch, e.deadline);
         if (mergedHash == bytes32(0)) revert InvalidSubmission("zero mergedHash");
-        if (bytes(uri).length == 0) revert InvalidSubmission("empty uri");
-        uint16 committed = e.commitCount;
-        if (committed < _BITMAP_BITS && participants >> committed != 0) {
-            revert ParticipantNotCommitted(Math.log2(participants), committed);
-        }
+        _checkCommitted(participants, e.commitCount);
+        if (participants & (uint256(1) << e.leaderIndex) == 0) revert LeaderNotParticipant(leader);
         uint256 count = _popCount(participants);
         if (count < _config.minPeers) revert TooFewParticipants(count, _config.minPeers);
         uint64 deadline = uint64(block.timestamp) + _config.reportWindow;
@@ -440,26 +582,35 @@ contract SwarmLearning is Ownable2Step {
         e.participantCount = uint16(count);
         e.mergedHash = mergedHash;
         e.deadline = deadline;
-        emit MergePublished(epoch, leader, mergedHash, uri, participants);
+        emit MergePublished(epoch, leader, mergedHash, participants);
     }
 
     /**
-     * @notice A participant reports the merged model's metric on its validation data and its
-     * score for every participant, in ascending commit-index order (fixed-point integers).
+     * @notice A committer (participant or not) reports the merged model's metric on its
+     * validation data, the sha256 of the merge it recomputed, the bitmap over commit indices of
+     * the updates it fetched and found valid, and its score for every participant, in
+     * ascending commit-index order (fixed-point, see SCORE_BOUND and METRIC_BOUND).
      */
-    function reportValidation(uint256 epoch, int64 metric, int64[] calldata scores) external {
+    function reportValidation(uint256 epoch, int64 metric, bytes32 mergedHash, uint256 valid, int64[] calldata scores)
+        external
+    {
         EpochState storage e = _openEpochState(epoch, Phase.Report);
         if (block.timestamp > e.deadline) revert DeadlinePassed(epoch, e.deadline);
         Member storage m = _members[msg.sender];
         if (m.status == Status.Removed) revert NotActive(msg.sender, Status.Removed);
+        if (m.lastSubmitEpoch != epoch) revert NotCommitter(msg.sender, epoch);
         uint256 bit = uint256(1) << m.commitIndex;
-        if (m.lastSubmitEpoch != epoch || e.participants & bit == 0) revert NotParticipant(msg.sender, epoch);
         if (e.reporters & bit != 0) revert AlreadyReported(msg.sender, epoch);
         if (scores.length != e.participantCount) revert ScoreCountMismatch(scores.length, e.participantCount);
+        if (metric < 0 || metric > METRIC_BOUND) revert MetricOutOfRange(metric);
+        _checkCommitted(valid, e.commitCount);
+        uint256 bad = _firstOutOfRange(scores);
+        if (bad < scores.length) revert ScoreOutOfRange(bad, scores[bad]);
         e.reporters |= bit;
         e.reportCount += 1;
-        e.reportsDigest = keccak256(abi.encode(e.reportsDigest, msg.sender, metric, scores));
-        emit ValidationReported(epoch, msg.sender, metric, scores);
+        bytes32 head = keccak256(abi.encode(msg.sender, metric, mergedHash, valid));
+        e.reportsDigest = keccak256(abi.encode(e.reportsDigest, head, scores));
+        emit ValidationReported(epoch, msg.sender, metric, mergedHash, valid, scores);
     }
 
     /**
@@ -467,17 +618,20 @@ contract SwarmLearning is Ownable2Step {
      * lower median of each participant's scores and of the metrics as hints. The contract
      * verifies the hints instead of sorting: m is the lower median of k values exactly when
      * #{v < m} <= (k - 1) / 2 < #{v <= m}, one counting pass over the reports. With no
-     * reports every hint must be 0. Then payouts by the reference rule, credits, stopping
-     * rule. Anyone may call once every participant reported or the report deadline passed.
+     * reports every hint must be 0. Then the leader's accountability (merge hash and
+     * censorship, when quorate), payouts by the reference rule, credits, stopping rule.
+     * Anyone may call once every committer reported or the report deadline passed.
      */
     function settle(uint256 epoch, Reports calldata reports, int64[] calldata medians, int64 metric) external {
         EpochState storage e = _openEpochState(epoch, Phase.Report);
-        if (e.reportCount < e.participantCount && block.timestamp <= e.deadline) {
-            revert SettlementNotDue(epoch, e.reportCount, e.participantCount, e.deadline);
+        if (e.reportCount < e.commitCount && block.timestamp <= e.deadline) {
+            revert SettlementNotDue(epoch, e.reportCount, e.commitCount, e.deadline);
         }
         uint256 k = reports.reporters.length;
         if (k != e.reportCount) revert ReportCountMismatch(k, e.reportCount);
         if (reports.metrics.length != k) revert ReportCountMismatch(reports.metrics.length, k);
+        if (reports.mergedHashes.length != k) revert ReportCountMismatch(reports.mergedHashes.length, k);
+        if (reports.valids.length != k) revert ReportCountMismatch(reports.valids.length, k);
         if (medians.length != e.participantCount) revert ScoreCountMismatch(medians.length, e.participantCount);
         if (reports.scores.length != k * medians.length * 8) {
             revert PackedScoresLength(reports.scores.length, k * medians.length * 8);
@@ -486,14 +640,17 @@ contract SwarmLearning is Ownable2Step {
         e.phase = Phase.Settled;
         settledEpochs += 1;
 
-        uint256[] memory indices = _bitIndices(e.participants, e.participantCount);
+        // Cannot overflow: k and commitCount are at most maxPeers.
+        bool quorate = 2 * k > e.commitCount;
+        Forfeit leaderFault = quorate ? _judgeLeader(epoch, e, reports) : Forfeit.None;
+        if (e.modelHash == bytes32(0)) e.modelHash = e.mergedHash;
         uint256 budget = _budget();
-        bool anyReports = k != 0;
-        uint256 credited = _credit(epoch, e, indices, medians, budget, anyReports);
+        uint256 credited = _credit(epoch, e, medians, Split(budget, 0, 0, quorate, leaderFault));
+        _releaseExpiredCommitters(epoch, e);
         carry = budget - credited;
-        emit EpochSettled(epoch, budget, credited, budget - credited, metric, uint16(k));
+        emit EpochSettled(epoch, budget, credited, budget - credited, metric, uint16(k), quorate, e.modelHash);
 
-        if (_stoppingRuleFires(metric, anyReports)) {
+        if (_stoppingRuleFires(metric, quorate)) {
             finished = true;
             emit SwarmFinished(epoch, bestMetric);
         } else {
@@ -528,9 +685,10 @@ contract SwarmLearning is Ownable2Step {
         return _commits[epoch][index];
     }
 
-    /// @notice Current leader of `epoch` (meaningful from the Merge phase on).
+    /// @notice Current leader of `epoch`; the zero address until `drawLeader` drew it.
     function leaderOf(uint256 epoch) external view returns (address) {
-        return _commits[epoch][_epochs[epoch].leaderIndex].node;
+        EpochState storage e = _epochs[epoch];
+        return e.drawn ? _commits[epoch][e.leaderIndex].node : address(0);
     }
 
     /// @notice Membership record of `account`.
@@ -546,8 +704,24 @@ contract SwarmLearning is Ownable2Step {
     // ------------------------------------------------------------------ internals
     function _checkAuthorized(address account, Member storage m) private view {
         if (!m.allowListed) revert NotAllowListed(account);
-        if (m.expiry != 0 && block.timestamp >= m.expiry) {
-            revert AuthorizationExpired(account, m.expiry, block.timestamp);
+        if (_expired(m)) revert AuthorizationExpired(account, m.expiry, block.timestamp);
+    }
+
+    function _expired(Member storage m) private view returns (bool) {
+        return m.expiry != 0 && block.timestamp >= m.expiry;
+    }
+
+    /// @dev An active member whose authorisation expired gives up its seat.
+    function _release(address account, Member storage m) private {
+        m.status = Status.None;
+        activeCount -= 1;
+        emit NodeExpired(account);
+    }
+
+    /// @dev A bitmap over commit indices may only name commitments that exist.
+    function _checkCommitted(uint256 bitmap, uint16 committed) private pure {
+        if (committed < _BITMAP_BITS && bitmap >> committed != 0) {
+            revert ParticipantNotCommitted(Math.log2(bitmap), committed);
         }
     }
 
@@ -567,53 +741,150 @@ contract SwarmLearning is Ownable2Step {
         emit EpochOpened(epoch, deadline, _budgetAfter(pendingMint));
     }
 
+    /// @dev The whole budget carries to the next epoch, which opens at once.
+    function _abandon(uint256 epoch, EpochState storage e) private {
+        e.phase = Phase.Abandoned;
+        uint256 budget = _budget();
+        carry = budget;
+        emit EpochAbandoned(epoch, budget);
+        _openEpoch(epoch + 1, 0);
+    }
+
     /// @dev This epoch's budget: the reward plus carried dust, limited by the token cap.
     function _budget() private view returns (uint256) {
         return _budgetAfter(0);
     }
 
     /// @dev The budget once `pendingMint` more tokens exist. Cannot underflow: a pending mint
-    /// never exceeds the budget it was credited from, which never exceeds mintable().
+    /// never exceeds the budget it was credited from, which never exceeds mintable(). Cannot
+    /// overflow: rewardPerEpoch <= 1e30 and carry grows by at most one reward per epoch.
     function _budgetAfter(uint256 pendingMint) private view returns (uint256) {
         return Math.min(_config.rewardPerEpoch + carry, token.mintable() - pendingMint);
     }
 
     /**
-     * @dev Credits each participant by the reference rule and returns the total credited.
-     * Participants that did not report, were skipped as leader or were removed forfeit
-     * their payout to `carry`.
+     * @dev The leader's accountability in a quorate epoch. A hash that a strict majority of
+     * reporters recomputed and that is not the leader's becomes the epoch's model and is a
+     * fault of the leader; so is leaving out a committed update that a strict majority of
+     * reporters found valid (one `UpdateCensored` per such update).
      */
-    function _credit(
-        uint256 epoch,
-        EpochState storage e,
-        uint256[] memory indices,
-        int64[] memory medians,
-        uint256 budget,
-        bool anyReports
-    ) private returns (uint256 credited) {
-        (address[] memory nodes, uint256[] memory samples, uint256 totalData, uint256 totalScore) =
-            _paidTotals(epoch, indices, medians);
-        for (uint256 j = 0; j < indices.length; ++j) {
-            uint256 payout = medians[j] > 0
-                ? _payout(budget, samples[j], uint256(uint64(medians[j])), totalData, totalScore)
-                : 0;
-            Member storage m = _members[nodes[j]];
-            bool forfeited = payout != 0 && _forfeits(e, indices[j], m);
-            if (payout != 0 && !forfeited) {
-                claimable[nodes[j]] += payout;
-                credited += payout;
+    function _judgeLeader(uint256 epoch, EpochState storage e, Reports calldata reports)
+        private
+        returns (Forfeit fault)
+    {
+        address leader = _commits[epoch][e.leaderIndex].node;
+        bytes32 majority = _strictMajority(reports.mergedHashes);
+        if (majority != bytes32(0) && majority != e.mergedHash) {
+            e.modelHash = majority;
+            fault = Forfeit.MergeContradicted;
+            emit MergeDisputed(epoch, leader, e.mergedHash, majority);
+        }
+        uint256 k = reports.valids.length;
+        uint256 left = ((uint256(1) << e.commitCount) - 1) & ~e.participants;
+        while (left != 0) {
+            uint256 index = Math.log2(left & (~left + 1));
+            left &= left - 1;
+            uint256 votes = 0;
+            for (uint256 r = 0; r < k; ++r) {
+                if ((reports.valids[r] >> index) & 1 == 1) ++votes;
             }
-            if (anyReports) _strike(epoch, nodes[j], m, medians[j]);
-            emit ParticipantSettled(epoch, nodes[j], uint64(samples[j]), medians[j], forfeited ? 0 : payout, forfeited);
+            if (2 * votes > k) {
+                emit UpdateCensored(epoch, leader, _commits[epoch][index].node);
+                if (fault == Forfeit.None) fault = Forfeit.Censored;
+            }
         }
     }
 
-    /// @dev Participants' nodes and capped samples, and the sums D and S over the paid set
-    /// (participants whose median score is positive).
-    function _paidTotals(uint256 epoch, uint256[] memory indices, int64[] memory medians)
+    /// @dev Committers outside the merge whose authorisation expired give up their seats at
+    /// settlement too (participants do so in `_settleOne`).
+    function _releaseExpiredCommitters(uint256 epoch, EpochState storage e) private {
+        uint256 left = ((uint256(1) << e.commitCount) - 1) & ~e.participants;
+        while (left != 0) {
+            uint256 index = Math.log2(left & (~left + 1));
+            left &= left - 1;
+            address node = _commits[epoch][index].node;
+            Member storage m = _members[node];
+            if (m.status == Status.Active && _expired(m)) _release(node, m);
+        }
+    }
+
+    /// @dev The value held by more than half of `values` (Boyer-Moore vote, then a count), or
+    /// zero when none is.
+    function _strictMajority(bytes32[] calldata values) private pure returns (bytes32 candidate) {
+        uint256 lead = 0;
+        for (uint256 r = 0; r < values.length; ++r) {
+            if (lead == 0) {
+                candidate = values[r];
+                lead = 1;
+            } else if (values[r] == candidate) {
+                ++lead;
+            } else {
+                --lead;
+            }
+        }
+        uint256 votes = 0;
+        for (uint256 r = 0; r < values.length; ++r) {
+            if (values[r] == candidate) ++votes;
+        }
+        if (2 * votes <= values.length) candidate = bytes32(0);
+    }
+
+    /// @dev What every participant's settlement shares (kept in memory to keep the stack small).
+    struct Split {
+        uint256 budget;
+        uint256 totalData; // D: capped samples over the paid set
+        uint256 totalScore; // S: median scores over the paid set
+        bool quorate;
+        Forfeit leaderFault;
+    }
+
+    /**
+     * @dev Credits each participant by the reference rule and returns the total credited. In
+     * an epoch that is not quorate nobody is paid and nobody takes a strike. Participants that
+     * did not report, were skipped as leader, were removed, or led the epoch and were found at
+     * fault forfeit their payout to `carry`.
+     */
+    function _credit(uint256 epoch, EpochState storage e, int64[] calldata medians, Split memory split)
+        private
+        returns (uint256 credited)
+    {
+        uint256[] memory indices = _bitIndices(e.participants, e.participantCount);
+        (address[] memory nodes, uint256[] memory samples) = _paidTotals(epoch, indices, medians, split);
+        for (uint256 j = 0; j < indices.length; ++j) {
+            Forfeit fault = indices[j] == e.leaderIndex ? split.leaderFault : Forfeit.None;
+            credited += _settleOne(epoch, e, indices[j], nodes[j], samples[j], medians[j], split, fault);
+        }
+    }
+
+    /// @dev One participant's credit (what `_credit` adds), strike, seat and event.
+    function _settleOne(
+        uint256 epoch,
+        EpochState storage e,
+        uint256 index,
+        address node,
+        uint256 samples,
+        int64 median,
+        Split memory split,
+        Forfeit fault
+    ) private returns (uint256 payout) {
+        Member storage m = _members[node];
+        Forfeit reason = _forfeitOf(e, index, m, fault);
+        if (reason == Forfeit.None && _commits[epoch][index].overDeclared) reason = Forfeit.OverDeclared;
+        if (split.quorate && median > 0 && reason == Forfeit.None) {
+            payout = _payout(split.budget, samples, uint256(uint64(median)), split.totalData, split.totalScore);
+            if (payout != 0) claimable[node] += payout;
+        }
+        if (split.quorate) _strike(epoch, node, m, median <= 0 || fault != Forfeit.None);
+        if (m.status == Status.Active && _expired(m)) _release(node, m);
+        emit ParticipantSettled(epoch, node, uint64(samples), median, payout, reason);
+    }
+
+    /// @dev Participants' nodes and capped samples; fills in the sums D and S over the paid
+    /// set (participants whose median score is positive, in a quorate epoch).
+    function _paidTotals(uint256 epoch, uint256[] memory indices, int64[] calldata medians, Split memory split)
         private
         view
-        returns (address[] memory nodes, uint256[] memory samples, uint256 totalData, uint256 totalScore)
+        returns (address[] memory nodes, uint256[] memory samples)
     {
         uint256 n = indices.length;
         nodes = new address[](n);
@@ -621,17 +892,18 @@ contract SwarmLearning is Ownable2Step {
         for (uint256 j = 0; j < n; ++j) {
             Commit memory c = _commits[epoch][indices[j]];
             nodes[j] = c.node;
-            samples[j] = Math.min(c.numSamples, _config.sampleCap);
-            if (medians[j] > 0) {
-                totalData += samples[j];
-                totalScore += uint256(uint64(medians[j]));
+            samples[j] = c.samples;
+            if (split.quorate && medians[j] > 0) {
+                split.totalData += samples[j];
+                split.totalScore += uint256(uint64(medians[j]));
             }
         }
     }
 
     /**
      * @dev The reference reward rule (swarmtoken/rewards.py mirrors it to the wei). With
-     * d_i the capped samples, s_i > 0 the median score, D and S their sums over the paid set:
+     * d_i the allowance-capped samples, s_i > 0 the median score, D and S their sums over the
+     * paid set:
      *   payout_i = floor(budget * (beta * d_i * S + (1 - beta) * s_i * D) / (D * S))
      * which is floor(budget * (beta * d_i / D + (1 - beta) * s_i / S)). The numerators sum
      * to the denominator over the paid set and each payout is floored, so the payouts never
@@ -647,25 +919,41 @@ contract SwarmLearning is Ownable2Step {
         return Math.mulDiv(budget, numerator, _BPS * totalData * totalScore);
     }
 
-    /// @dev A participant forfeits when it did not report, timed out as leader or was removed.
-    function _forfeits(EpochState storage e, uint256 index, Member storage m) private view returns (bool) {
+    /// @dev Why a participant forfeits, if it does: removed, timed out as leader, at fault as
+    /// leader, or did not report (in that order of precedence; an over-declaration comes last).
+    function _forfeitOf(EpochState storage e, uint256 index, Member storage m, Forfeit leaderFault)
+        private
+        view
+        returns (Forfeit)
+    {
         uint256 bit = uint256(1) << index;
-        return e.reporters & bit == 0 || e.skipped & bit != 0 || m.status == Status.Removed;
+        if (m.status == Status.Removed) return Forfeit.Removed;
+        if (e.skipped & bit != 0) return Forfeit.LeaderTimedOut;
+        if (leaderFault != Forfeit.None) return leaderFault;
+        if (e.reporters & bit == 0) return Forfeit.NotReported;
+        return Forfeit.None;
     }
 
-    /// @dev Counts consecutive non-positive scores and suspends at `suspendAfter`.
-    function _strike(uint256 epoch, address node, Member storage m, int64 median) private {
-        if (median > 0) {
+    /**
+     * @dev A strike for a non-positive median or a leader fault, else the count resets. At
+     * `suspendAfter` strikes the member is suspended whatever its status (leaving does not
+     * dodge it); only the admin's `authorize` lifts a suspension.
+     */
+    function _strike(uint256 epoch, address node, Member storage m, bool struck) private {
+        if (!struck) {
             if (m.strikes != 0) m.strikes = 0;
             return;
         }
         if (m.strikes < type(uint8).max) m.strikes += 1;
         uint8 limit = _config.suspendAfter;
-        if (limit != 0 && m.strikes >= limit && m.status == Status.Active) {
-            m.status = Status.Suspended;
+        if (limit == 0 || m.strikes < limit) return;
+        if (m.status == Status.Active) {
             activeCount -= 1;
-            emit NodeSuspended(node, epoch, m.strikes);
+        } else if (m.status != Status.None) {
+            return; // already suspended or removed
         }
+        m.status = Status.Suspended;
+        emit NodeSuspended(node, epoch, m.strikes);
     }
 
     /// @dev Updates best metric and patience counter; true when the swarm should stop. An
@@ -709,7 +997,7 @@ contract SwarmLearning is Ownable2Step {
         uint256 k = reports.reporters.length;
         for (uint256 r = 0; r < k; ++r) {
             bytes calldata row = reports.scores[r * n * 8:(r + 1) * n * 8];
-            digest = _chainAndCount(digest, reports.reporters[r], reports.metrics[r], row, counts, hints);
+            digest = _chainAndCount(digest, _reportHead(reports, r), row, counts, hints);
             // Cannot overflow: each half counts at most k <= maxPeers.
             unchecked {
                 metricCounts += _tally(reports.metrics[r], metric);
@@ -725,30 +1013,49 @@ contract SwarmLearning is Ownable2Step {
         }
     }
 
+    /// @dev Index of the first score outside [-SCORE_BOUND, SCORE_BOUND], or the length when
+    /// all are in range. Reads the raw calldata words (a word that is not a clean int64 is out
+    /// of range too): a report is checked once per reporter, so this loop is on every node's
+    /// report and kept in assembly.
+    function _firstOutOfRange(int64[] calldata scores) private pure returns (uint256 index) {
+        int256 bound = SCORE_BOUND;
+        assembly ("memory-safe") {
+            let n := scores.length
+            for {} lt(index, n) { index := add(index, 1) } {
+                let value := calldataload(add(scores.offset, shl(5, index)))
+                if or(sgt(value, bound), slt(value, sub(0, bound))) { break }
+            }
+        }
+    }
+
+    /// @dev The hash of report `r`'s fields other than its scores, as reportValidation chains it.
+    function _reportHead(Reports calldata reports, uint256 r) private pure returns (bytes32) {
+        return keccak256(abi.encode(reports.reporters[r], reports.metrics[r], reports.mergedHashes[r], reports.valids[r]));
+    }
+
     /**
      * @dev For one report whose packed scores are `row` (8 bytes each, as many as `counts`
      * and `hints` have entries): add _tally(score_j, hints[j]) to counts[j] for every j, and
-     * return keccak256(abi.encode(digest, reporter, metric, scores)), the link
-     * reportValidation computed, by unpacking the scores into abi words in scratch memory.
+     * return keccak256(abi.encode(digest, head, scores)), the link reportValidation computed
+     * (`head` hashes the report's other fields), by unpacking the scores into abi words in
+     * scratch memory.
      */
     function _chainAndCount(
         bytes32 digest,
-        address reporter,
-        int64 metric,
+        bytes32 head,
         bytes calldata row,
         uint256[] memory counts,
         int64[] memory hints
     ) private pure returns (bytes32 next) {
         assembly ("memory-safe") {
-            // abi.encode(digest, reporter, metric, scores) built past the free memory
-            // pointer, left unallocated: four head words, the array length, the words.
+            // abi.encode(digest, head, scores) built past the free memory pointer, left
+            // unallocated: three head words, the array length, the words.
             let ptr := mload(0x40)
             mstore(ptr, digest)
-            mstore(add(ptr, 0x20), reporter)
-            mstore(add(ptr, 0x40), metric)
-            mstore(add(ptr, 0x60), 0x80) // offset of the array in the head
-            mstore(add(ptr, 0x80), shr(3, row.length))
-            let word := add(ptr, 0xa0)
+            mstore(add(ptr, 0x20), head)
+            mstore(add(ptr, 0x40), 0x60) // offset of the array in the head
+            mstore(add(ptr, 0x60), shr(3, row.length))
+            let word := add(ptr, 0x80)
             let countAt := add(counts, 0x20)
             let hintAt := add(hints, 0x20)
             let end := add(row.offset, row.length)

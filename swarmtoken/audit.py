@@ -2,12 +2,17 @@
 
 For every settled epoch the audit recomputes the settlement from the on-chain reports
 with the Python reference rule (`swarmtoken.rewards`) and compares medians, payouts,
-forfeits, credited total and carry with what the contract emitted. It then checks the
+forfeit reasons, the leader's verdict (disputed merge, censored updates, the epoch's model
+hash), credited total and carry with what the contract emitted. It then checks the
 money identities: the budget of each epoch is the reward plus the previous carry (within
 the token cap); the token supply equals everything credited; the swarm holds exactly the
 unclaimed credits; every account's claimable balance equals its credits minus its claims.
-Optionally it fetches every parameter file still reachable and checks its on-chain hash.
-The first discrepancy is reported by name, so an operator knows where to look.
+Optionally it fetches every parameter file still reachable from under its committer's
+enrolled base URI and checks it opens its on-chain commitment; a file that does not, or
+that two commitments resolve to, is a *finding* (misbehaviour the protocol handled), and a
+discrepancy only if its committer was paid for it. Declared sample counts above the
+allowance are findings too. Each discrepancy is reported by name, so an operator knows
+where to look.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class AuditReport:
     discrepancies: list[str] = field(default_factory=list)
     files_checked: int = 0
     files_unreachable: int = 0
+    findings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -38,7 +44,7 @@ class AuditReport:
             self.discrepancies.append(message)
 
 
-def _recompute(record: EpochRecord, ledger: Ledger, beta_bps: int, sample_cap: int) -> Any:
+def _recompute(record: EpochRecord, ledger: Ledger, beta_bps: int) -> Any:
     by_index = {c.index: c for c in record.commits}
     reporters = {r.reporter for r in record.reports}
     skipped = set(record.skipped)
@@ -48,14 +54,17 @@ def _recompute(record: EpochRecord, ledger: Ledger, beta_bps: int, sample_cap: i
             reported=by_index[i].node in reporters,
             skipped_leader=by_index[i].node in skipped,
             removed=ledger.removed_at(by_index[i].node, record.settled_at),
+            leader=by_index[i].node == record.leader,
+            over_declared=by_index[i].declared > by_index[i].samples,
         )
         for i in record.participants
     ]
-    reports = [(r.metric, r.scores) for r in record.reports]
-    return settle(record.budget, participants, reports, beta_bps=beta_bps, sample_cap=sample_cap)
+    return settle(record.budget, participants, [r.as_report() for r in record.reports], beta_bps=beta_bps,
+                  commits=len(record.commits), participants_bitmap=sum(1 << i for i in record.participants),
+                  published_hash=record.merged_hash or "")
 
 
-def audit_settlements(ledger: Ledger, *, reward_per_epoch: int, beta_bps: int, sample_cap: int,
+def audit_settlements(ledger: Ledger, *, reward_per_epoch: int, beta_bps: int,
                       capped: bool = False, report: AuditReport | None = None) -> AuditReport:
     """Recompute each settled epoch and the carry chain between epochs. Under a token cap
     a budget may be smaller than reward + carry (the cap ends emission), never larger."""
@@ -69,6 +78,10 @@ def audit_settlements(ledger: Ledger, *, reward_per_epoch: int, beta_bps: int, s
 
     for number in sorted(ledger.epochs):
         record = ledger.epochs[number]
+        for commit in record.commits:
+            if commit.declared > commit.samples:
+                report.findings.append(f"epoch {number}: {commit.node} declared {commit.declared} samples, "
+                                       f"its allowance counts {commit.samples}")
         if record.abandoned:
             check_budget(number, record.carried)
             carry = record.carried
@@ -76,17 +89,26 @@ def audit_settlements(ledger: Ledger, *, reward_per_epoch: int, beta_bps: int, s
         if record.settled_at is None:
             continue
         check_budget(number, record.budget)
-        expected = _recompute(record, ledger, beta_bps, sample_cap)
+        expected = _recompute(record, ledger, beta_bps)
+        report.findings.extend(f"epoch {number}: {dispute}" for dispute in record.disputes)
         nodes = record.participant_nodes()
         report.expect([o.node for o in record.outcomes] == nodes,
                       f"epoch {number}: settled participants {[o.node for o in record.outcomes]} != published {nodes}")
-        for outcome, median, payout, forfeited in zip(record.outcomes, expected.medians, expected.payouts, expected.forfeited):
+        for outcome, median, payout, forfeit in zip(record.outcomes, expected.medians, expected.payouts, expected.forfeits):
             report.expect(outcome.median_score == median,
                           f"epoch {number}: {outcome.node} median score {outcome.median_score}, reference {median}")
             report.expect(outcome.payout == payout,
                           f"epoch {number}: {outcome.node} paid {outcome.payout}, reference rule gives {payout}")
-            report.expect(outcome.forfeited == forfeited,
-                          f"epoch {number}: {outcome.node} forfeited={outcome.forfeited}, reference says {forfeited}")
+            report.expect(outcome.forfeit == forfeit,
+                          f"epoch {number}: {outcome.node} forfeit {outcome.forfeit.name}, reference says {forfeit.name}")
+        verdict = expected.verdict
+        report.expect(record.model_hash == verdict.model_hash,
+                      f"epoch {number}: model {record.model_hash}, reference {verdict.model_hash}")
+        report.expect(len(record.disputes) == len(verdict.censored) + (verdict.model_hash != record.merged_hash),
+                      f"epoch {number}: {len(record.disputes)} disputes emitted, reference finds "
+                      f"{len(verdict.censored) + (verdict.model_hash != record.merged_hash)}")
+        report.expect(record.quorate == expected.quorate,
+                      f"epoch {number}: quorate={record.quorate}, reference says {expected.quorate}")
         report.expect(record.credited == expected.credited,
                       f"epoch {number}: credited {record.credited}, reference {expected.credited}")
         report.expect(record.carried == expected.carried,
@@ -122,35 +144,67 @@ def audit_balances(ledger: Ledger, *, total_supply: int, swarm_balance: int,
     return report
 
 
-def audit_files(ledger: Ledger, download: Callable[..., bytes] | None = None,
+def audit_files(ledger: Ledger, base_uri_of: Callable[[str], str], download: Callable[..., bytes] | None = None,
                 report: AuditReport | None = None) -> AuditReport:
-    """Every parameter file still served must hash to its on-chain commitment.
+    """Every committed file still served under its committer's base URI must open its
+    commitment, no two commitments may resolve to one file, and every epoch's model must
+    still hash to its on-chain hash where the leader serves it.
 
-    ``download(uri, expected_sha256, timeout=, retries=)`` is the store's size-capped
-    `swarmtoken.store.download` unless given: an unreachable file is counted, not a
-    discrepancy (nodes may stop serving old epochs); a mismatch or an oversized answer is."""
-    from .store import FetchError, UnreachableError
-    from .store import download as store_download
+    ``download(url, timeout=, retries=)`` is the store's size-capped
+    `swarmtoken.store.download_any` unless given. An unreachable file is counted, not a
+    discrepancy (nodes may stop serving old epochs). A file that does not open its
+    commitment, or one committed twice, is a finding, and a discrepancy if its committer
+    was paid that epoch."""
+    from .store import FetchError, UnreachableError, commit_url, commitment_of, sha256_hex, shared_files
+    from .store.client import download_any
+    from .store.server import ROUTE
 
-    download = download or store_download
+    download = download or download_any
     report = report or AuditReport()
+
+    def get(url: str, label: str) -> bytes | None:
+        try:
+            data = download(url, timeout=5.0, retries=0)
+        except UnreachableError:
+            report.files_unreachable += 1
+            return None
+        except FetchError as exc:
+            report.files_checked += 1
+            report.findings.append(f"{label}: {exc}")
+            return None
+        report.files_checked += 1
+        return data
+
     for number in sorted(ledger.epochs):
         record = ledger.epochs[number]
-        files = [(c.uri, c.param_hash, f"epoch {number} commit of {c.node}") for c in record.commits]
-        if record.merged_uri:
-            files.append((record.merged_uri, record.merged_hash, f"epoch {number} merged model"))
-        for uri, expected, label in files:
-            try:
-                download(uri, expected, timeout=5.0, retries=0)
-            except UnreachableError:
-                report.files_unreachable += 1
+        paid = {o.node for o in record.outcomes if o.payout > 0}
+        bad: dict[str, str] = {}
+        opened: dict[str, str] = {}
+        for commit in record.commits:
+            label = f"epoch {number} commit of {commit.node}"
+            data = get(commit_url(base_uri_of(commit.node), commit.commitment), label)
+            if data is None:
                 continue
-            except FetchError as exc:
-                report.files_checked += 1
-                report.expect(False, f"{label}: file at {exc}")
+            sha = sha256_hex(data)
+            if commitment_of(commit.node, number, sha) != commit.commitment:
+                bad[commit.node] = f"{label}: the served file does not open its commitment"
                 continue
-            report.files_checked += 1
-            report.expect(True, label)
+            opened[commit.node] = sha
+        for sha, nodes in shared_files(opened).items():
+            for node in nodes:
+                bad.setdefault(node, f"epoch {number}: {', '.join(nodes)} committed the same file {sha[:12]}")
+        for node, finding in bad.items():
+            report.findings.append(finding)
+            report.expect(node not in paid, f"{finding}, yet {node} was paid")
+        if record.model_hash and record.leader:
+            label = f"epoch {number} model"
+            for holder in dict.fromkeys([record.leader] + [r.reporter for r in record.reports
+                                                           if r.merged_hash == record.model_hash]):
+                data = get(f"{base_uri_of(holder)}{ROUTE}{record.model_hash}", label)
+                if data is not None:
+                    report.expect(sha256_hex(data) == record.model_hash,
+                                  f"{label}: {holder} serves a file that does not hash to {record.model_hash[:12]}")
+                    break
     return report
 
 
@@ -165,11 +219,10 @@ def audit_swarm(swarm: Any, token: Any, *, from_block: int = 0, check_files: boo
     config = swarm.config()
     ledger = read_ledger(swarm, from_block, block)
     report = audit_settlements(ledger, reward_per_epoch=int(config["rewardPerEpoch"]),
-                               beta_bps=int(config["betaBps"]), sample_cap=int(config["sampleCap"]),
-                               capped=token.cap() != 0)
+                               beta_bps=int(config["betaBps"]), capped=token.cap() != 0)
     audit_balances(ledger, total_supply=token.totalSupply(block_identifier=block),
                    swarm_balance=token.balanceOf(swarm, block_identifier=block),
                    claimable=lambda account: swarm.claimable(account, block_identifier=block), report=report)
     if check_files:
-        audit_files(ledger, report=report)
+        audit_files(ledger, swarm.baseUriOf, report=report)
     return report

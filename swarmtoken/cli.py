@@ -12,6 +12,7 @@ from typing import Any, Callable
 import click
 
 from . import __version__
+from .protocol_attacks import PROTOCOL_ATTACKS
 
 DEFAULT_DEPLOYMENT = "deployments/development.json"
 CHAIN_DIR = Path(".swarm")
@@ -169,21 +170,26 @@ def deploy(config_path: str, out: str, keystore: str | None, network: str, port:
 
 @main.command()
 @click.argument("address")
+@click.option("--samples", type=click.IntRange(1, 2**64 - 1), required=True,
+              help="the sample allowance the consortium attests for this member: declared counts above it count as it")
 @click.option("--expiry", type=int, default=0, show_default=True, help="unix time the authorisation ends (0 = never)")
 @keystore_option(required=False)
 @deployment_option
 @network_options
 @friendly
-def authorize(address: str, expiry: int, keystore: str | None, deployment_path: str, network: str, port: int | None) -> None:
-    """Allow-list ADDRESS so it can enrol as a node (consortium admin only)."""
+def authorize(address: str, samples: int, expiry: int, keystore: str | None, deployment_path: str, network: str,
+              port: int | None) -> None:
+    """Allow-list ADDRESS with its attested sample allowance so it can enrol as a node
+    (consortium admin only)."""
     from eth_utils import is_address, to_checksum_address
 
     if not is_address(address):
         raise click.BadParameter(f"{address!r} is not an Ethereum address", param_hint="ADDRESS")
     handles = _connect_and_bind(network, port, deployment_path)
     admin = _admin(network, keystore)
-    _transact(handles.swarm, "authorize", to_checksum_address(address), expiry, sender=admin)
-    click.echo(f"{to_checksum_address(address)} may now enrol" + (f" until {expiry}" if expiry else ""))
+    _transact(handles.swarm, "authorize", to_checksum_address(address), expiry, samples, sender=admin)
+    click.echo(f"{to_checksum_address(address)} may now enrol with an allowance of {samples} samples"
+               + (f" until {expiry}" if expiry else ""))
 
 
 @main.group()
@@ -320,6 +326,8 @@ def audit(no_files: bool, deployment_path: str, network: str, port: int | None) 
                          check_files=not no_files)
     click.echo(f"{report.checks} checks, {report.files_checked} files verified, "
                f"{report.files_unreachable} unreachable")
+    for finding in report.findings:
+        click.echo(f"finding: {finding}")
     if not report.ok:
         raise click.ClickException(f"audit failed: {report.discrepancies[0]} "
                                    f"({len(report.discrepancies)} discrepancies in all)")
@@ -341,6 +349,8 @@ def _transact(contract: Any, method: str, *args: Any, sender: Any) -> Any:
 @click.option("--nodes", default=5, show_default=True, help="number of node processes")
 @click.option("--rogue", default=1, show_default=True, help="how many of them are rogue")
 @click.option("--attack", default="sign_flip", show_default=True, help="the rogues' attack")
+@click.option("--protocol-attack", "protocol_attacks", multiple=True,
+              help="add a node that attacks the protocol (repeatable): " + ", ".join(PROTOCOL_ATTACKS))
 @click.option("--merge", default="fltrust_median", show_default=True, help="merge rule")
 @click.option("--scorer", default="auto", show_default=True, help="contribution scorer")
 @click.option("--dataset", default="digits", show_default=True)
@@ -354,6 +364,7 @@ def demo(**options: Any) -> None:
     """Run a whole local swarm: embedded chain, N node processes, live view, audit."""
     from .demo import DemoOptions, run_demo
 
+    options["protocol_attacks"] = tuple(options["protocol_attacks"])
     summary = run_demo(DemoOptions(**options))
     if not summary["audit_ok"]:
         raise click.ClickException("the audit found a discrepancy; see summary.json")

@@ -21,6 +21,11 @@ MAX_PEERS = 112
 (131,072 bytes, the clients' limit) and one block (measured in contracts/SwarmLearning.sol)."""
 
 
+MAX_REWARD_WEI = 10**30
+"""The contract's bound on rewardPerEpoch (10^12 tokens): with it, no arithmetic on the
+budget and its carry can overflow."""
+
+
 class ConfigError(ValueError):
     """A configuration file is missing, malformed or out of range."""
 
@@ -44,9 +49,8 @@ class SwarmConfig:
     report_window: int = 60
     reward_per_epoch: str = "1000"
     beta: float = 0.3
-    sample_cap: int = 100_000
     suspend_after: int = 3
-    merge_rule: str = "fltrust"
+    merge_rule: str = "fltrust_median"
     scorer: str = "auto"
     target_metric: float = 0.0
     max_epochs: int = 20
@@ -55,6 +59,7 @@ class SwarmConfig:
     token_name: str = "Swarm Token"
     token_symbol: str = "SWARM"
     token_cap: str = "0"
+    keep_token_admin: bool = False
     admin_delay: int = 0
 
     def __post_init__(self) -> None:
@@ -65,21 +70,23 @@ class SwarmConfig:
             (self.merge_window > 0, "merge_window must be > 0 seconds"),
             (self.report_window > 0, "report_window must be > 0 seconds"),
             (0.0 <= self.beta <= 1.0, "beta must be in [0, 1]"),
-            (self.sample_cap > 0, "sample_cap must be > 0"),
             (0 <= self.suspend_after <= 255, "suspend_after must be in [0, 255] (0 = off)"),
             (self.max_epochs > 0, "max_epochs must be > 0"),
             (self.patience >= 0, "patience must be >= 0 (0 = off)"),
-            (self.target_metric >= 0, "target_metric must be >= 0 (0 = off)"),
-            (self.min_delta >= 0, "min_delta must be >= 0"),
+            (0 <= self.min_delta <= 1, "min_delta must be in [0, 1] (a metric gain)"),
             (bool(self.merge_rule) and len(self.merge_rule) <= 32, "merge_rule must be 1-32 characters"),
             (bool(self.scorer) and len(self.scorer) <= 32, "scorer must be 1-32 characters"),
-            (self.admin_delay >= 0, "admin_delay must be >= 0 seconds"),
+            (0 <= self.admin_delay < 2**48, "admin_delay must be >= 0 seconds"),
+            (self.admin_delay == 0 or self.keep_token_admin,
+             "admin_delay only applies with keep_token_admin = true (by default nobody keeps the token admin)"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
-        if tokens_to_wei(self.reward_per_epoch) == 0:
-            raise ConfigError("reward_per_epoch must be > 0")
+        if not 0 < tokens_to_wei(self.reward_per_epoch) <= MAX_REWARD_WEI:
+            raise ConfigError(f"reward_per_epoch must be > 0 and at most {MAX_REWARD_WEI // 10**18} tokens")
+        if not 0 <= self.target_metric <= 1:
+            raise ConfigError("target_metric must be in [0, 1] (0 = off)")
         tokens_to_wei(self.token_cap)
 
     @classmethod
@@ -114,7 +121,6 @@ class SwarmConfig:
             self.suspend_after,
             self.max_epochs,
             self.patience,
-            self.sample_cap,
             round(self.target_metric * METRIC_SCALE),
             round(self.min_delta * METRIC_SCALE),
             tokens_to_wei(self.reward_per_epoch),

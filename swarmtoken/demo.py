@@ -31,6 +31,7 @@ from .config import ConfigError, SwarmConfig, check_registered
 from .epochview import PHASES, read_epoch
 from .localchain import LocalChainError
 from .nodeconfig import ChainSection, DataSection, ModelSection, NodeConfig, NodeSection, StoreSection
+from .protocol_attacks import PROTOCOL_ATTACKS
 from .units import METRIC_SCALE, SCORE_SCALE, wei_to_tokens
 
 PASSWORD = "demo-only-password"  # keystores of a throwaway local demo, never reused
@@ -54,12 +55,13 @@ class DemoOptions:
     merge_window: int = 10
     report_window: int = 10
     elect_grace: float = 20.0
+    protocol_attacks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.nodes < 3:
             raise ConfigError("--nodes must be at least 3 (a robust median needs three reporters)")
-        if not 0 <= self.rogue < self.nodes / 2:
-            raise ConfigError("--rogue must be >= 0 and fewer than half of --nodes")
+        if not 0 <= self.rogue + len(self.protocol_attacks) < self.nodes / 2:
+            raise ConfigError("--rogue plus the --protocol-attack nodes must be >= 0 and fewer than half of --nodes")
         if self.epochs < 1:
             raise ConfigError("--epochs must be >= 1")
         from trainer.attacks import ATTACKS
@@ -68,6 +70,8 @@ class DemoOptions:
         from trainer.scoring import SCORERS
 
         check_registered("--attack", self.attack, ATTACKS)
+        for attack in self.protocol_attacks:
+            check_registered("--protocol-attack", attack, PROTOCOL_ATTACKS)
         check_registered("--merge", self.merge, MERGES)
         check_registered("--scorer", self.scorer, SCORERS)
         check_registered("--dataset", self.dataset, DATASETS)
@@ -76,6 +80,11 @@ class DemoOptions:
     def rogue_ids(self) -> list[int]:
         """The last ``rogue`` shards are rogue: fixed, so reruns and the simulator agree."""
         return list(range(self.nodes - self.rogue, self.nodes))
+
+    def protocol_attack_of(self, index: int) -> str:
+        """The nodes just before the model rogues run the protocol attacks, in order."""
+        first = self.nodes - self.rogue - len(self.protocol_attacks)
+        return self.protocol_attacks[index - first] if first <= index < first + len(self.protocol_attacks) else ""
 
 
 @dataclass
@@ -175,7 +184,7 @@ class LocalSwarm:
         opts = self.options
         config = SwarmConfig(min_peers=3, max_peers=max(16, opts.nodes), commit_window=opts.commit_window,
                              merge_window=opts.merge_window, report_window=opts.report_window,
-                             reward_per_epoch="1000", beta=0.3, sample_cap=100_000, suspend_after=0,
+                             reward_per_epoch="1000", beta=0.3, suspend_after=0,
                              merge_rule=opts.merge, scorer=opts.scorer, max_epochs=opts.epochs)
         deployment = deploy(load_project(), config, accounts[0])
         record_path = write_record(self.out / "deployment.json", network="development", chain_id=chain.id,
@@ -183,11 +192,13 @@ class LocalSwarm:
         self.handles = SwarmHandles(deployment.swarm, deployment.token, json.loads(record_path.read_text()))
 
     def create_nodes(self) -> None:
-        """Keystores, funding, allow-listing and enrolment (each node enrols with its own
-        key and the address its store will serve at), then one config file per node."""
+        """Keystores, funding, allow-listing with each node's true sample count as its
+        allowance (what a consortium attests), enrolment (each node enrols with its own key
+        and the address its store will serve at), then one config file per node."""
         from brownie import accounts
 
         from .chain import create_keystore, load_account
+        from .localdata import load_local_data
 
         opts, swarm = self.options, self.handles.swarm
         for i in range(opts.nodes):
@@ -195,24 +206,25 @@ class LocalSwarm:
             keystore = folder / "keystore.json"
             address = create_keystore(keystore, PASSWORD, demo_key(opts.seed, i))
             accounts[0].transfer(address, FUNDING)
-            swarm.authorize(address, 0, {"from": accounts[0]}, silent=True)
             port = free_port()
-            node_account = load_account(keystore, PASSWORD)
-            swarm.enroll(f"http://127.0.0.1:{port}", {"from": node_account}, silent=True)
             rogue = i in opts.rogue_ids
+            cheat = opts.protocol_attack_of(i)
             config = NodeConfig(
                 chain=ChainSection(network="development", rpc_port=opts.port, deployment="../deployment.json",
                                    keystore="keystore.json"),
                 store=StoreSection(dir="store", port=port),
                 data=DataSection(dataset=opts.dataset, shard=i, shards=opts.nodes, alpha=opts.alpha, seed=opts.seed),
                 model=ModelSection(),
-                node=NodeSection(attack=opts.attack if rogue else "", serve_after_finish=True,
+                node=NodeSection(attack=opts.attack if rogue else cheat, serve_after_finish=True,
                                  elect_grace=opts.elect_grace),
                 base_dir=folder,
             )
+            swarm.authorize(address, 0, load_local_data(config).node.n_train, {"from": accounts[0]}, silent=True)
+            node_account = load_account(keystore, PASSWORD)
+            swarm.enroll(f"http://127.0.0.1:{port}", {"from": node_account}, silent=True)
             config_path = folder / "node.toml"
             config_path.write_text(config.to_toml())
-            self.nodes.append(NodeProcess(i, address, config_path, folder / "node.log", rogue))
+            self.nodes.append(NodeProcess(i, address, config_path, folder / "node.log", rogue or bool(cheat)))
 
     def start_nodes(self) -> None:
         for node in self.nodes:
@@ -241,14 +253,17 @@ class LocalSwarm:
         self.stop()
 
 
-def evaluate_merge(record: Any, split: Any, model: Any, reference: dict) -> float | None:
-    """Test-set accuracy of an epoch's published merge, fetched and hash-checked."""
+def evaluate_merge(record: Any, base_uri: str, split: Any, model: Any, reference: dict) -> float | None:
+    """Test-set accuracy of an epoch's model (the hash settlement recorded), fetched from
+    the leader's store (``base_uri``) and hash-checked."""
     from trainer.training import evaluate
 
     from .store import FetchError, fetch
+    from .store.server import ROUTE
 
     try:
-        state = fetch(record.merged_uri, record.merged_hash, reference=reference, timeout=5, retries=2, backoff=0.2)
+        state = fetch(f"{base_uri}{ROUTE}{record.model_hash}", record.model_hash, reference=reference, timeout=5,
+                      retries=2, backoff=0.2)
     except FetchError:
         return None
     model.load_state_dict(state)
@@ -297,7 +312,7 @@ def watch(swarm_env: LocalSwarm, split: Any, model: Any, reference: dict, timeou
                     continue
                 view = EpochView(epoch, leader=record.leader, skipped=record.skipped)
                 if record.settled_at is not None:
-                    view.accuracy = evaluate_merge(record, split, model, reference)
+                    view.accuracy = evaluate_merge(record, swarm.baseUriOf(record.leader), split, model, reference)
                     view.metric = None if record.median_metric is None else record.median_metric / METRIC_SCALE
                     for outcome in record.outcomes:
                         view.scores[outcome.node] = outcome.median_score / SCORE_SCALE
@@ -417,12 +432,14 @@ def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
             "audit_ok": report.ok,
             "audit_checks": report.checks,
             "audit_discrepancies": report.discrepancies,
+            "audit_findings": report.findings,
             "files_verified": report.files_checked,
             "seconds": round(time.monotonic() - started, 1),
             "nodes": [
                 {
                     "address": node.address,
                     "rogue": node.rogue,
+                    "attack": options.attack if node.index in options.rogue_ids else options.protocol_attack_of(node.index),
                     "local_accuracy": float(local[node.index].accuracy),
                     "swarm_accuracy": final,
                     "earned": earned.get(node.address, 0),
@@ -442,7 +459,7 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
     for column in ("node", "rogue", "local-only acc", "swarm acc", "earned", "claimed"):
         table.add_column(column)
     for i, node in enumerate(summary["nodes"]):
-        table.add_row(f"node-{i} {node['address'][:10]}", "yes" if node["rogue"] else "",
+        table.add_row(f"node-{i} {node['address'][:10]}", node["attack"],
                       f"{node['local_accuracy']:.4f}", f"{node['swarm_accuracy']:.4f}",
                       f"{wei_to_tokens(node['earned']):.2f}", f"{wei_to_tokens(node['claimed']):.2f}")
     console.print(table)
@@ -450,3 +467,5 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
                   f"in-process simulator {summary['simulator_accuracy']:.4f}")
     verdict = "[green]audit ok[/green]" if summary["audit_ok"] else f"[red]audit FAILED: {summary['audit_discrepancies'][0]}"
     console.print(f"{verdict} ({summary['audit_checks']} checks, {summary['files_verified']} files verified)")
+    for finding in summary["audit_findings"]:
+        console.print(f"audit finding: {finding}")

@@ -4,12 +4,15 @@ the CLI reads afterwards."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import SwarmConfig
 from .units import tokens_to_wei
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
 @dataclass(frozen=True)
@@ -21,8 +24,10 @@ class Deployment:
 
 def deploy(project: Any, config: SwarmConfig, admin: Any) -> Deployment:
     """Deploy SwarmToken and SwarmLearning from ``project`` (a loaded brownie project or
-    anything with the two contract containers), then give the swarm the sole minter role.
-    ``admin`` becomes the token's default admin and the swarm's owner."""
+    anything with the two contract containers) and give the swarm the sole minter role.
+    ``admin`` becomes the swarm's owner. Unless ``config.keep_token_admin``, it then
+    renounces the token's admin role, so no account but the swarm can ever mint and nobody
+    can revoke the swarm's minter role (which would halt settlement)."""
     token = project.SwarmToken.deploy(
         config.token_name,
         config.token_symbol,
@@ -34,7 +39,27 @@ def deploy(project: Any, config: SwarmConfig, admin: Any) -> Deployment:
     )
     swarm = project.SwarmLearning.deploy(config.contract_tuple(), token, admin, {"from": admin}, silent=True)
     tx = token.grantRole(token.MINTER_ROLE(), swarm, {"from": admin}, silent=True)
+    if not config.keep_token_admin:
+        tx = renounce_token_admin(token, admin)
     return Deployment(token=token, swarm=swarm, block=tx.block_number)
+
+
+def renounce_token_admin(token: Any, admin: Any, timeout_s: float = 30.0) -> Any:
+    """Give up the token's default admin role for good: OpenZeppelin's two steps, a
+    transfer to the zero address, then the renunciation once the schedule has passed
+    (strictly after the first step's block, with a zero delay). Returns the last
+    transaction."""
+    from brownie.exceptions import VirtualMachineError
+
+    token.beginDefaultAdminTransfer(ZERO_ADDRESS, {"from": admin}, silent=True)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return token.renounceRole(token.DEFAULT_ADMIN_ROLE(), admin, {"from": admin}, silent=True)
+        except VirtualMachineError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # the schedule passes with the next block's timestamp
 
 
 def write_record(path: str | Path, *, network: str, chain_id: int, deployment: Deployment, config: SwarmConfig) -> Path:

@@ -13,16 +13,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .rewards import Reports, settle_arguments
+from .rewards import Forfeit, Report, Reports, settle_arguments
 
 
 @dataclass
 class CommitRecord:
     index: int
     node: str
-    param_hash: str  # hex, no 0x
-    uri: str
-    samples: int
+    commitment: str  # hex, no 0x: keccak256(abi.encode(node, epoch, sha256 of the file))
+    declared: int  # samples the node declared
+    samples: int  # what counts: the declared count capped by the node's allowance
 
 
 @dataclass
@@ -30,6 +30,11 @@ class ReportRecord:
     reporter: str
     metric: int
     scores: list[int]
+    merged_hash: str  # hex, no 0x: the merge the reporter recomputed
+    valid: int  # bitmap over commit indices of the updates it found valid
+
+    def as_report(self) -> Report:
+        return Report(self.metric, self.scores, self.merged_hash, self.valid)
 
 
 @dataclass
@@ -38,7 +43,11 @@ class OutcomeRecord:
     samples: int
     median_score: int
     payout: int
-    forfeited: bool
+    forfeit: Forfeit
+
+    @property
+    def forfeited(self) -> bool:
+        return self.forfeit is not Forfeit.NONE
 
 
 @dataclass
@@ -49,15 +58,17 @@ class EpochRecord:
     commits: list[CommitRecord] = field(default_factory=list)
     leader: str | None = None
     skipped: list[str] = field(default_factory=list)
-    merged_hash: str | None = None
-    merged_uri: str | None = None
+    merged_hash: str | None = None  # the leader's
     participants: list[int] = field(default_factory=list)
+    disputes: list[str] = field(default_factory=list)  # what settlement found against the leader
     reports: list[ReportRecord] = field(default_factory=list)
     outcomes: list[OutcomeRecord] = field(default_factory=list)
     budget: int | None = None
     credited: int | None = None
     carried: int | None = None
     median_metric: int | None = None
+    quorate: bool | None = None
+    model_hash: str | None = None  # the epoch's global model, fixed at settlement
     settled_at: tuple[int, int] | None = None  # (block, log index)
     abandoned: bool = False
 
@@ -67,12 +78,12 @@ class EpochRecord:
 
     def settlement_args(self) -> tuple[Reports, list[int], int]:
         """``settle(epoch, reports, medians, metric)``'s arguments after the epoch number."""
-        return settle_arguments([(r.reporter, r.metric, r.scores) for r in self.reports], len(self.participants))
+        return settle_arguments([(r.reporter, r.as_report()) for r in self.reports], len(self.participants))
 
 
 @dataclass
 class MembershipEvent:
-    kind: str  # authorized | enrolled | left | removed | suspended
+    kind: str  # authorized | enrolled | left | expired | removed | suspended
     account: str
     at: tuple[int, int]
 
@@ -127,6 +138,7 @@ def assemble(entries: Iterable[tuple[str, Any]]) -> Ledger:
         "AccountAuthorized": "authorized",
         "NodeEnrolled": "enrolled",
         "NodeLeft": "left",
+        "NodeExpired": "expired",
         "NodeRemoved": "removed",
         "NodeSuspended": "suspended",
     }
@@ -139,7 +151,8 @@ def assemble(entries: Iterable[tuple[str, Any]]) -> Ledger:
             epoch_of(args)
         elif name == "UpdateSubmitted":
             epoch_of(args).commits.append(
-                CommitRecord(int(args["index"]), args["node"], _hex(args["paramHash"]), args["uri"], int(args["numSamples"]))
+                CommitRecord(int(args["index"]), args["node"], _hex(args["commitment"]),
+                             int(args["declaredSamples"]), int(args["samples"]))
             )
         elif name == "LeaderElected":
             epoch_of(args).leader = args["leader"]
@@ -154,14 +167,20 @@ def assemble(entries: Iterable[tuple[str, Any]]) -> Ledger:
         elif name == "MergePublished":
             record = epoch_of(args)
             record.merged_hash = _hex(args["mergedHash"])
-            record.merged_uri = args["uri"]
             record.participants = _bits(int(args["participants"]))
         elif name == "ValidationReported":
-            epoch_of(args).reports.append(ReportRecord(args["reporter"], int(args["metric"]), [int(s) for s in args["scores"]]))
+            epoch_of(args).reports.append(ReportRecord(args["reporter"], int(args["metric"]), [int(s) for s in args["scores"]],
+                                                       _hex(args["mergedHash"]), int(args["valid"])))
+        elif name == "MergeDisputed":
+            epoch_of(args).disputes.append(f"leader {args['leader']} published {_hex(args['publishedHash'])[:12]}, "
+                                           f"a strict majority recomputed {_hex(args['majorityHash'])[:12]}")
+        elif name == "UpdateCensored":
+            epoch_of(args).disputes.append(f"leader {args['leader']} left out {args['node']}, "
+                                           "whose update a strict majority found valid")
         elif name == "ParticipantSettled":
             epoch_of(args).outcomes.append(
                 OutcomeRecord(
-                    args["node"], int(args["samples"]), int(args["medianScore"]), int(args["payout"]), bool(args["forfeited"])
+                    args["node"], int(args["samples"]), int(args["medianScore"]), int(args["payout"]), Forfeit(int(args["forfeit"]))
                 )
             )
         elif name == "EpochSettled":
@@ -170,6 +189,8 @@ def assemble(entries: Iterable[tuple[str, Any]]) -> Ledger:
             record.credited = int(args["credited"])
             record.carried = int(args["carried"])
             record.median_metric = int(args["medianMetric"]) if int(args["reporters"]) else None
+            record.quorate = bool(args["quorate"])
+            record.model_hash = _hex(args["modelHash"])
             record.settled_at = at
         elif name == "RewardClaimed":
             claims.append((args["account"], int(args["amount"])))

@@ -5,19 +5,23 @@ Each epoch, driven by on-chain phase and deadlines (a late or dead peer is skipp
 waited on forever):
 
 1. Commit: train from the global model, store the parameters as a content-addressed
-   safetensors file (not yet served), call ``submitUpdate``. After the window, anyone
-   may trigger the election; nodes stagger their attempts by commit index so usually one
-   transaction is sent.
-2. Merge: serve our file. The leader downloads every commitment (hash, size, format,
-   shape and finiteness checked), leaves out what fails, merges the rest with the agreed
-   rule and publishes. If the leader misses its deadline, anyone fails over.
-3. Report: every participant downloads the same files, recomputes the merge and compares
-   its hash with the published one. On a mismatch it logs the dispute and adopts its own
-   recomputation (the merge is a deterministic function of the commitments, so honest
-   nodes agree without trusting the leader). It evaluates the merge on its validation
-   data, scores every participant (Shapley-style, seeded by the epoch) and reports.
+   safetensors file (not yet served), call ``submitUpdate`` with a commitment bound to
+   this node, the epoch and the file's hash (`store.commitments`). After the window,
+   anyone may trigger the election; nodes stagger their attempts by commit index so
+   usually one transaction is sent.
+2. Merge: serve our file. The leader downloads every commitment from under its
+   committer's enrolled base URI (commitment, size, format, shape and finiteness
+   checked), leaves out what fails and every file committed twice, merges the rest with
+   the agreed rule and publishes. If the leader misses its deadline, anyone fails over.
+3. Report: every committer downloads the same files, recomputes the merge of the
+   leader's participants it found valid and compares its hash with the published one,
+   logging a dispute on a mismatch. It evaluates the merge on its validation data, scores
+   every participant (Shapley-style, seeded by the epoch) and reports the metric, its
+   merge hash, the updates it found valid and the scores. The contract holds the leader
+   to the majority (see `rewards`).
 4. Settle: once all reported or the deadline passed, someone settles with the reports
-   read back from events. The next epoch starts from the merge of the last settled one.
+   read back from events. The next epoch starts from the model settlement recorded
+   (the strict majority's merge hash), whoever serves it.
 
 Updates are merged and scored in a canonical order (by node address), so the result
 does not depend on the order in which nodes happened to commit.
@@ -43,7 +47,17 @@ from .epochview import PHASES, read_epoch
 from .ledger import CommitRecord, EpochRecord
 from .localdata import load_local_data
 from .nodeconfig import NodeConfig
-from .store import FetchError, ParameterServer, ParameterStore, fetch, hex_to_bytes32
+from .protocol_attacks import INFLATE_FACTOR, PROTOCOL_ATTACKS
+from .store import (
+    FetchError,
+    ParameterServer,
+    ParameterStore,
+    commitment_of,
+    fetch,
+    fetch_committed,
+    hex_to_bytes32,
+    shared_files,
+)
 from .store.server import ROUTE
 from .units import METRIC_SCALE, SCORE_SCALE, to_fixed
 
@@ -72,14 +86,18 @@ class EpochWork:
     """What this node did or learned in one epoch."""
 
     own_sha: str | None = None
-    updates: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    updates: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # the valid ones
+    shas: dict[int, str] = field(default_factory=dict)  # file hash per fetched commit index
+    fetched: set[int] = field(default_factory=set)  # commit indices tried (valid or not)
     merged_sha: str | None = None
     merged: dict[str, torch.Tensor] | None = None
     peer_updates: list[dict[str, torch.Tensor]] = field(default_factory=list)  # the others' merged updates
+    copied: CommitRecord | None = None  # a copycat's victim
+    merge_seen: float | None = None  # when we first saw the Merge phase
     published: bool = False
     reported: bool = False
     all_reported_seen: float | None = None
-    commits_seen: tuple[int, float] = (0, 0.0)  # (commit count, when it last changed)
+    commits_seen: tuple[int, float] | None = None  # (commit count, when we first saw it)
 
 
 class Node:
@@ -105,13 +123,15 @@ class Node:
             check_registered("the swarm's merge rule", self.merge_rule, MERGES)
             check_registered("the swarm's scorer", self.scorer, SCORERS)
             if config.node.attack:
-                check_registered("[node] attack", config.node.attack, ATTACKS)
+                check_registered("[node] attack", config.node.attack, {**ATTACKS, **PROTOCOL_ATTACKS})
         except ConfigError as exc:
             raise NodeError(f"{exc} (this node cannot take part)") from None
         self.min_peers = int(chain_config["minPeers"])
+        self.commit_window = int(chain_config["commitWindow"])
         local = load_local_data(config)
         self.data = local.node
-        self.attack = config.node.attack or None
+        self.attack = config.node.attack if config.node.attack in ATTACKS else None
+        self.protocol_attack = config.node.attack if config.node.attack in PROTOCOL_ATTACKS else None
         self.labels = self.data.y_train
         if self.attack and is_data_attack(self.attack):
             from trainer.simulate import derive_seed
@@ -130,6 +150,7 @@ class Node:
         # an attack that reads peers (ALIE) works from these.
         self.peer_round: tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]] | None = None
         self.work: dict[int, EpochWork] = {}
+        self.base_uris: dict[str, str] = {}
         self.timings: dict[int, dict[str, float]] = {}
         self._load_checkpoint()
 
@@ -206,31 +227,79 @@ class Node:
         that could not fetch it yet sits the epoch out rather than send a stale update."""
         member = self.swarm.memberOf(self.address)
         fresh = int(member["status"]) == STATUS_ACTIVE and int(member["lastSubmitEpoch"]) != epoch
-        if fresh and synced and work.own_sha is None:
+        if fresh and self.protocol_attack == "copycat":
+            self._copy_commitment(epoch, work)
+        elif fresh and synced and work.own_sha is None:
             with self._timed(epoch, "train"):
                 update = self._train(epoch)
             with self._timed(epoch, "transfer"):
                 stored = self.store.save(update)
             work.own_sha = stored.sha256
+            commitment = commitment_of(self.address, epoch, stored.sha256)
+            self.store.bind_commitment(commitment, stored.sha256)
+            declared = self._declared_samples(member)
             with self._timed(epoch, "chain"):
-                sent = self._send("submitUpdate", epoch, hex_to_bytes32(stored.sha256),
-                                  self.server.url_for(stored.sha256), self.data.n_train)
+                sent = self._send("submitUpdate", epoch, hex_to_bytes32(commitment), declared)
             if sent:
-                log.info("epoch %d: committed %s (%d samples)", epoch, stored.sha256[:12], self.data.n_train)
-            else:
-                log.warning("epoch %d: commit window closed before our update was in; we sit this epoch out", epoch)
+                log.info("epoch %d: committed %s (%d samples declared)", epoch, stored.sha256[:12], declared)
+                return  # the state read before our commitment is stale
+            log.warning("epoch %d: commit window closed before our update was in; we sit this epoch out", epoch)
         # Elect once every active member committed; otherwise wait `elect_grace` after the
-        # last new commitment, so slow starters get in and dead nodes are not waited on.
+        # last new commitment, so slow starters get in and dead nodes are not waited on. An
+        # epoch short of minPeers is abandoned once the contract allows it and no commitment
+        # arrived for `elect_grace` either.
         committed = int(state["commitCount"])
-        if committed != work.commits_seen[0]:
+        if work.commits_seen is None or committed != work.commits_seen[0]:
             work.commits_seen = (committed, time.time())
         everyone = committed >= int(self.swarm.activeCount())
-        ready_at = max(float(state["deadline"]), work.commits_seen[1] + (0.0 if everyone else self.config.node.elect_grace))
-        if committed >= self.min_peers and self._due(ready_at, epoch):
+        grace = work.commits_seen[1] + self.config.node.elect_grace
+        ready_at = max(float(state["deadline"]), work.commits_seen[1] if everyone else grace)
+        if committed < self.min_peers and self._due(max(float(state["deadline"]) + self.commit_window, grace), epoch):
+            if self._send("abandonEpoch", epoch):
+                log.warning("epoch %d: abandoned with %d of %d commitments needed", epoch, committed, self.min_peers)
+        elif committed >= self.min_peers and self._due(ready_at, epoch):
             with self._timed(epoch, "chain"):
                 elected = self._send("electLeader", epoch)
             if elected:
-                log.info("epoch %d: leader elected: %s", epoch, self.swarm.leaderOf(epoch))
+                log.info("epoch %d: commits closed", epoch)
+
+    def _declared_samples(self, member: Any) -> int:
+        """What we declare: our training samples up to the allowance the admin attested
+        (a declaration above it forfeits the epoch's payout)."""
+        allowance = int(member["allowance"])
+        if self.protocol_attack == "inflate_samples":
+            return self.data.n_train * INFLATE_FACTOR
+        if self.data.n_train > allowance:
+            log.warning("we hold %d training samples but our allowance is %d; declaring %d (ask the consortium "
+                        "admin to attest the larger count with `swarm authorize --samples`)",
+                        self.data.n_train, allowance, allowance)
+        return min(self.data.n_train, allowance)
+
+    def _copy_commitment(self, epoch: int, work: EpochWork) -> None:
+        """Rogue ``copycat``: commit the first commitment another node made this epoch."""
+        if work.copied is not None:
+            return
+        others = [c for c in read_epoch(self.swarm, epoch, self.from_block).commits if c.node != self.address]
+        if not others:
+            return
+        work.copied = others[0]
+        if self._send("submitUpdate", epoch, hex_to_bytes32(others[0].commitment), self.data.n_train):
+            log.info("epoch %d: rogue: copycat committed %s's commitment %s", epoch, others[0].node,
+                     others[0].commitment[:12])
+
+    def _serve_copy(self, epoch: int, work: EpochWork) -> None:
+        """Rogue ``copycat``: once the victim reveals, serve its bytes under the copy."""
+        victim = work.copied
+        if victim is None or self.store.opened_by(victim.commitment) is not None:
+            return
+        try:
+            _, state = fetch_committed(self._base_uri(victim.node), victim.node, epoch, victim.commitment,
+                                       timeout=self.config.node.fetch_timeout, retries=1, backoff=0.3)
+        except FetchError:
+            return
+        stored = self.store.save(state)
+        self.store.bind_commitment(victim.commitment, stored.sha256)
+        self.store.release(stored.sha256)
 
     def _train(self, epoch: int) -> dict[str, torch.Tensor]:
         from trainer.attacks import apply_attack, is_data_attack, needs_peers, rebase
@@ -260,6 +329,17 @@ class Node:
         own = self._own_commit(epoch, work)
         if own is not None and not self.store.is_released(own):
             self.store.release(own)
+        self._serve_copy(epoch, work)
+        if not state["drawn"]:
+            # The draw reads the hash of the block that closed the commits, so it goes in a
+            # later block: on an automining chain, the block of this very transaction.
+            if work.merge_seen is None:
+                work.merge_seen = time.time()
+            if self._due(work.merge_seen - 1, epoch):
+                with self._timed(epoch, "chain"):
+                    if self._send("drawLeader", epoch):
+                        log.info("epoch %d: leader drawn: %s", epoch, self.swarm.leaderOf(epoch))
+            return
         if self.swarm.leaderOf(epoch) == self.address:
             if not work.published and time.time() <= int(state["deadline"]):
                 self._lead(epoch, work)
@@ -273,15 +353,19 @@ class Node:
         """Our committed hash for ``epoch``, recovered from events after a restart."""
         if work.own_sha is None and int(self.swarm.memberOf(self.address)["lastSubmitEpoch"]) == epoch:
             mine = [c for c in read_epoch(self.swarm, epoch, self.from_block).commits if c.node == self.address]
-            work.own_sha = mine[0].param_hash if mine else None
+            work.own_sha = self.store.opened_by(mine[0].commitment) if mine else None
         return work.own_sha
 
     def _lead(self, epoch: int, work: EpochWork) -> None:
         with self._timed(epoch, "chain"):
             record = read_epoch(self.swarm, epoch, self.from_block)
         with self._timed(epoch, "transfer"):
-            self._fetch_updates(record.commits, work)
+            self._fetch_updates(record, work)
         included = sorted(work.updates)
+        if self._commit_index(record) not in work.updates:
+            log.error("epoch %d: our own update is not available; cannot lead", epoch)
+            work.published = True
+            return
         if len(included) < self.min_peers:
             log.error("epoch %d: only %d valid updates, %d needed; cannot publish", epoch, len(included), self.min_peers)
             work.published = True
@@ -294,32 +378,53 @@ class Node:
         work.merged_sha, work.merged = stored.sha256, merged
         bitmap = sum(1 << i for i in included)
         with self._timed(epoch, "chain"):
-            sent = self._send("publishMerge", epoch, hex_to_bytes32(stored.sha256),
-                              self.server.url_for(stored.sha256), bitmap)
+            sent = self._send("publishMerge", epoch, hex_to_bytes32(stored.sha256), bitmap)
         if sent:
             work.published = True
             log.info("epoch %d: published merge %s of %d updates", epoch, stored.sha256[:12], len(included))
 
-    def _fetch_updates(self, commits: list[CommitRecord], work: EpochWork) -> None:
-        """Download every commitment not yet held; failures are logged and left out."""
-        missing = [c for c in commits if c.index not in work.updates]
+    def _commit_index(self, record: EpochRecord) -> int | None:
+        return next((c.index for c in record.commits if c.node == self.address), None)
+
+    def _base_uri(self, node: str) -> str:
+        """The base URI ``node`` enrolled with: the only place its files are fetched from."""
+        if node not in self.base_uris:
+            self.base_uris[node] = self.swarm.baseUriOf(node)
+        return self.base_uris[node]
+
+    def _fetch_updates(self, record: EpochRecord, work: EpochWork) -> None:
+        """Download every commitment of the epoch not yet tried; failures are logged and
+        left out, and so is every file that two commitments resolve to (neither can be
+        told apart from a copy)."""
+        missing = [c for c in record.commits if c.index not in work.fetched]
 
         def get(commit: CommitRecord) -> tuple[CommitRecord, Any]:
             try:
-                if commit.node == self.address and self.store.has(commit.param_hash):
-                    return commit, self.store.load(commit.param_hash, reference=self.global_state)
-                return commit, fetch(commit.uri, commit.param_hash, reference=self.global_state,
-                                     timeout=self.config.node.fetch_timeout, retries=self.config.node.fetch_retries,
-                                     backoff=self.config.node.fetch_backoff)
+                own = self.store.opened_by(commit.commitment) if commit.node == self.address else None
+                if own is not None and commitment_of(self.address, record.epoch, own) == commit.commitment:
+                    return commit, (own, self.store.load(own, reference=self.global_state))
+                return commit, fetch_committed(self._base_uri(commit.node), commit.node, record.epoch,
+                                               commit.commitment, reference=self.global_state,
+                                               timeout=self.config.node.fetch_timeout,
+                                               retries=self.config.node.fetch_retries,
+                                               backoff=self.config.node.fetch_backoff)
             except FetchError as exc:
                 return commit, exc
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             for commit, result in pool.map(get, missing):
+                work.fetched.add(commit.index)
                 if isinstance(result, FetchError):
-                    log.warning("rejected update of %s: %s", commit.node, result)
+                    log.warning("epoch %d: rejected update of %s: %s", record.epoch, commit.node, result)
                 else:
-                    work.updates[commit.index] = result
+                    work.shas[commit.index], work.updates[commit.index] = result
+        nodes = {c.index: c.node for c in record.commits}
+        for sha, indices in shared_files(work.shas).items():
+            if any(i in work.updates for i in indices):
+                log.warning("epoch %d: DUPLICATE: %s committed the same file %s; all rejected", record.epoch,
+                            ", ".join(nodes[i] for i in sorted(indices)), sha[:12])
+                for index in indices:
+                    work.updates.pop(index, None)
 
     def _canonical(self, record: EpochRecord, indices: list[int]) -> list[CommitRecord]:
         by_index = {c.index: c for c in record.commits}
@@ -337,11 +442,11 @@ class Node:
     def _report_phase(self, epoch: int, state: Any, work: EpochWork) -> None:
         member = self.swarm.memberOf(self.address)
         bit = 1 << int(member["commitIndex"])
-        participant = int(member["lastSubmitEpoch"]) == epoch and int(state["participants"]) & bit
-        if participant and not work.reported and not int(state["reporters"]) & bit:
+        committed = int(member["lastSubmitEpoch"]) == epoch
+        if committed and not work.reported and not int(state["reporters"]) & bit:
             if time.time() <= int(state["deadline"]):
                 self._validate(epoch, work)
-        everyone = int(state["reportCount"]) == int(state["participantCount"])
+        everyone = int(state["reportCount"]) == int(state["commitCount"])
         if everyone and work.all_reported_seen is None:
             work.all_reported_seen = time.time()
         due = (everyone and time.time() >= work.all_reported_seen + STAGGER_S * self._rank(epoch)) or \
@@ -354,23 +459,35 @@ class Node:
                 log.info("epoch %d: settled", epoch)
 
     def _validate(self, epoch: int, work: EpochWork) -> None:
+        """Check the leader and score the participants: fetch every commitment (the valid
+        set also exposes censorship), recompute the merge of the leader's participants we
+        found valid, evaluate it and score each participant on our validation data."""
         from trainer.scoring import make_utility, score
         from trainer.training import evaluate
 
         with self._timed(epoch, "chain"):
             record = read_epoch(self.swarm, epoch, self.from_block)
-        participants = [c for c in record.commits if c.index in set(record.participants)]
         with self._timed(epoch, "transfer"):
-            self._fetch_updates(participants, work)
+            self._fetch_updates(record, work)
         available = [i for i in record.participants if i in work.updates]
+        if not available:
+            log.error("epoch %d: none of the leader's %d participants' updates could be fetched and checked; "
+                      "not reporting", epoch, len(record.participants))
+            work.reported = True
+            return
         with self._timed(epoch, "merge"):
             merged = self._merge(record, available, work)
         with self._timed(epoch, "transfer"):
             stored = self.store.save(merged)
             self.store.release(stored.sha256)
         if stored.sha256 != record.merged_hash:
-            log.warning("epoch %d: DISPUTE: leader published merge %s, recomputation gives %s; adopting ours",
+            log.warning("epoch %d: DISPUTE: leader published merge %s, recomputation gives %s; reporting ours",
                         epoch, (record.merged_hash or "")[:12], stored.sha256[:12])
+        left_out = sorted(set(work.updates) - set(record.participants))
+        if left_out:
+            by_index = {c.index: c.node for c in record.commits}
+            log.warning("epoch %d: DISPUTE: leader left out valid updates of %s", epoch,
+                        ", ".join(by_index[i] for i in left_out))
         work.merged_sha, work.merged = stored.sha256, merged
         ordered = self._canonical(record, available)
         work.peer_updates = [work.updates[c.index] for c in ordered if c.node != self.address]
@@ -381,9 +498,11 @@ class Node:
                                    [c.samples for c in ordered], self.data.X_val, self.data.y_val)
             values = score(self.scorer, utility, len(ordered), seed=epoch_seed(self.swarm.address, epoch))
         by_index = {c.index: float(v) for c, v in zip(ordered, values)}
-        scores = [to_fixed(by_index.get(i, 0.0), SCORE_SCALE) for i in record.participants]
+        scores = [to_fixed(max(-1.0, min(1.0, by_index.get(i, 0.0))), SCORE_SCALE) for i in record.participants]
+        valid = sum(1 << i for i in work.updates)
         with self._timed(epoch, "chain"):
-            sent = self._send("reportValidation", epoch, to_fixed(metric, METRIC_SCALE), scores)
+            sent = self._send("reportValidation", epoch, to_fixed(max(0.0, min(1.0, metric)), METRIC_SCALE),
+                              hex_to_bytes32(stored.sha256), valid, scores)
         if sent:
             work.reported = True
             log.info("epoch %d: reported accuracy %.4f, scores %s", epoch, metric,
@@ -397,26 +516,30 @@ class Node:
         return 0
 
     def _sync_global(self, epoch: int) -> bool:
-        """Adopt the merge of the last settled epoch before ``epoch``: our own
-        recomputation when we have it, else the published file (hash-checked), from the
-        leader or from any participant that serves its recomputation. True when the
-        global model is current."""
+        """Adopt the model of the last settled epoch before ``epoch``: the hash settlement
+        recorded (the strict majority's recomputation, else the leader's). Our own
+        recomputation when it has that hash, else the file (hash-checked) from the leader or
+        from any reporter that recomputed it. True when the global model is current."""
         settled = self._last_settled(epoch)
         if settled == self.global_epoch:
             return True
+        record = read_epoch(self.swarm, settled, self.from_block)
+        model = record.model_hash or record.merged_hash
+        if model != record.merged_hash:
+            log.warning("epoch %d: the swarm's model is %s (a strict majority's), not the leader's %s",
+                        settled, model[:12], (record.merged_hash or "")[:12])
         work = self.work.get(settled)
-        if work is not None and work.merged is not None:
+        if work is not None and work.merged is not None and work.merged_sha == model:
             self._adopt(settled, work.merged)
             return True
-        record = read_epoch(self.swarm, settled, self.from_block)
-        sources = [record.merged_uri] + [f"{self.swarm.baseUriOf(node)}{ROUTE}{record.merged_hash}"
-                                         for node in record.participant_nodes()]
-        for uri in sources:
+        holders = [record.leader] + [r.reporter for r in record.reports if r.merged_hash == model]
+        for node in dict.fromkeys(h for h in holders if h):
+            uri = f"{self._base_uri(node)}{ROUTE}{model}"
             try:
-                merged = fetch(uri, record.merged_hash, reference=self.global_state,
+                merged = fetch(uri, model, reference=self.global_state,
                                timeout=self.config.node.fetch_timeout, retries=1, backoff=0.2)
             except FetchError as exc:
-                log.warning("epoch %d merged model not available from %s: %s", settled, uri, exc)
+                log.warning("epoch %d model not available from %s: %s", settled, uri, exc)
                 continue
             self._adopt(settled, merged)
             return True

@@ -29,17 +29,19 @@ def status_table(handles: SwarmHandles) -> Table:
     table = Table(title=f"swarm {swarm.address}: epoch {epoch}, {phase}")
     table.add_column("field")
     table.add_column("value")
-    table.add_row("leader", _short(swarm.leaderOf(epoch)) if int(state["phase"]) >= 1 else "-")
+    leader = swarm.leaderOf(epoch)
+    table.add_row("leader", _short(leader) if int(leader, 16) else "not drawn yet")
     table.add_row("deadline", f"{int(state['deadline'])} ({left:+d} s)")
     table.add_row("commitments", str(int(state["commitCount"])))
-    table.add_row("reports", f"{int(state['reportCount'])} of {int(state['participantCount'])}")
+    table.add_row("reports", f"{int(state['reportCount'])} of {int(state['commitCount'])} committers")
     table.add_row("active members", str(int(swarm.activeCount())))
     table.add_row("carry (tokens)", str(wei_to_tokens(int(swarm.carry()))))
     ledger = read_ledger(swarm, int(handles.record["block"]))
     for account in sorted({event.account for event in ledger.membership}):
         member = swarm.memberOf(account)
         table.add_row(f"member {_short(account)}", f"{STATUSES[int(member['status'])]}, "
-                      f"strikes {int(member['strikes'])}, last commit epoch {int(member['lastSubmitEpoch'])}")
+                      f"strikes {int(member['strikes'])}, allowance {int(member['allowance'])} samples, "
+                      f"last commit epoch {int(member['lastSubmitEpoch'])}")
     return table
 
 
@@ -75,12 +77,16 @@ def ledger_rows(ledger: Ledger) -> list[dict[str, Any]]:
             rows.append({
                 "epoch": number,
                 "node": outcome.node,
-                "param_hash": commits[outcome.node].param_hash if outcome.node in commits else "",
+                "commitment": commits[outcome.node].commitment if outcome.node in commits else "",
+                "declared_samples": commits[outcome.node].declared if outcome.node in commits else 0,
+                "samples": outcome.samples,
                 "leader": record.leader or "",
                 "merged_hash": record.merged_hash or "",
+                "model_hash": record.model_hash or "",
                 "median_score": outcome.median_score / SCORE_SCALE,
                 "payout_tokens": str(wei_to_tokens(outcome.payout)),
-                "forfeited": outcome.forfeited,
+                "forfeit": "" if not outcome.forfeited else outcome.forfeit.name.lower().replace("_", " "),
+                "disputes": "; ".join(record.disputes) if outcome.node == record.leader else "",
                 "median_metric": None if record.median_metric is None else record.median_metric / METRIC_SCALE,
             })
     return rows
@@ -88,10 +94,12 @@ def ledger_rows(ledger: Ledger) -> list[dict[str, Any]]:
 
 def print_ledger(rows: list[dict[str, Any]]) -> None:
     table = Table(title="contribution ledger")
-    for column in ("epoch", "node", "param hash", "leader", "median score", "payout", "forfeited", "metric"):
+    for column in ("epoch", "node", "samples", "leader", "median score", "payout", "forfeit", "metric", "disputes"):
         table.add_column(column)
     for row in rows:
-        table.add_row(str(row["epoch"]), _short(row["node"]), row["param_hash"][:10], _short(row["leader"]),
-                      f"{row['median_score']:.5f}", row["payout_tokens"], "yes" if row["forfeited"] else "",
-                      "-" if row["median_metric"] is None else f"{row['median_metric']:.4f}")
+        samples = str(row["samples"]) + (f" (declared {row['declared_samples']})"
+                                         if row["declared_samples"] > row["samples"] else "")
+        table.add_row(str(row["epoch"]), _short(row["node"]), samples, _short(row["leader"]),
+                      f"{row['median_score']:.5f}", row["payout_tokens"], row["forfeit"],
+                      "-" if row["median_metric"] is None else f"{row['median_metric']:.4f}", row["disputes"])
     Console().print(table)

@@ -7,10 +7,12 @@ Typical use in one epoch::
     store = ParameterStore(folder)
     server = ParameterServer(store).start()
     stored = store.save(model.state_dict())
-    # commit: submitUpdate(epoch, hex_to_bytes32(stored.sha256), server.url_for(stored.sha256), n)
+    commitment = commitment_of(address, epoch, stored.sha256)
+    store.bind_commitment(commitment, stored.sha256)
+    # commit: submitUpdate(epoch, hex_to_bytes32(commitment), n)
     # after the commit window:
     store.release(stored.sha256)
-    peer_state = fetch(peer_uri, peer_hash, reference=global_model)
+    sha, peer_state = fetch_committed(peer_base_uri, peer, epoch, peer_commitment, reference=global_model)
 """
 
 from .codec import StateDict, serialize
@@ -24,11 +26,13 @@ from .errors import (
     UnreachableError,
 )
 from .client import DEFAULT_MAX_BYTES, download, fetch
+from .commitments import CommitmentMismatchError, commit_url, commitment_of, fetch_committed, shared_files
 from .files import ParameterStore, StoredFile
 from .hashing import bytes32_to_hex, hex_to_bytes32, normalize_sha256, sha256_hex
 from .server import ParameterServer
 
 __all__ = [
+    "CommitmentMismatchError",
     "DEFAULT_MAX_BYTES",
     "FetchError",
     "FileTooLargeError",
@@ -42,10 +46,14 @@ __all__ = [
     "StoredFile",
     "UnreachableError",
     "bytes32_to_hex",
+    "commit_url",
+    "commitment_of",
+    "fetch_committed",
     "download",
     "fetch",
     "hex_to_bytes32",
     "normalize_sha256",
     "serialize",
     "sha256_hex",
+    "shared_files",
 ]

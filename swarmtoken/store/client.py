@@ -82,6 +82,27 @@ def download(
         ValueError: a bad argument.
     """
     sha = normalize_sha256(expected_sha256)
+    data = download_any(url, max_bytes=max_bytes, timeout=timeout, retries=retries, backoff=backoff)
+    check_hash(data, sha, url)
+    return data
+
+
+def download_any(
+    url: str,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float = 10.0,
+    retries: int = 3,
+    backoff: float = 0.5,
+) -> bytes:
+    """The raw bytes at ``url``, bounded and retried like `download` but not checked
+    against any hash: for a caller that checks what the bytes are bound to itself (a
+    commitment binds sender, epoch and hash, see `commitments`).
+
+    Raises:
+        UnreachableError, FileTooLargeError.
+        ValueError: a bad argument.
+    """
     if max_bytes <= 0 or timeout <= 0 or retries < 0 or backoff < 0:
         raise ValueError(
             "need max_bytes > 0, timeout > 0, retries >= 0, backoff >= 0; "
@@ -103,7 +124,6 @@ def download(
             log.info("fetch %s: attempt %d of %d failed: %s", url, attempt, retries + 1, exc)
             time.sleep(backoff * 2 ** (attempt - 1))
             continue
-        check_hash(data, sha, url)
         return data
 
 

@@ -4,6 +4,7 @@ Layout of the store folder::
 
     <sha256>.safetensors     one file per distinct state dict, named by its hash
     released/<sha256>        an empty marker: this file may be served to peers
+    commits/<commitment>     the sha256 of the file a commitment opens (see commitments)
 
 A file is written before its hash is committed on chain but must stay private until
 the commit window closes (commit-reveal: otherwise a lazy peer could copy another
@@ -45,6 +46,8 @@ class ParameterStore:
         self.root = Path(root)
         self._released = self.root / "released"
         self._released.mkdir(parents=True, exist_ok=True)
+        self._commits = self.root / "commits"
+        self._commits.mkdir(exist_ok=True)
 
     def path_for(self, sha256: str | bytes) -> Path:
         """Where the file with this hash lives (whether or not it exists)."""
@@ -81,6 +84,21 @@ class ParameterStore:
     def is_released(self, sha256: str | bytes) -> bool:
         """True once `release` was called for this hash (in this process or before a restart)."""
         return (self._released / normalize_sha256(sha256)).is_file()
+
+    def bind_commitment(self, commitment: str | bytes, sha256: str | bytes) -> None:
+        """Record that ``commitment`` opens to the file ``sha256``, so the file is also
+        served under the commitment (once released)."""
+        sha = normalize_sha256(sha256)
+        if not self.has(sha):
+            raise FileNotFoundError(f"cannot bind a commitment to {sha}: no such parameter file in {self.root}")
+        _write_atomically(self._commits / normalize_sha256(commitment), sha.encode())
+
+    def opened_by(self, commitment: str | bytes) -> str | None:
+        """The sha256 of the file ``commitment`` opens, if this store bound one."""
+        try:
+            return normalize_sha256((self._commits / normalize_sha256(commitment)).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def load(self, sha256: str | bytes, *, reference: StateDict | None = None) -> StateDict:
         """Read back one of the node's own files (after a restart, say) with the same

@@ -1,6 +1,7 @@
 """Serve a node's released parameter files to its peers over HTTP.
 
-One route, ``GET /params/<sha256>``:
+Two routes, ``GET /params/<sha256>`` and ``GET /commits/<commitment>`` (the file the
+commitment opens, see `commitments`), with the same answers:
 
 =========================  ====================================================
 200                        the file, ``Content-Length`` set, streamed from disk
@@ -22,6 +23,7 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .commitments import COMMIT_ROUTE
 from .files import ParameterStore
 from .hashing import is_sha256_hex
 
@@ -104,9 +106,18 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        if not self.path.startswith(ROUTE):
-            return self._refuse(HTTPStatus.NOT_FOUND, f"no route {self.path!r}; files are at {ROUTE}<sha256>")
-        sha = self.path[len(ROUTE) :]
+        if self.path.startswith(COMMIT_ROUTE):
+            commitment = self.path[len(COMMIT_ROUTE) :]
+            if not is_sha256_hex(commitment):
+                return self._refuse(HTTPStatus.BAD_REQUEST, f"{commitment!r} is not a commitment (64 lowercase hex characters)")
+            sha = self.store.opened_by(commitment)
+            if sha is None:
+                return self._refuse(HTTPStatus.NOT_FOUND, f"no file committed as {commitment}")
+        elif self.path.startswith(ROUTE):
+            sha = self.path[len(ROUTE) :]
+        else:
+            return self._refuse(HTTPStatus.NOT_FOUND,
+                                f"no route {self.path!r}; files are at {ROUTE}<sha256> and {COMMIT_ROUTE}<commitment>")
         if not is_sha256_hex(sha):
             return self._refuse(HTTPStatus.BAD_REQUEST, f"{sha!r} is not a sha256 (64 lowercase hex characters)")
         if not self.store.is_released(sha):

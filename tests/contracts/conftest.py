@@ -1,6 +1,10 @@
 """Contract-test fixtures, split by concern under tests/fixtures (Curve style) and scoped
 to tests/contracts so the chain-free trainer tests run without brownie."""
 
+import pytest
+
+pytest.register_assert_rewrite("tests.fixtures")
+
 from tests.fixtures.accounts import admin, many_nodes, nodes, outsider  # noqa: F401
 from tests.fixtures.deployments import (  # noqa: F401
     _isolation,

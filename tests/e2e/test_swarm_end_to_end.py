@@ -71,6 +71,7 @@ def _elect_now(env, epoch):
     swarm = env.handles.swarm
     _wait(lambda: time.time() > int(swarm.epochState(epoch)["deadline"]) + 1, "the commit window")
     swarm.electLeader(epoch, {"from": accounts[0]}, silent=True)
+    swarm.drawLeader(epoch, {"from": accounts[0]}, silent=True)
     return swarm.leaderOf(epoch)
 
 
@@ -104,7 +105,8 @@ def scenario(tmp_path_factory):
         _pause_when_all_committed(env, 2, 4)
         victim = env.nodes[3]
         commit = next(c for c in read_epoch(swarm, 2, 0).commits if c.node == victim.address)
-        stored = Path(options.out) / f"node-{victim.index}" / "store" / f"{commit.param_hash}.safetensors"
+        folder = Path(options.out) / f"node-{victim.index}" / "store"
+        stored = folder / f"{(folder / 'commits' / commit.commitment).read_text().strip()}.safetensors"
         stored.write_bytes(stored.read_bytes()[:-8] + b"tampered")
         run.tampered = victim.address
         _signal_alive(env, signal.SIGCONT)
@@ -182,11 +184,12 @@ def test_node_killed_mid_epoch_does_not_stop_the_epoch(scenario):
 
 
 def test_audit_recomputes_every_settlement_and_names_the_tampered_file(scenario):
-    """Every settlement and balance checks out; the one discrepancy is the file that was
-    tampered with on disk, which its node still serves."""
+    """Every settlement and balance checks out; the file that was tampered with on disk,
+    which its node still serves, is a finding (it no longer opens its commitment) and not a
+    discrepancy, because its node was not paid for it."""
     env = scenario.env
     report = audit_swarm(env.handles.swarm, env.handles.token, from_block=int(env.handles.record["block"]),
                          check_files=True)
     assert report.files_checked > 0 and report.checks > 50
-    assert len(report.discrepancies) == 1, report.discrepancies
-    assert report.discrepancies[0].startswith(f"epoch 2 commit of {scenario.tampered}: file at ")
+    assert report.ok, report.discrepancies
+    assert f"epoch 2 commit of {scenario.tampered}: the served file does not open its commitment" in report.findings

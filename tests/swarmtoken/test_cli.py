@@ -53,17 +53,21 @@ def test_train_with_a_missing_config_names_the_file(tmp_path):
 
 
 def test_authorize_refuses_a_malformed_address():
-    result = CliRunner().invoke(main, ["authorize", "0x1234"])
+    result = CliRunner().invoke(main, ["authorize", "0x1234", "--samples", "100"])
     assert result.exit_code == 2 and "not an Ethereum address" in result.output
 
 
 def test_demo_refuses_too_many_rogues(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--nodes", "4", "--rogue", "2", "--out", str(tmp_path / "d")])
-    assert result.exit_code == 1 and "--rogue must be" in result.output
+    assert result.exit_code == 1 and "fewer than half of --nodes" in result.output
+    cheats = ["--protocol-attack", "copycat", "--protocol-attack", "inflate_samples"]
+    result = CliRunner().invoke(main, ["demo", "--nodes", "5", "--rogue", "1", *cheats, "--out", str(tmp_path / "d")])
+    assert result.exit_code == 1 and "fewer than half of --nodes" in result.output
 
 
 @pytest.mark.parametrize("option, known", [("--attack", "alie"), ("--merge", "fltrust_median"),
-                                           ("--scorer", "shapley_quadratic"), ("--dataset", "wine")])
+                                           ("--scorer", "shapley_quadratic"), ("--dataset", "wine"),
+                                           ("--protocol-attack", "copycat")])
 def test_demo_refuses_an_unknown_component_and_names_the_known_ones(tmp_path, option, known):
     result = CliRunner().invoke(main, ["demo", option, "bogus", "--out", str(tmp_path / "d")])
     assert result.exit_code == 1 and f"{option}: unknown 'bogus'; known: " in result.output

@@ -8,16 +8,18 @@ from swarmtoken.units import METRIC_SCALE, to_fixed, tokens_to_wei
 
 def test_shipped_config_file_loads(tmp_path):
     config = SwarmConfig.from_toml("config/swarm.toml")
-    assert config.contract_tuple()[12] == 1000 * 10**18
+    assert config.contract_tuple()[11] == 1000 * 10**18
+    assert config.merge_rule == "fltrust_median" == SwarmConfig().merge_rule
+    assert not config.keep_token_admin
 
 
 def test_contract_tuple_scales_fractions():
     config = SwarmConfig(beta=0.25, target_metric=0.97, min_delta=0.001, merge_rule="median")
     values = config.contract_tuple()
     assert values[5] == 2500
-    assert values[10] == round(0.97 * METRIC_SCALE)
-    assert values[11] == 1000
-    assert values[13] == b"median".ljust(32, b"\0")
+    assert values[9] == round(0.97 * METRIC_SCALE)
+    assert values[10] == 1000
+    assert values[12] == b"median".ljust(32, b"\0")
 
 
 @pytest.mark.parametrize(
@@ -28,7 +30,10 @@ def test_contract_tuple_scales_fractions():
         ({"max_peers": 257}, "max_peers"),
         ({"commit_window": 0}, "commit_window"),
         ({"beta": 1.5}, "beta"),
-        ({"sample_cap": 0}, "sample_cap"),
+        ({"max_peers": 113}, "max_peers"),
+        ({"target_metric": 1.5}, "target_metric"),
+        ({"reward_per_epoch": str(10**12 + 1)}, "reward_per_epoch"),
+        ({"admin_delay": 60}, "keep_token_admin"),
         ({"max_epochs": 0}, "max_epochs"),
         ({"reward_per_epoch": "0"}, "reward_per_epoch"),
         ({"reward_per_epoch": "abc"}, "not a token amount"),

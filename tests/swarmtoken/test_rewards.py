@@ -1,12 +1,38 @@
-"""The Python reference reward rule: the properties DESIGN.md requires of any settlement."""
+"""The Python reference reward rule: the properties DESIGN.md requires of any settlement,
+the quorum, the leader's verdict (contradicted merge, censored updates, a zero-hash
+majority), the forfeit precedence (over-declaration last), and the packing of the
+five-field reports settlement takes back."""
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swarmtoken.rewards import BPS, Participant, lower_median, median_scores, settle
+from swarmtoken.rewards import (
+    BPS,
+    ZERO_HASH,
+    Forfeit,
+    Participant,
+    Report,
+    forfeit_of,
+    is_quorate,
+    judge_leader,
+    lower_median,
+    median_scores,
+    settle,
+    settle_arguments,
+    strict_majority,
+    strikes_after,
+)
 
 BUDGET = 1000 * 10**18
+PUBLISHED = "11" * 32
+OTHER = "22" * 32
+THIRD = "33" * 32
+
+
+def agreeing(scores, metric=0, valid=0):
+    """A report that recomputed the published merge."""
+    return Report(metric, scores, PUBLISHED, valid)
 
 
 def test_lower_median_takes_the_lower_middle_for_even_counts():
@@ -28,53 +54,290 @@ def test_score_vector_of_wrong_length_is_refused():
 
 
 def test_non_positive_scores_are_paid_nothing():
-    result = settle(BUDGET, [Participant(100)] * 3, [(0, [5, 0, -5])], beta_bps=5000, sample_cap=1000)
+    result = settle(BUDGET, [Participant(100)] * 3, [agreeing([5, 0, -5])] * 2, beta_bps=5000)
     assert result.payouts[1] == result.payouts[2] == 0
     assert result.payouts[0] == BUDGET
+    # Paid nothing for a non-positive median is not a forfeit: nothing was held back.
+    assert result.forfeits == (Forfeit.NONE,) * 3
 
 
-def test_pure_data_share_splits_by_capped_samples():
-    participants = [Participant(100), Participant(300), Participant(10**9)]
-    result = settle(BUDGET, participants, [(0, [1, 1, 1])], beta_bps=BPS, sample_cap=300)
+def test_pure_data_share_splits_by_the_samples_that_count():
+    """Samples arrive already capped by the allowance (the contract records them so)."""
+    participants = [Participant(100), Participant(300), Participant(300)]
+    result = settle(BUDGET, participants, [agreeing([1, 1, 1])] * 2, beta_bps=BPS)
     assert result.payouts == (BUDGET * 100 // 700, BUDGET * 300 // 700, BUDGET * 300 // 700)
 
 
 def test_non_reporter_forfeits_to_the_carry_and_others_do_not_gain():
-    everyone = settle(BUDGET, [Participant(100)] * 3, [(0, [1, 2, 3])], beta_bps=0, sample_cap=1000)
+    reports = [agreeing([1, 2, 3])] * 2
+    everyone = settle(BUDGET, [Participant(100)] * 3, reports, beta_bps=0)
     lazy = settle(
         BUDGET,
         [Participant(100), Participant(100, reported=False), Participant(100)],
-        [(0, [1, 2, 3])],
+        reports,
         beta_bps=0,
-        sample_cap=1000,
     )
-    assert lazy.payouts[1] == 0 and lazy.forfeited[1]
+    assert lazy.payouts[1] == 0 and lazy.forfeits[1] is Forfeit.NOT_REPORTED
     assert lazy.payouts[0] == everyone.payouts[0] and lazy.payouts[2] == everyone.payouts[2]
     assert lazy.carried == everyone.carried + everyone.payouts[1]
 
 
 def test_nobody_reporting_carries_the_whole_budget():
-    result = settle(BUDGET, [Participant(100)] * 3, [], beta_bps=3000, sample_cap=1000)
+    result = settle(BUDGET, [Participant(100, reported=False)] * 3, [], beta_bps=3000)
     assert result.credited == 0 and result.carried == BUDGET and result.median_metric is None
+    assert not result.quorate
+    assert result.forfeits == (Forfeit.NOT_REPORTED,) * 3
+
+
+# ---------------------------------------------------------------- quorum
+
+
+@pytest.mark.parametrize(
+    "reports, commits, quorate",
+    [(0, 0, False), (0, 1, False), (1, 1, True), (1, 2, False), (2, 3, True), (2, 4, False), (3, 4, True),
+     (56, 112, False), (57, 112, True)],
+)
+def test_an_epoch_is_quorate_when_a_strict_majority_of_committers_reported(reports, commits, quorate):
+    assert is_quorate(reports, commits) is quorate
+
+
+def test_non_quorate_epoch_pays_nothing_and_judges_nobody():
+    """Two of five committers reported: their scores and their contradicting hashes do
+    not count; the budget is carried whole and the published hash stays the model. Who did
+    not report is still recorded as a forfeit."""
+    participants = [Participant(100, leader=True), Participant(100), Participant(100, reported=False)]
+    reports = [Report(900_000, [10, 20, 30], OTHER, 0b11111)] * 2
+    result = settle(BUDGET, participants, reports, beta_bps=3000, commits=5, participants_bitmap=0b00111,
+                    published_hash=PUBLISHED)
+    assert not result.quorate
+    assert result.payouts == (0, 0, 0) and result.credited == 0 and result.carried == BUDGET
+    assert result.medians == (10, 20, 30)  # medians are still taken, just not paid
+    assert result.median_metric == 900_000
+    assert result.verdict.model_hash == PUBLISHED and result.verdict.fault is Forfeit.NONE
+    assert result.verdict.censored == ()
+    assert result.forfeits == (Forfeit.NONE, Forfeit.NONE, Forfeit.NOT_REPORTED)
+
+    # One more report makes it quorate: now the majority is heard and the epoch pays.
+    quorate = settle(BUDGET, participants, reports * 2, beta_bps=3000, commits=5, participants_bitmap=0b00111,
+                     published_hash=PUBLISHED)
+    assert quorate.quorate and quorate.credited > 0
+    assert quorate.verdict.fault is Forfeit.MERGE_CONTRADICTED
+
+
+# ---------------------------------------------------------------- leader's verdict
+
+
+@pytest.mark.parametrize(
+    "values, majority",
+    [
+        ([], None),
+        (["a"], "a"),
+        (["a", "b"], None),  # half is not a strict majority
+        (["a", "a", "b"], "a"),
+        (["a", "b", "a", "b"], None),
+        (["a", "b", "c", "a", "a"], "a"),
+        (["b", "a", "c", "a"], None),  # plurality, not majority
+        # The candidate Boyer-Moore ends on ("c") is not a majority: the count rejects it.
+        (["a", "a", "b", "b", "c"], None),
+    ],
+)
+def test_strict_majority_needs_more_than_half(values, majority):
+    assert strict_majority(values) == majority
+
+
+def test_leader_standing_keeps_its_hash_as_the_model():
+    verdict = judge_leader(PUBLISHED, 0b111, 3, [agreeing([1], valid=0b111)] * 3)
+    assert (verdict.model_hash, verdict.fault, verdict.censored) == (PUBLISHED, Forfeit.NONE, ())
+
+
+def test_leader_contradicted_by_a_strict_majority_loses_the_model():
+    reports = [Report(0, [1], OTHER), Report(0, [1], OTHER), Report(0, [1], PUBLISHED)]
+    verdict = judge_leader(PUBLISHED, 0b111, 3, reports)
+    assert (verdict.model_hash, verdict.fault) == (OTHER, Forfeit.MERGE_CONTRADICTED)
+
+
+def test_split_reporters_do_not_contradict_the_leader():
+    reports = [Report(0, [1], OTHER), Report(0, [1], THIRD), Report(0, [1], PUBLISHED), Report(0, [1], OTHER)]
+    verdict = judge_leader(PUBLISHED, 0b111, 4, reports)
+    assert (verdict.model_hash, verdict.fault) == (PUBLISHED, Forfeit.NONE)
+
+
+def test_a_zero_hash_majority_is_no_contradiction():
+    """Reporters that could not recompute the merge report the zero hash; however many
+    they are, they cannot replace the model or blame the leader."""
+    reports = [Report(0, [1], ZERO_HASH)] * 3 + [Report(0, [1], OTHER)]
+    verdict = judge_leader(PUBLISHED, 0b111, 4, reports)
+    assert (verdict.model_hash, verdict.fault, verdict.censored) == (PUBLISHED, Forfeit.NONE, ())
+
+
+def test_left_out_update_a_strict_majority_found_valid_is_censored():
+    """Commits 0-4; the leader merged 0, 1 and 3. Update 2 is valid for two of three
+    reporters (censored); update 4 for only one (fairly left out). A participant's bit
+    counts for nothing either way."""
+    reports = [
+        agreeing([1, 1, 1], valid=0b10111),
+        agreeing([1, 1, 1], valid=0b00101),
+        agreeing([1, 1, 1], valid=0b01000),
+    ]
+    verdict = judge_leader(PUBLISHED, 0b01011, 5, reports)
+    assert (verdict.model_hash, verdict.fault, verdict.censored) == (PUBLISHED, Forfeit.CENSORED, (2,))
+
+
+def test_half_of_the_reporters_finding_an_update_valid_is_not_censorship():
+    reports = [agreeing([1, 1, 1], valid=0b1000), agreeing([1, 1, 1], valid=0)]
+    assert judge_leader(PUBLISHED, 0b0111, 4, reports).fault is Forfeit.NONE
+
+
+def test_a_contradicted_merge_outranks_censorship_but_both_are_found():
+    reports = [Report(0, [1, 1, 1], OTHER, 0b1111)] * 2 + [agreeing([1, 1, 1], valid=0)]
+    verdict = judge_leader(PUBLISHED, 0b0111, 4, reports)
+    assert (verdict.model_hash, verdict.fault, verdict.censored) == (OTHER, Forfeit.MERGE_CONTRADICTED, (3,))
+
+
+def test_leader_at_fault_forfeits_and_is_struck():
+    """Only the leader pays for its fault; every other participant is paid as before."""
+    participants = [Participant(100), Participant(100, leader=True), Participant(100)]
+    honest = [agreeing([5, 5, 5], valid=0b111)] * 3
+    contradicted = [Report(0, [5, 5, 5], OTHER, 0b111)] * 3
+    fine = settle(BUDGET, participants, honest, beta_bps=3000, published_hash=PUBLISHED)
+    faulted = settle(BUDGET, participants, contradicted, beta_bps=3000, published_hash=PUBLISHED)
+    assert fine.forfeits == (Forfeit.NONE,) * 3 and fine.payouts[1] > 0
+    assert faulted.forfeits == (Forfeit.NONE, Forfeit.MERGE_CONTRADICTED, Forfeit.NONE)
+    assert faulted.payouts == (fine.payouts[0], 0, fine.payouts[2])
+    assert faulted.carried == fine.carried + fine.payouts[1]
+    assert faulted.verdict.model_hash == OTHER
+    # A positive median does not save a leader at fault from its strike.
+    assert strikes_after(1, 5, leader_fault=True) == 2
+    assert strikes_after(1, 5, leader_fault=False) == 0
+    assert strikes_after(0, 0, leader_fault=False) == 1
+    assert strikes_after(255, -1, leader_fault=False) == 255
+
+
+def test_a_censoring_leader_forfeits_as_censored():
+    participants = [Participant(100, leader=True), Participant(100), Participant(100)]
+    reports = [agreeing([5, 5, 5], valid=0b1111)] * 3
+    result = settle(BUDGET, participants, reports, beta_bps=3000, commits=4, participants_bitmap=0b0111,
+                    published_hash=PUBLISHED)
+    assert result.verdict.censored == (3,)
+    assert result.forfeits == (Forfeit.CENSORED, Forfeit.NONE, Forfeit.NONE)
+    assert result.payouts[0] == 0 and result.payouts[1] > 0
+
+
+# ---------------------------------------------------------------- forfeit precedence
+
+
+@pytest.mark.parametrize(
+    "participant, fault, reason",
+    [
+        (Participant(1), Forfeit.NONE, Forfeit.NONE),
+        (Participant(1, reported=False), Forfeit.NONE, Forfeit.NOT_REPORTED),
+        # A leader fault only applies to the leader.
+        (Participant(1, reported=False), Forfeit.CENSORED, Forfeit.NOT_REPORTED),
+        (Participant(1, leader=True, reported=False), Forfeit.CENSORED, Forfeit.CENSORED),
+        (Participant(1, leader=True, reported=False), Forfeit.MERGE_CONTRADICTED, Forfeit.MERGE_CONTRADICTED),
+        (Participant(1, leader=True, reported=False), Forfeit.NONE, Forfeit.NOT_REPORTED),
+        (Participant(1, leader=True, skipped_leader=True), Forfeit.MERGE_CONTRADICTED, Forfeit.LEADER_TIMED_OUT),
+        (Participant(1, skipped_leader=True, reported=False), Forfeit.NONE, Forfeit.LEADER_TIMED_OUT),
+        (Participant(1, removed=True, skipped_leader=True, leader=True, reported=False), Forfeit.CENSORED,
+         Forfeit.REMOVED),
+        (Participant(1, removed=True), Forfeit.NONE, Forfeit.REMOVED),
+        # Declaring more than the allowance comes last.
+        (Participant(1, over_declared=True), Forfeit.NONE, Forfeit.OVER_DECLARED),
+        (Participant(1, over_declared=True, reported=False), Forfeit.NONE, Forfeit.NOT_REPORTED),
+        (Participant(1, over_declared=True, leader=True), Forfeit.CENSORED, Forfeit.CENSORED),
+        (Participant(1, over_declared=True, leader=True), Forfeit.NONE, Forfeit.OVER_DECLARED),
+        (Participant(1, over_declared=True, removed=True), Forfeit.NONE, Forfeit.REMOVED),
+    ],
+)
+def test_forfeit_precedence_is_removed_then_timed_out_then_leader_fault_then_not_reported(participant, fault, reason):
+    assert forfeit_of(participant, fault) is reason
+
+
+def test_over_declaring_forfeits_but_its_capped_samples_still_weigh_in_the_shares():
+    """The over-declarer's capped samples stay in D (its share is carried, not handed to
+    the others): the honest participants are paid exactly as if it had declared honestly."""
+    honest = settle(BUDGET, [Participant(100), Participant(300)], [agreeing([1, 3])] * 2, beta_bps=5000)
+    inflated = settle(BUDGET, [Participant(100), Participant(300, over_declared=True)], [agreeing([1, 3])] * 2,
+                      beta_bps=5000)
+    assert inflated.forfeits == (Forfeit.NONE, Forfeit.OVER_DECLARED)
+    assert inflated.payouts == (honest.payouts[0], 0)
+    assert inflated.carried == honest.carried + honest.payouts[1]
+
+
+def test_forfeit_is_recorded_even_when_nothing_would_have_been_paid():
+    participants = [Participant(100, reported=False), Participant(100, removed=True), Participant(100)]
+    result = settle(BUDGET, participants, [agreeing([-1, 0, 7])] * 3, beta_bps=3000, commits=4)
+    assert result.payouts == (0, 0, BUDGET)
+    assert result.forfeits == (Forfeit.NOT_REPORTED, Forfeit.REMOVED, Forfeit.NONE)
+
+
+# ---------------------------------------------------------------- settle's arguments
+
+
+def test_settle_arguments_pack_the_five_fields_in_emission_order():
+    a, b = "0x" + "aa" * 20, "0x" + "bb" * 20
+    reports = [
+        (a, Report(700_000, [1, -1, 2**63 - 1], PUBLISHED, 0b101)),
+        (b, Report(500_000, [-(2**63), 0, 3], ZERO_HASH, 0)),
+    ]
+    (reporters, metrics, hashes, valids, packed), medians, metric = settle_arguments(reports, 3)
+    assert reporters == [a, b]
+    assert metrics == [700_000, 500_000]
+    assert hashes == [bytes.fromhex(PUBLISHED), bytes(32)]
+    assert all(isinstance(h, bytes) and len(h) == 32 for h in hashes)
+    assert valids == [0b101, 0]
+    # 8 bytes per score, big-endian two's complement, report after report.
+    assert packed == bytes.fromhex(
+        "0000000000000001" "ffffffffffffffff" "7fffffffffffffff"
+        "8000000000000000" "0000000000000000" "0000000000000003"
+    )
+    assert medians == [-(2**63), -1, 3]  # lower medians of two values: the smaller
+    assert metric == 500_000
+
+
+def test_settle_arguments_of_an_epoch_nobody_reported_in():
+    assert settle_arguments([], 4) == (([], [], [], [], b""), [0, 0, 0, 0], 0)
+
+
+def test_settle_arguments_refuse_a_score_vector_of_the_wrong_length():
+    with pytest.raises(ValueError, match="expected 2"):
+        settle_arguments([("0x" + "aa" * 20, Report(0, [1, 2, 3]))], 2)
+
+
+# ---------------------------------------------------------------- properties
+
+
+hashes = st.sampled_from([PUBLISHED, OTHER, ZERO_HASH])
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    budget=st.integers(0, 10**30),
+    budget=st.integers(0, 4 * 10**30),
     samples=st.lists(st.integers(1, 2**64 - 1), min_size=1, max_size=16),
     data=st.data(),
     beta_bps=st.integers(0, BPS),
-    cap=st.integers(1, 2**64 - 1),
 )
-def test_payouts_never_exceed_the_budget(budget, samples, data, beta_bps, cap):
+def test_payouts_never_exceed_the_budget(budget, samples, data, beta_bps):
     n = len(samples)
-    scores = st.lists(st.integers(-(2**63), 2**63 - 1), min_size=n, max_size=n)
-    reports = data.draw(st.lists(st.tuples(st.integers(-(2**63), 2**63 - 1), scores), max_size=5))
-    result = settle(budget, [Participant(s) for s in samples], reports, beta_bps=beta_bps, sample_cap=cap)
+    commits = data.draw(st.integers(n, 20))
+    bitmap = sum(1 << i for i in data.draw(st.permutations(range(commits)))[:n])
+    scores = st.lists(st.integers(-(10**9), 10**9), min_size=n, max_size=n)
+    reports = data.draw(st.lists(
+        st.builds(Report, st.integers(0, 10**6), scores, hashes, st.integers(0, 2**commits - 1)), max_size=commits))
+    flags = data.draw(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
+                               min_size=n, max_size=n))
+    leader = data.draw(st.integers(0, n - 1))
+    participants = [Participant(s, reported=r, skipped_leader=k, removed=x, leader=j == leader, over_declared=o)
+                    for j, (s, (r, k, x, o)) in enumerate(zip(samples, flags))]
+    result = settle(budget, participants, reports, beta_bps=beta_bps, commits=commits, participants_bitmap=bitmap,
+                    published_hash=PUBLISHED)
     assert sum(result.payouts) == result.credited <= budget
     assert result.carried == budget - result.credited >= 0
     assert all(p >= 0 for p in result.payouts)
     assert all(p == 0 for p, m in zip(result.payouts, result.medians) if m <= 0)
+    assert all(p == 0 for p, f in zip(result.payouts, result.forfeits) if f is not Forfeit.NONE)
+    if not result.quorate:
+        assert result.credited == 0 and result.verdict.fault is Forfeit.NONE
 
 
 def test_a_full_epoch_settles_in_one_transaction_of_at_most_128_kib():
@@ -88,15 +351,15 @@ def test_a_full_epoch_settles_in_one_transaction_of_at_most_128_kib():
     from web3 import Web3
 
     from swarmtoken.config import MAX_PEERS
-    from swarmtoken.rewards import settle_arguments
 
     artifact = Path(__file__).resolve().parents[2] / "build" / "contracts" / "SwarmLearning.json"
     abi = json.loads(artifact.read_text())["abi"]
     worst = -0x0101010101010101  # 0xfefefefefefefeff: eight non-zero bytes
-    reports = [(Web3.to_checksum_address("0x" + f"{i + 1:02x}" * 20), worst, [worst] * MAX_PEERS)
+    reports = [(Web3.to_checksum_address("0x" + f"{i + 1:02x}" * 20),
+                Report(10**6, [worst] * MAX_PEERS, "fe" * 32, 2**MAX_PEERS - 1))
                for i in range(MAX_PEERS)]
     packed, medians, metric = settle_arguments(reports, MAX_PEERS)
-    assert len(packed[2]) == MAX_PEERS * MAX_PEERS * 8
+    assert len(packed) == 5 and len(packed[4]) == MAX_PEERS * MAX_PEERS * 8
     calldata = bytes.fromhex(Web3().eth.contract(abi=abi).encode_abi("settle", args=[2**255, packed, medians,
                                                                                      metric])[2:])
     envelope = 300  # chain id, nonce, fees, gas, to, value, access list, signature: about 120

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from swarmtoken.store import (
+    CommitmentMismatchError,
     FileTooLargeError,
     HashMismatchError,
     MalformedFileError,
@@ -29,8 +30,11 @@ from swarmtoken.store import (
     ShapeMismatchError,
     UnreachableError,
     bytes32_to_hex,
+    commit_url,
+    commitment_of,
     download,
     fetch,
+    fetch_committed,
     hex_to_bytes32,
     normalize_sha256,
     serialize,
@@ -442,3 +446,60 @@ def test_hash_converts_to_and_from_the_contracts_bytes32():
     assert normalize_sha256("0x" + sha.upper()) == sha
     with pytest.raises(ValueError, match="32 bytes, got 31"):
         bytes32_to_hex(raw[:-1])
+
+
+# --- commitments bound to their sender -------------------------------------------
+
+HONEST = "0x1111111111111111111111111111111111111111"
+COPYCAT = "0x2222222222222222222222222222222222222222"
+
+
+def test_commitment_binds_sender_epoch_and_file():
+    sha = "ab" * 32
+    base = commitment_of(HONEST, 3, sha)
+    assert len(base) == 64 and base == commitment_of(HONEST.upper().replace("0X", "0x"), 3, bytes.fromhex(sha))
+    assert commitment_of(COPYCAT, 3, sha) != base
+    assert commitment_of(HONEST, 4, sha) != base
+    assert commitment_of(HONEST, 3, "cd" * 32) != base
+
+
+def test_committed_file_is_served_under_its_commitment_once_released(store, server):
+    model = tiny_model()
+    stored = store.save(model)
+    commitment = commitment_of(HONEST, 1, stored.sha256)
+    store.bind_commitment(commitment, stored.sha256)
+    status, body = http_get(commit_url(server.base_url, commitment))
+    assert status == 403 and b"not released" in body
+
+    store.release(stored.sha256)
+    sha, got = fetch_committed(server.base_url, HONEST, 1, commitment, reference=model, **FAST)
+    assert sha == stored.sha256 and torch.equal(got["layer.weight"], model["layer.weight"])
+
+
+def test_a_copied_commitment_does_not_open_for_the_copycat(store, server):
+    """The copycat commits the honest node's commitment and, after the reveal, serves the
+    honest node's very bytes under it: the file opens the commitment only for its
+    rightful sender."""
+    stored = store.save(tiny_model())
+    copied = commitment_of(HONEST, 1, stored.sha256)
+    store.bind_commitment(copied, stored.sha256)
+    store.release(stored.sha256)
+    with pytest.raises(CommitmentMismatchError, match="does not open"):
+        fetch_committed(server.base_url, COPYCAT, 1, copied, **FAST)
+    with pytest.raises(CommitmentMismatchError):
+        fetch_committed(server.base_url, HONEST, 2, copied, **FAST)
+
+
+@pytest.mark.parametrize("path, status, body", [
+    ("/commits/" + "0" * 64, 404, b"no file committed"),
+    ("/commits/xyz", 400, b"not a commitment"),
+])
+def test_unknown_and_malformed_commitments_are_refused_with_a_reason(server, path, status, body):
+    got_status, got_body = http_get(server.base_url + path)
+    assert got_status == status and body in got_body
+
+
+def test_a_commitment_binds_only_to_a_file_the_store_holds(store):
+    with pytest.raises(FileNotFoundError, match="cannot bind"):
+        store.bind_commitment("00" * 32, "ab" * 32)
+    assert store.opened_by("00" * 32) is None

@@ -1,10 +1,20 @@
-"""The ledger rebuilt from events reproduces every settlement, and the audit catches a
+"""The ledger rebuilt from events reproduces every settlement, including the leader's
+verdict (a disputed merge, a censored update, the epoch's model), and the audit catches a
 ledger, a balance or a file that does not add up."""
 
 import copy
+import hashlib
 
 from swarmtoken.audit import audit_balances, audit_files, audit_settlements, audit_swarm
 from swarmtoken.ledger import read_ledger
+from swarmtoken.rewards import Forfeit
+from swarmtoken.store import UnreachableError, commit_url
+from swarmtoken.store.server import ROUTE
+from tests.fixtures.deployments import ALLOWANCE, MERGED, commitment, param_hash
+
+REWARD = 1000 * 10**18
+BETA_BPS = 3000
+OTHER = "22" * 32
 
 
 def _two_epochs(protocol, nodes, swarm):
@@ -21,10 +31,16 @@ def test_ledger_replays_each_epoch_from_events(swarm, nodes, protocol):
     members = _two_epochs(protocol, nodes, swarm)
     ledger = read_ledger(swarm)
     first, second = ledger.epochs[1], ledger.epochs[2]
-    assert [c.node for c in first.commits] == [m.address for m in members]
+    assert [(c.index, c.node, c.declared, c.samples) for c in first.commits] == [
+        (i, m.address, s, s) for i, (m, s) in enumerate(zip(members, [100, 200, 300, 400]))
+    ]
+    assert [c.commitment for c in first.commits] == [commitment(m, 1).hex() for m in members]
     assert first.participant_nodes() == [m.address for m in members]
-    assert [(r.reporter, r.metric, list(r.scores)) for r in second.reports] == [tuple(r) for r in protocol.reports[2]]
+    assert first.leader == swarm.leaderOf(1) and first.merged_hash == MERGED == first.model_hash
+    assert first.quorate and first.disputes == []
+    assert [(r.reporter, r.as_report()) for r in second.reports] == protocol.reports[2]
     assert second.settlement_args() == protocol.settlement_args(2)
+    assert [o.forfeit for o in second.outcomes] == [Forfeit.NONE] * 3 + [Forfeit.NOT_REPORTED]
     assert [o.forfeited for o in second.outcomes] == [False, False, False, True]
     assert ledger.claims == [(members[0].address, first.outcomes[0].payout + second.outcomes[0].payout)]
     assert 3 in ledger.epochs and ledger.epochs[3].settled_at is None
@@ -35,6 +51,7 @@ def test_audit_passes_on_an_honest_history(swarm, token, nodes, protocol):
     report = audit_swarm(swarm, token)
     assert report.ok, report.discrepancies
     assert report.checks > 20
+    assert report.findings == []
 
 
 def test_audit_names_a_payout_that_the_reports_do_not_justify(swarm, token, nodes, protocol):
@@ -42,7 +59,7 @@ def test_audit_names_a_payout_that_the_reports_do_not_justify(swarm, token, node
     ledger = copy.deepcopy(read_ledger(swarm))
     for tampered in ledger.epochs[1].reports[:3]:  # a majority, or the median would not move
         tampered.scores[0] += 10**6
-    report = audit_settlements(ledger, reward_per_epoch=1000 * 10**18, beta_bps=3000, sample_cap=1000)
+    report = audit_settlements(ledger, reward_per_epoch=REWARD, beta_bps=BETA_BPS)
     assert not report.ok
     assert report.discrepancies[0].startswith("epoch 1:") and "median score" in report.discrepancies[0]
 
@@ -56,23 +73,151 @@ def test_audit_catches_supply_and_claimable_mismatches(swarm, token, nodes, prot
     assert "token supply" in report.discrepancies[0] and members[1].address in report.discrepancies[1]
 
 
-def test_audit_checks_served_files_against_their_commitments(swarm, nodes, protocol):
-    """A mismatching or oversized file is a discrepancy naming it; a file nobody serves any
-    more is only counted."""
-    from swarmtoken.store import FileTooLargeError, HashMismatchError, UnreachableError
+# ---------------------------------------------------------------- the leader's verdict
 
-    _two_epochs(protocol, nodes, swarm)
+
+def _disputed_and_censored_epoch(swarm, protocol, members):
+    """Five committers, one over its allowance; the leader leaves one update out of the
+    merge and three of the five reporters recompute another merge and find every update
+    valid. Returns (leader index, left-out index, settle transaction)."""
+    protocol.submit(members, [100, 200, 300, ALLOWANCE + 500, 500])
+    protocol.elect()
+    leader = swarm.epochState(1)["leaderIndex"]
+    left_out = (leader + 1) % 5
+    bitmap = 0b11111 & ~(1 << left_out)
+    protocol.publish(bitmap)
+    for i, node in enumerate(members):
+        dissents = i != leader and len([j for j in range(i) if j != leader]) < 3
+        protocol.report(node, [30, 20, 10, 5], merged=OTHER if dissents else MERGED, valid=0b11111)
+    return leader, left_out, protocol.settle()
+
+
+def test_ledger_reconstructs_a_disputed_and_censored_epoch_and_the_audit_agrees(swarm, token, nodes, protocol):
+    members = nodes[:5]
+    protocol.enroll(members)
+    leader, left_out, tx = _disputed_and_censored_epoch(swarm, protocol, members)
+    assert "MergeDisputed" in tx.events and "UpdateCensored" in tx.events
+
+    record = read_ledger(swarm).epochs[1]
+    assert record.leader == members[leader].address
+    assert record.merged_hash == MERGED and record.model_hash == OTHER
+    assert record.quorate is True
+    assert record.participants == [i for i in range(5) if i != left_out]
+    assert [r.merged_hash for r in record.reports].count(OTHER) == 3
+    assert record.disputes == [
+        f"leader {members[leader].address} published {MERGED[:12]}, a strict majority recomputed {OTHER[:12]}",
+        f"leader {members[leader].address} left out {members[left_out].address}, "
+        "whose update a strict majority found valid",
+    ]
+    reasons = {o.node: o.forfeit for o in record.outcomes}
+    assert reasons.pop(members[leader].address) is Forfeit.MERGE_CONTRADICTED
+    assert reasons.pop(members[3].address, Forfeit.OVER_DECLARED) is Forfeit.OVER_DECLARED  # unless left out
+    assert set(reasons.values()) == {Forfeit.NONE}
+    assert members[left_out].address not in {o.node for o in record.outcomes}
+
+    report = audit_swarm(swarm, token)
+    assert report.ok and report.discrepancies == []
+    assert f"epoch 1: {record.disputes[0]}" in report.findings
+    assert f"epoch 1: {record.disputes[1]}" in report.findings
+    # The over-declaration is a finding too (whether or not its update was merged).
+    assert (f"epoch 1: {members[3].address} declared {ALLOWANCE + 500} samples, "
+            f"its allowance counts {ALLOWANCE}") in report.findings
+    assert len(report.findings) == 3
+
+
+def test_audit_reports_a_tampered_outcome_of_a_disputed_epoch(swarm, nodes, protocol):
+    """Tampering with the assembled ledger (the contradicted leader recorded as not having
+    forfeited, or another model hash) is a discrepancy that names the epoch and the node."""
+    members = nodes[:5]
+    protocol.enroll(members)
+    leader, _, _ = _disputed_and_censored_epoch(swarm, protocol, members)
     ledger = read_ledger(swarm)
-    tampered, huge = ledger.epochs[1].commits[0], ledger.epochs[1].commits[1]
+    assert audit_settlements(ledger, reward_per_epoch=REWARD, beta_bps=BETA_BPS).ok
 
-    def download(uri, expected, **limits):
-        if uri == tampered.uri and expected == tampered.param_hash:
-            raise HashMismatchError(uri, f"sha256 mismatch: expected {expected}, found 00")
-        if uri == huge.uri and expected == huge.param_hash:
-            raise FileTooLargeError(uri, "declared 10 GiB, limit 256 MiB")
-        raise UnreachableError(uri, "connection refused", status=None, attempts=1)
+    forgiven = copy.deepcopy(ledger)
+    outcome = next(o for o in forgiven.epochs[1].outcomes if o.node == members[leader].address)
+    outcome.forfeit = Forfeit.NONE
+    report = audit_settlements(forgiven, reward_per_epoch=REWARD, beta_bps=BETA_BPS)
+    assert report.discrepancies == [
+        f"epoch 1: {members[leader].address} forfeit NONE, reference says MERGE_CONTRADICTED"
+    ]
 
-    report = audit_files(ledger, download)
-    assert report.files_checked == 2 and report.files_unreachable > 0
-    assert report.discrepancies[0].startswith(f"epoch 1 commit of {tampered.node}: file at {tampered.uri}: sha256 mismatch")
-    assert report.discrepancies[1].startswith(f"epoch 1 commit of {huge.node}: file at ") and "limit" in report.discrepancies[1]
+    relabelled = copy.deepcopy(ledger)
+    relabelled.epochs[1].model_hash = MERGED
+    report = audit_settlements(relabelled, reward_per_epoch=REWARD, beta_bps=BETA_BPS)
+    assert report.discrepancies == [f"epoch 1: model {MERGED}, reference {OTHER}"]
+
+    undisputed = copy.deepcopy(ledger)
+    undisputed.epochs[1].disputes.pop()  # the UpdateCensored event "lost"
+    report = audit_settlements(undisputed, reward_per_epoch=REWARD, beta_bps=BETA_BPS)
+    assert report.discrepancies == ["epoch 1: 1 disputes emitted, reference finds 2"]
+
+
+def test_declared_count_above_the_allowance_is_a_finding_not_a_discrepancy(swarm, token, nodes, protocol):
+    members = nodes[:3]
+    protocol.enroll(members)
+    protocol.run_epoch(members, [5, 5, 5], samples=[ALLOWANCE, ALLOWANCE + 1, 2**64 - 1])
+    report = audit_swarm(swarm, token)
+    assert report.ok, report.discrepancies
+    assert report.findings == [
+        f"epoch 1: {members[1].address} declared {ALLOWANCE + 1} samples, its allowance counts {ALLOWANCE}",
+        f"epoch 1: {members[2].address} declared {2**64 - 1} samples, its allowance counts {ALLOWANCE}",
+    ]
+    outcomes = read_ledger(swarm).epochs[1].outcomes
+    assert [o.forfeit for o in outcomes] == [Forfeit.NONE, Forfeit.OVER_DECLARED, Forfeit.OVER_DECLARED]
+    assert [o.samples for o in outcomes] == [ALLOWANCE] * 3
+
+
+# ---------------------------------------------------------------- served files
+
+
+def test_audit_checks_served_files_against_their_commitments(swarm, nodes, protocol):
+    """Every committed file still served must open its commitment under its committer's
+    address, and no two commitments may open with one file: either is a finding, and a
+    discrepancy when its committer was paid. A file nobody serves any more is only counted;
+    the epoch's model must hash to its on-chain hash."""
+    members = nodes[:4]
+    protocol.enroll(members)
+    model = b"the merged model of epoch 1"
+    # Node 3 commits, under its own address, the very file node 2 committed.
+    copied = param_hash(members[2], 1)
+    for node in members:
+        sha = copied if node == members[3] else None
+        swarm.submitUpdate(1, commitment(node, 1, sha), 100, {"from": node})
+    protocol.elect()
+    protocol.publish(merged=hashlib.sha256(model).hexdigest())
+    for node in members:
+        protocol.report(node, [40, 30, 20, -5])
+    protocol.settle()
+    ledger = read_ledger(swarm)
+    record = ledger.epochs[1]
+    leader = record.leader
+
+    def file_of(node):  # the stand-in file whose sha256 param_hash is
+        return f"{node.address}-1".encode()
+
+    served = {
+        commit_url(swarm.baseUriOf(members[0]), record.commits[0].commitment): b"not what was committed",
+        commit_url(swarm.baseUriOf(members[2]), record.commits[2].commitment): file_of(members[2]),
+        commit_url(swarm.baseUriOf(members[3]), record.commits[3].commitment): file_of(members[2]),
+        f"{swarm.baseUriOf(leader)}{ROUTE}{record.model_hash}": model,
+    }
+
+    def download(url, **limits):
+        if url in served:
+            return served[url]
+        raise UnreachableError(url, "connection refused", status=None, attempts=1)
+
+    report = audit_files(ledger, swarm.baseUriOf, download)
+    assert (report.files_checked, report.files_unreachable) == (4, 1)  # node 1 serves nothing
+    mismatch = f"epoch 1 commit of {members[0].address}: the served file does not open its commitment"
+    twice = f"epoch 1: {members[2].address}, {members[3].address} committed the same file {copied.hex()[:12]}"
+    assert report.findings == [mismatch, twice, twice]
+    # Nodes 0 and 2 were paid for those files; node 3's median is negative, so it was not.
+    assert report.discrepancies == [f"{mismatch}, yet {members[0].address} was paid",
+                                    f"{twice}, yet {members[2].address} was paid"]
+
+    served[f"{swarm.baseUriOf(leader)}{ROUTE}{record.model_hash}"] = b"another model"
+    report = audit_files(ledger, swarm.baseUriOf, download)
+    assert report.discrepancies[-1] == (f"epoch 1 model: {leader} serves a file that does not hash to "
+                                        f"{record.model_hash[:12]}")

@@ -1,16 +1,21 @@
 """A scripted three-epoch swarm of five nodes: one node never reports, a leader times out
 and the next candidate publishes, and the admin removes a node. After every settlement each
-credit and the carry match the Python reference rule to the wei; at the end everyone claims
-and the token supply equals what was claimed plus what the contract still holds."""
+credit, forfeit reason and the carry match the Python reference rule to the wei; at the end
+everyone claims and the token supply equals what was claimed plus what the contract still
+holds."""
 
 from brownie import chain
 
-from tests.fixtures.deployments import Protocol
+from swarmtoken.rewards import Forfeit
+from tests.fixtures.deployments import MERGED, Protocol
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
 
 REWARD = 1000 * 10**18
-SAMPLES = [100, 400, 1200, 250, 600]  # node 2 is above the sample cap of 1000
+# Declared sample counts; every allowance is ALLOWANCE (1000). In epoch 1 node 2 declares
+# 1200: 1000 count, and the over-declaration forfeits its payout for that epoch.
+DECLARED = [100, 400, 1200, 250, 600]
+SAMPLES = [100, 400, 1000, 250, 600]
 # Score vectors over the five participants, one per reporter (nodes 0-3; node 4 is silent).
 # Node 2 inflates its own score; the median across reporters discards it.
 SCORES = {
@@ -53,13 +58,21 @@ def test_three_epoch_swarm_pays_by_the_reference_rule_and_balances(create_swarm,
             if node in reporters:
                 protocol.report(node, scores, metric)
 
-    # Epoch 1: everyone commits, the leader merges all five, node 4 never reports.
-    protocol.submit(members, SAMPLES)
+    # Epoch 1: everyone commits (node 2 over-declares), the leader merges all five, node 4
+    # never reports.
+    protocol.submit(members, DECLARED)
+    assert [(c["node"], c["samples"], c["overDeclared"]) for c in (swarm.commitAt(1, i) for i in range(5))] == [
+        (node.address, s, i == 2) for i, (node, s) in enumerate(zip(members, SAMPLES))
+    ]
     protocol.elect()
     protocol.publish()
     report(1, members[:4])
-    expected = settle_epoch(1, [Participant(samples=s, reported=i != 4) for i, s in enumerate(SAMPLES)])
-    assert expected.forfeited[4] and expected.payouts[3] == 0  # node 3's median score is -5
+    expected = settle_epoch(
+        1, [Participant(samples=s, reported=i != 4, over_declared=i == 2) for i, s in enumerate(SAMPLES)]
+    )
+    assert expected.forfeits[2] is Forfeit.OVER_DECLARED and expected.medians[2] > 0
+    assert expected.forfeits[4] is Forfeit.NOT_REPORTED and expected.payouts[3] == 0  # node 3's median is -5
+    assert expected.forfeits[3] is Forfeit.NONE  # unpaid is not forfeited
 
     # Epoch 2: the elected leader times out; the next candidate publishes.
     protocol.submit(members, SAMPLES)
@@ -80,7 +93,8 @@ def test_three_epoch_swarm_pays_by_the_reference_rule_and_balances(create_swarm,
             for i, s in enumerate(SAMPLES)
         ],
     )
-    assert expected.forfeited[timed_out] and expected.forfeited[4]
+    assert expected.forfeits[timed_out] is Forfeit.LEADER_TIMED_OUT
+    assert expected.forfeits[4] is (Forfeit.LEADER_TIMED_OUT if timed_out == 4 else Forfeit.NOT_REPORTED)
 
     # Epoch 3: after the merge the admin removes node 3, which can no longer report.
     protocol.submit(members, SAMPLES)
@@ -88,13 +102,13 @@ def test_three_epoch_swarm_pays_by_the_reference_rule_and_balances(create_swarm,
     protocol.publish()
     swarm.removeNode(removed, {"from": admin})
     with reverts_with("NotActive", removed, 3):
-        swarm.reportValidation(3, 1, SCORES[3][3], {"from": removed})
+        swarm.reportValidation(3, 1, bytes.fromhex(MERGED), 0b11111, SCORES[3][3], {"from": removed})
     report(3, members[:3])
     expected = settle_epoch(
         3,
         [Participant(samples=s, reported=i < 3, removed=i == 3) for i, s in enumerate(SAMPLES)],
     )
-    assert expected.forfeited[3] and expected.forfeited[4]
+    assert expected.forfeits[3] is Forfeit.REMOVED and expected.forfeits[4] is Forfeit.NOT_REPORTED
     assert credited_total + carry == 3 * REWARD
     assert swarm.carry() == carry
 

@@ -1,14 +1,23 @@
 """Settlement on chain matches the Python reference rule (swarmtoken.rewards) to the wei.
 
-Hypothesis draws whole epochs: which committed nodes the leader merges (3..8 participants
-out of up to 8 commits), int64 scores including the bounds, sample counts up to 2**64 - 1
-(above and below the sample cap), metrics, which participants report (settlement then
-waits for the report deadline), a leader that times out, and removed participants. Every
-example runs one or two epochs, so the second budget includes the first epoch's carry.
+Hypothesis draws whole epochs: how many nodes commit (3..8) and the sample counts they
+declare (below, at and above their attested allowances, up to 2**64 - 1), which committed
+updates the leader leaves out of its merge, which committers report (participants or not,
+in any order; fewer than a strict majority makes the epoch non-quorate, and settlement then
+waits for the report deadline), each report's metric, scores (up to the score bounds), the
+merge hash it recomputed (the leader's, another one, or zero: drawn around an epoch-wide
+favourite so that some epochs have a strict majority against the leader) and its bitmap of
+updates found valid (likewise, so that some left-out updates are censored), a leader that
+times out, and removed nodes. Every example runs one or two epochs, so the second budget
+includes the first epoch's carry. Checked against the reference: every payout, forfeit
+reason and median, the credited total and carry, the median metric, quorum, the epoch's
+model hash, and the MergeDisputed and UpdateCensored events.
 
-Deployments are costly, so the swarms (one per beta / sample cap / reward below, each
+Deployments are costly, so the swarms (one per beta / allowances / reward below, each
 with eight enrolled nodes) are deployed once per test function; brownie's ``given``
 snapshots the chain before the first example and reverts to it before every other one.
+The leader is drawn from a block hash, so it differs between runs of one example: the
+plan names the updates left out, and the leader's own is always merged.
 """
 
 from dataclasses import dataclass
@@ -19,97 +28,159 @@ from brownie.test import given
 from hypothesis import HealthCheck, example, settings
 from hypothesis import strategies as st
 
-from swarmtoken.rewards import Participant, settle
-from tests.fixtures.deployments import Protocol
+from swarmtoken.rewards import ZERO_HASH, Participant, Report, settle
+from tests.fixtures.deployments import MERGED, Protocol
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 UINT64_MAX = 2**64 - 1
+SCORE_BOUND = 10**9
+METRIC_BOUND = 10**6
+OTHER, THIRD = "22" * 32, "33" * 32
+# MERGED is what Protocol.publish publishes; listed second so that the simplest draw (the
+# first) is a hash that contradicts the leader.
+HASHES = [OTHER, MERGED, ZERO_HASH, THIRD]
 
-# (beta, sample_cap, reward_per_epoch): data-only and quality-only splits, a beta of one
-# basis point, caps of one sample and of the whole uint64 range, rewards of a few wei
-# (rounding dominates) and of 10**32 tokens (products far beyond 128 bits).
+# (beta, per-node allowances, reward_per_epoch): data-only and quality-only splits, a beta
+# of one basis point, allowances of one sample up to the whole uint64 range, rewards of a
+# few wei (rounding dominates) and of the largest allowed, 10**12 tokens (products far
+# beyond 128 bits).
 SWARM_CONFIGS = [
-    (0.3, 1000, "1000"),
-    (0.0, 1, "1000"),
-    (1.0, UINT64_MAX, "0.000000000000000007"),
-    (0.0001, 2**40, "100000000000000000000000000000000"),
-    (0.9999, 77, "3.000000000000000001"),
-    (0.4321, 10**18, "0.000000000000001234"),
+    (0.3, (1000,) * 8, "1000"),
+    (0.0, (1, 77, 1000, 5000, 2**40, UINT64_MAX, 1, 3), "1000"),
+    (1.0, (UINT64_MAX,) * 8, "0.000000000000000007"),
+    (0.0001, (2**40, 1, 10**18, 77, UINT64_MAX, 1000, 3, 2**63), "1000000000000"),
+    (0.9999, (77,) * 8, "3.000000000000000001"),
+    (0.4321, (10**18, 1, 2, 1000, 999, 1001, UINT64_MAX - 1, 50), "0.000000000000001234"),
 ]
 
 
 @dataclass(frozen=True)
+class ReportPlan:
+    reporter: int  # commit index of the reporter
+    metric: int
+    merged: str  # the merge hash it recomputed
+    valid: int  # bitmap over commit indices it found valid
+    scores: tuple  # one per commit; the first participantCount are reported
+
+
+@dataclass(frozen=True)
 class EpochPlan:
-    """One epoch as drawn: commits, the leader's participant set, reports, timeouts."""
+    """One epoch as drawn: declared samples per commit index, the updates the leader leaves
+    out (never its own), reports in order, a timeout, removals before settlement."""
 
-    samples: tuple  # per commit index
-    participants: tuple  # ascending commit indices merged by the leader
-    reports: tuple  # (participant position, metric, scores) in reporting order
+    declared: tuple
+    left_out: tuple
+    reports: tuple
     leader_times_out: bool
-    removed: tuple  # participant positions the admin removes before settlement
+    removed: tuple  # commit indices the admin removes after the reports
 
 
-int64s = st.one_of(
-    st.integers(INT64_MIN, INT64_MAX),
-    st.sampled_from([INT64_MIN, INT64_MIN + 1, -1, 0, 1, INT64_MAX - 1, INT64_MAX]),
+scores = st.one_of(
+    st.integers(1, SCORE_BOUND),  # mostly positive, so most participants are paid
+    st.integers(-SCORE_BOUND, SCORE_BOUND),
+    st.sampled_from([-SCORE_BOUND, -SCORE_BOUND + 1, -1, 0, 1, SCORE_BOUND - 1, SCORE_BOUND]),
     st.integers(-1000, 1000),
 )
-sample_counts = st.one_of(
-    st.integers(1, UINT64_MAX),
-    st.sampled_from([1, 76, 77, 78, 999, 1000, 1001, 2**40, 10**18, UINT64_MAX - 1, UINT64_MAX]),
-    st.integers(1, 5000),
-)
+metrics = st.one_of(st.integers(0, METRIC_BOUND), st.sampled_from([0, 1, METRIC_BOUND - 1, METRIC_BOUND]))
+
+
+def honest_samples(allowance):
+    """At most ``allowance``: anywhere below it, just below it, at it, or one."""
+    return st.one_of(st.integers(1, allowance), st.sampled_from(sorted({1, max(allowance - 1, 1), allowance})))
+
+
+def inflated_samples(allowance):
+    """Above ``allowance``: just above it, anywhere above it, or 2**64 - 1."""
+    if allowance == UINT64_MAX:
+        return st.just(UINT64_MAX)  # nothing is above: at the allowance
+    return st.one_of(st.just(allowance + 1), st.integers(allowance + 1, UINT64_MAX), st.just(UINT64_MAX))
 
 
 @st.composite
-def epoch_plans(draw):
+def epoch_plans(draw, allowances):
     commits = draw(st.integers(3, 8))
-    samples = tuple(draw(st.lists(sample_counts, min_size=commits, max_size=commits)))
-    participants = tuple(
-        sorted(draw(st.lists(st.integers(0, commits - 1), min_size=3, max_size=commits, unique=True)))
+    over = draw(st.lists(st.integers(0, commits - 1), max_size=2, unique=True))  # usually none or one
+    declared = tuple(
+        draw(inflated_samples(allowances[i]) if i in over else honest_samples(allowances[i])) for i in range(commits)
     )
-    n = len(participants)
-    positions = draw(st.permutations(range(n)))
-    reporting = positions[: draw(st.integers(0, n))]
+    # Updates the leader leaves out: mostly some, so that censorship can be judged.
+    left_out = tuple(sorted(draw(st.one_of(
+        st.lists(st.integers(0, commits - 1), min_size=min(1, commits - 3), max_size=commits - 3, unique=True),
+        st.just([]),
+    ))))
+    order = draw(st.permutations(range(commits)))
+    # About half the epochs quorate (a strict majority of committers reports), half not.
+    reporters = order[: draw(st.one_of(st.integers(commits // 2 + 1, commits), st.integers(0, commits // 2)))]
+    favourite_hash = draw(st.sampled_from(HASHES))
+    favourite_valid = draw(st.one_of(st.just(2**commits - 1), st.integers(0, 2**commits - 1)))
     reports = tuple(
-        (pos, draw(int64s), tuple(draw(st.lists(int64s, min_size=n, max_size=n)))) for pos in reporting
+        ReportPlan(
+            reporter,
+            draw(metrics),
+            draw(st.one_of(st.just(favourite_hash), st.sampled_from(HASHES))),
+            draw(st.one_of(st.just(favourite_valid), st.integers(0, 2**commits - 1))),
+            tuple(draw(st.lists(scores, min_size=commits, max_size=commits))),
+        )
+        for reporter in reporters
     )
-    removed = tuple(draw(st.lists(st.integers(0, n - 1), max_size=2, unique=True)))
-    return EpochPlan(samples, participants, reports, draw(st.booleans()), removed)
+    removed = tuple(draw(st.lists(st.integers(0, commits - 1), max_size=2, unique=True)))
+    return EpochPlan(declared, left_out, reports, draw(st.booleans()), removed)
+
+
+def swarm_and_plans():
+    return st.integers(0, len(SWARM_CONFIGS) - 1).flatmap(
+        lambda which: st.tuples(
+            st.just(which), st.lists(epoch_plans(SWARM_CONFIGS[which][1]), min_size=1, max_size=2)
+        )
+    )
 
 
 @pytest.fixture
 def swarms(create_swarm, admin, nodes):
-    """Every configuration of SWARM_CONFIGS deployed, with all eight nodes enrolled."""
+    """Every configuration of SWARM_CONFIGS deployed, with all eight nodes enrolled under
+    their allowances."""
     deployed = []
-    for beta, cap, reward in SWARM_CONFIGS:
-        swarm, token = create_swarm(beta=beta, sample_cap=cap, reward_per_epoch=reward, suspend_after=0)
-        Protocol(swarm, admin).enroll(nodes)
+    for beta, allowances, reward in SWARM_CONFIGS:
+        swarm, token = create_swarm(beta=beta, reward_per_epoch=reward, suspend_after=0)
+        protocol = Protocol(swarm, admin)
+        for node, allowance in zip(nodes, allowances):
+            protocol.enroll([node], allowance=allowance)
         deployed.append((swarm, token))
     return deployed
 
 
-def run_epoch_and_check(swarm, token, admin, nodes, plan: EpochPlan):
+def hex_of(value) -> str:
+    return bytes(value).hex() if isinstance(value, bytes) else str(value).removeprefix("0x")
+
+
+def run_epoch_and_check(swarm, token, admin, nodes, allowances, plan: EpochPlan):
     """Drive one epoch by ``plan``, then hold settlement to swarmtoken.rewards.settle."""
     protocol = Protocol(swarm, admin)
     epoch = protocol.epoch
     config = swarm.config()
-    committers = nodes[: len(plan.samples)]
-    protocol.submit(committers, list(plan.samples))
+    commits = len(plan.declared)
+    committers = nodes[:commits]
+    protocol.submit(committers, list(plan.declared))
+    samples = [min(d, allowances[i]) for i, d in enumerate(plan.declared)]
+    assert [(c["node"], c["samples"], c["overDeclared"]) for c in (swarm.commitAt(epoch, i) for i in range(commits))] \
+        == [(node.address, s, d > s) for node, s, d in zip(committers, samples, plan.declared)]
+
     protocol.elect()
     skipped = None
     if plan.leader_times_out:
         skipped = swarm.epochState(epoch)["leaderIndex"]
         chain.sleep(config["mergeWindow"] + 1)
         swarm.failover(epoch, {"from": admin})
-    protocol.publish(sum(1 << i for i in plan.participants))
+    leader = swarm.epochState(epoch)["leaderIndex"]
+    participants = [i for i in range(commits) if i not in plan.left_out or i == leader]
+    bitmap = sum(1 << i for i in participants)
+    protocol.publish(bitmap)
 
-    members = [committers[i] for i in plan.participants]
-    for pos, metric, scores in plan.reports:
-        protocol.report(members[pos], list(scores), metric)
-    for pos in plan.removed:
-        swarm.removeNode(members[pos], {"from": admin})
-    if len(plan.reports) < len(members):
+    n = len(participants)
+    for r in plan.reports:
+        protocol.report(committers[r.reporter], list(r.scores[:n]), r.metric, merged=r.merged, valid=r.valid)
+    for i in plan.removed:
+        swarm.removeNode(committers[i], {"from": admin})
+    if len(plan.reports) < commits:
         chain.sleep(config["reportWindow"] + 1)
 
     budget = config["rewardPerEpoch"] + swarm.carry()
@@ -117,21 +188,25 @@ def run_epoch_and_check(swarm, token, admin, nodes, plan: EpochPlan):
     supply_before = token.totalSupply()
     tx = protocol.settle()
 
-    reporters = {pos for pos, _, _ in plan.reports}
+    reporters = {r.reporter for r in plan.reports}
     expected = settle(
         budget,
         [
             Participant(
-                samples=plan.samples[i],
-                reported=pos in reporters,
+                samples=samples[i],
+                reported=i in reporters,
                 skipped_leader=i == skipped,
-                removed=pos in plan.removed,
+                removed=i in plan.removed,
+                leader=i == leader,
+                over_declared=plan.declared[i] > samples[i],
             )
-            for pos, i in enumerate(plan.participants)
+            for i in participants
         ],
-        [(metric, list(scores)) for _, metric, scores in plan.reports],
+        [Report(r.metric, list(r.scores[:n]), r.merged, r.valid) for r in plan.reports],
         beta_bps=config["betaBps"],
-        sample_cap=config["sampleCap"],
+        commits=commits,
+        participants_bitmap=bitmap,
+        published_hash=MERGED,
     )
 
     settled = tx.events["EpochSettled"]
@@ -143,56 +218,84 @@ def run_epoch_and_check(swarm, token, admin, nodes, plan: EpochPlan):
     )
     assert settled["medianMetric"] == (0 if expected.median_metric is None else expected.median_metric)
     assert settled["reporters"] == len(plan.reports)
+    assert settled["quorate"] == expected.quorate == (2 * len(plan.reports) > commits)
+    assert hex_of(settled["modelHash"]) == expected.verdict.model_hash == hex_of(swarm.epochState(epoch)["modelHash"])
 
     rows = [
-        (e["epoch"], e["node"], e["samples"], e["medianScore"], e["payout"], e["forfeited"])
+        (e["epoch"], e["node"], e["samples"], e["medianScore"], e["payout"], e["forfeit"])
         for e in tx.events["ParticipantSettled"]
     ]
     assert rows == [
-        (epoch, node.address, min(plan.samples[i], config["sampleCap"]), median, payout, forfeited)
-        for node, i, median, payout, forfeited in zip(
-            members, plan.participants, expected.medians, expected.payouts, expected.forfeited
-        )
+        (epoch, committers[i].address, samples[i], median, payout, int(forfeit))
+        for i, median, payout, forfeit in zip(participants, expected.medians, expected.payouts, expected.forfeits)
     ]
 
-    paid = {node.address: payout for node, payout in zip(members, expected.payouts)}
+    leader_address = committers[leader].address
+    disputed = [(e["epoch"], e["leader"], hex_of(e["publishedHash"]), hex_of(e["majorityHash"]))
+                for e in tx.events["MergeDisputed"]] if "MergeDisputed" in tx.events else []
+    model = expected.verdict.model_hash
+    assert disputed == ([(epoch, leader_address, MERGED, model)] if model != MERGED else [])
+    censored = [(e["epoch"], e["leader"], e["node"]) for e in tx.events["UpdateCensored"]] \
+        if "UpdateCensored" in tx.events else []
+    assert censored == [(epoch, leader_address, committers[i].address) for i in expected.verdict.censored]
+
+    paid = {committers[i].address: payout for i, payout in zip(participants, expected.payouts)}
     deltas = [swarm.claimable(node) - before for node, before in zip(committers, claimable_before)]
     assert deltas == [paid.get(node.address, 0) for node in committers]
     assert swarm.carry() == expected.carried
     assert token.totalSupply() - supply_before == expected.credited
     assert swarm.currentEpoch() == epoch + 1
 
-    for pos in plan.removed:  # restore membership so a following epoch can use the node
-        swarm.authorize(members[pos], 0, {"from": admin})
-        swarm.enroll("http://127.0.0.1/again", {"from": members[pos]})
+    for i in plan.removed:  # restore membership so a following epoch can use the node
+        swarm.authorize(committers[i], 0, allowances[i], {"from": admin})
+        swarm.enroll("http://127.0.0.1/again", {"from": committers[i]})
+    return expected
+
+
+def _report(reporter, merged=MERGED, valid=0b11111, metric=500_000, score=SCORE_BOUND):
+    return ReportPlan(reporter, metric, merged, valid, (score,) * 8)
 
 
 @settings(
-    max_examples=24,
+    max_examples=16,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
-@given(
-    which=st.integers(0, len(SWARM_CONFIGS) - 1),
-    plans=st.lists(epoch_plans(), min_size=1, max_size=2),
+@given(drawn=swarm_and_plans())
+@example(  # nobody reports: not quorate, nothing is paid and the whole budget is carried, twice
+    drawn=(0, [EpochPlan((5, 5, 5), (), (), False, ()), EpochPlan((5, 5, 5), (), (), False, ())]),
 )
-@example(  # nobody reports: nothing is paid and the whole budget is carried
-    which=0,
-    plans=[EpochPlan((5, 5, 5), (0, 1, 2), (), False, ()), EpochPlan((5, 5, 5), (0, 1, 2), (), False, ())],
+@example(  # every declaration at its allowance (up to 2**64 - 1), every score at its bound, the largest reward
+    drawn=(
+        3,
+        [
+            EpochPlan(
+                SWARM_CONFIGS[3][1],
+                (),
+                tuple(ReportPlan(p, METRIC_BOUND, MERGED, 0xFF, (SCORE_BOUND,) * 7 + (-SCORE_BOUND,))
+                      for p in range(8)),
+                False,
+                (),
+            )
+        ],
+    ),
 )
-@example(  # every score and sample at its bound, all report, quality-only split
-    which=1,
-    plans=[
-        EpochPlan(
-            (UINT64_MAX,) * 8,
-            tuple(range(8)),
-            tuple((p, INT64_MAX, (INT64_MAX,) * 7 + (INT64_MIN,)) for p in range(8)),
-            False,
-            (),
-        )
-    ],
+@example(  # everyone declares 2**64 - 1: all but the node allowed that much over-declare and forfeit
+    drawn=(1, [EpochPlan((UINT64_MAX,) * 8, (), tuple(_report(p, valid=0xFF, score=p - 3) for p in range(8)), False,
+                         ())]),
 )
-def test_settlement_matches_reference_rule_to_the_wei(swarms, admin, nodes, which, plans):
+@example(  # three of five recompute another merge and find all valid: contradicted and censoring leader
+    drawn=(0, [EpochPlan((10, 20, 30, 40, 50), (3, 4), tuple(_report(p, OTHER) for p in (4, 0, 2, 1)), False, ())]),
+)
+@example(  # a zero-hash majority blames nobody; a minority's valid bits censor nothing
+    drawn=(3, [EpochPlan((7,) * 5, (0,), tuple(_report(p, ZERO_HASH, valid=1 << p) for p in range(5)), True, (2,))]),
+)
+@example(  # two of five report (not quorate): their contradicting hash and valid bits do not count
+    drawn=(5, [EpochPlan((9,) * 5, (1, 3), (_report(1, OTHER), _report(3, OTHER)), False, ())]),
+)
+def test_settlement_matches_reference_rule_to_the_wei(swarms, admin, nodes, drawn):
+    which, plans = drawn
     swarm, token = swarms[which]
+    allowances = SWARM_CONFIGS[which][1]
     for plan in plans:
-        run_epoch_and_check(swarm, token, admin, nodes, plan)
+        run_epoch_and_check(swarm, token, admin, nodes, allowances, plan)

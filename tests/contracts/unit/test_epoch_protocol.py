@@ -1,17 +1,20 @@
 """One epoch step by step: commit, elect, fail-over, publish, report, settle, claim; each
 step's success (state and event) and every way it is refused."""
 
+from dataclasses import replace
+
 import pytest
 from brownie import ZERO_ADDRESS, accounts, chain, web3
 from eth_abi import encode
 
-from tests.fixtures.deployments import NO_REPORTS, pack, param_hash
+from tests.fixtures.deployments import ALLOWANCE, NO_REPORTS, commitment, pack
 from tests.fixtures.errors import reverts_with
 
 COMMIT, MERGE, REPORT, SETTLED = 0, 1, 2, 3
 NONE = 0
 REWARD = 1000 * 10**18
 MERGED = b"\x22" * 32
+ALL = 0b1111
 
 
 @pytest.fixture
@@ -48,89 +51,101 @@ def node_at(swarm, epoch, index):
 
 # ------------------------------------------------------------------ commit
 def test_node_commits_its_update(swarm, members):
-    digest = param_hash(members[1], 1)
-    swarm.submitUpdate(1, param_hash(members[0], 1), "http://a", 10, {"from": members[0]})
-    tx = swarm.submitUpdate(1, digest, "http://b/1.safetensors", 1234, {"from": members[1]})
+    bound = commitment(members[1], 1)
+    swarm.submitUpdate(1, commitment(members[0], 1), 10, {"from": members[0]})
+    tx = swarm.submitUpdate(1, bound, 234, {"from": members[1]})
     event = tx.events["UpdateSubmitted"]
     assert event["epoch"] == 1
     assert event["node"] == members[1]
     assert event["index"] == 1
-    assert event["paramHash"] == "0x" + digest.hex()
-    assert event["uri"] == "http://b/1.safetensors"
-    assert event["numSamples"] == 1234
+    assert event["commitment"] == "0x" + bound.hex()
+    assert (event["declaredSamples"], event["samples"]) == (234, 234)  # within the allowance
     commit = swarm.commitAt(1, 1)
-    assert (commit["node"], commit["numSamples"]) == (members[1], 1234)
+    assert (commit["node"], commit["samples"], commit["overDeclared"]) == (members[1], 234, False)
     assert swarm.epochState(1)["commitCount"] == 2
     member = swarm.memberOf(members[1])
     assert member["lastSubmitEpoch"] == 1
     assert member["commitIndex"] == 1
 
 
+def test_commitment_binds_the_node_epoch_and_file(members):
+    """keccak256(abi.encode(node, epoch, sha256)): the fixture's commitment matches the
+    contract's definition, and differs per node and per epoch for the same file."""
+    sha = b"\x42" * 32
+    expected = web3.keccak(encode(["address", "uint256", "bytes32"], [members[0].address, 3, sha]))
+    assert commitment(members[0], 3, sha) == bytes(expected)
+    assert commitment(members[1], 3, sha) != commitment(members[0], 3, sha)
+    assert commitment(members[0], 4, sha) != commitment(members[0], 3, sha)
+
+
 def test_commit_for_a_future_epoch_is_refused(swarm, members):
     with reverts_with("WrongEpoch", 2, 1):
-        swarm.submitUpdate(2, param_hash(members[0], 2), "http://a", 10, {"from": members[0]})
+        swarm.submitUpdate(2, commitment(members[0], 2), 10, {"from": members[0]})
 
 
 def test_commit_for_a_past_epoch_is_refused(swarm, members, protocol):
     protocol.run_epoch(members[:3], [1, 1, 1])
     with reverts_with("WrongEpoch", 1, 2):
-        swarm.submitUpdate(1, param_hash(members[3], 1), "http://a", 10, {"from": members[3]})
+        swarm.submitUpdate(1, commitment(members[3], 1), 10, {"from": members[3]})
 
 
 def test_committing_twice_in_an_epoch_is_refused(swarm, members):
-    swarm.submitUpdate(1, param_hash(members[0], 1), "http://a", 10, {"from": members[0]})
+    swarm.submitUpdate(1, commitment(members[0], 1), 10, {"from": members[0]})
     with reverts_with("AlreadySubmitted", members[0], 1):
-        swarm.submitUpdate(1, b"\x01" * 32, "http://a2", 10, {"from": members[0]})
+        swarm.submitUpdate(1, b"\x01" * 32, 10, {"from": members[0]})
 
 
 @pytest.mark.parametrize(
-    "digest, uri, samples, reason",
+    "value, samples, reason",
     [
-        (b"\x00" * 32, "http://a", 10, "zero paramHash"),
-        (b"\x01" * 32, "", 10, "empty uri"),
-        (b"\x01" * 32, "http://a", 0, "zero numSamples"),
+        (b"\x00" * 32, 10, "zero commitment"),
+        (b"\x01" * 32, 0, "zero numSamples"),
     ],
 )
-def test_malformed_commit_is_refused(swarm, members, digest, uri, samples, reason):
+def test_malformed_commit_is_refused(swarm, members, value, samples, reason):
     with reverts_with("InvalidSubmission", reason):
-        swarm.submitUpdate(1, digest, uri, samples, {"from": members[0]})
+        swarm.submitUpdate(1, value, samples, {"from": members[0]})
 
 
 def test_non_member_cannot_commit(swarm, outsider):
     with reverts_with("NotActive", outsider, NONE):
-        swarm.submitUpdate(1, b"\x01" * 32, "http://a", 10, {"from": outsider})
+        swarm.submitUpdate(1, b"\x01" * 32, 10, {"from": outsider})
 
 
 def test_late_commit_is_accepted_until_the_election(swarm, committed, protocol, nodes):
     protocol.enroll(nodes[4:5])
     protocol.close_commit()
-    tx = swarm.submitUpdate(1, param_hash(nodes[4], 1), "http://late", 5, {"from": nodes[4]})
+    tx = swarm.submitUpdate(1, commitment(nodes[4], 1), 5, {"from": nodes[4]})
     assert tx.events["UpdateSubmitted"]["index"] == 4
 
 
 def test_commitments_are_bounded_by_max_peers_even_with_churn(create_swarm, admin, nodes):
     swarm, _ = create_swarm(min_peers=2, max_peers=2)
     for node in nodes[:3]:
-        swarm.authorize(node, 0, {"from": admin})
+        swarm.authorize(node, 0, ALLOWANCE, {"from": admin})
     for node in nodes[:2]:
         swarm.enroll("http://n", {"from": node})
-        swarm.submitUpdate(1, param_hash(node, 1), "http://p", 10, {"from": node})
+        swarm.submitUpdate(1, commitment(node, 1), 10, {"from": node})
     swarm.leave({"from": nodes[0]})
     swarm.enroll("http://n", {"from": nodes[2]})
     with reverts_with("MaxPeersReached", 2):
-        swarm.submitUpdate(1, param_hash(nodes[2], 1), "http://p", 10, {"from": nodes[2]})
+        swarm.submitUpdate(1, commitment(nodes[2], 1), 10, {"from": nodes[2]})
 
 
 def test_commit_after_the_election_is_refused(swarm, merging, protocol, nodes):
     protocol.enroll(nodes[4:5])
     with reverts_with("WrongPhase", 1, MERGE, COMMIT):
-        swarm.submitUpdate(1, param_hash(nodes[4], 1), "http://late", 5, {"from": nodes[4]})
+        swarm.submitUpdate(1, commitment(nodes[4], 1), 5, {"from": nodes[4]})
 
 
 # ------------------------------------------------------------------ elect
 def test_anyone_elects_a_committed_leader_after_the_commit_window(swarm, committed, protocol, outsider):
+    """Two steps, both open to anyone: close the commits, then draw in a later block."""
     protocol.close_commit()
-    tx = swarm.electLeader(1, {"from": outsider})
+    closed = swarm.electLeader(1, {"from": outsider})
+    assert closed.events["CommitsClosed"]["drawBlock"] == closed.block_number
+    assert swarm.leaderOf(1) == ZERO_ADDRESS
+    tx = swarm.drawLeader(1, {"from": outsider})
     event = tx.events["LeaderElected"]
     state = swarm.epochState(1)
     assert state["phase"] == MERGE
@@ -154,6 +169,7 @@ def test_election_needs_min_peers_commits(swarm, members, protocol):
     # A late third commit unblocks it.
     protocol.submit(members[2:3])
     swarm.electLeader(1, {"from": members[0]})
+    assert swarm.epochState(1)["phase"] == MERGE
 
 
 def test_election_happens_once(swarm, merging):
@@ -165,6 +181,8 @@ def test_election_of_a_wrong_epoch_is_refused(swarm, committed, protocol):
     protocol.close_commit()
     with reverts_with("WrongEpoch", 0, 1):
         swarm.electLeader(0, {"from": committed[0]})
+    with reverts_with("WrongEpoch", 0, 1):
+        swarm.drawLeader(0, {"from": committed[0]})
 
 
 # ------------------------------------------------------------------ fail-over
@@ -187,8 +205,8 @@ def test_leader_times_out_and_next_candidate_takes_over(swarm, merging, outsider
     assert state["phase"] == MERGE
 
     with reverts_with("NotLeader", skipped, merging[following]):
-        swarm.publishMerge(1, MERGED, "http://m", 0b1111, {"from": skipped})
-    swarm.publishMerge(1, MERGED, "http://m", 0b1111, {"from": merging[following]})
+        swarm.publishMerge(1, MERGED, ALL, {"from": skipped})
+    swarm.publishMerge(1, MERGED, ALL, {"from": merging[following]})
 
 
 def test_failover_waits_for_the_merge_deadline(swarm, merging):
@@ -203,18 +221,23 @@ def test_failover_needs_an_elected_leader(swarm, committed):
 
 
 # ------------------------------------------------------------------ publish
+def leader_index(swarm, epoch=1):
+    return swarm.epochState(epoch)["leaderIndex"]
+
+
 def test_leader_publishes_the_merge(swarm, merging, protocol):
     leader = protocol.leader()
-    tx = swarm.publishMerge(1, MERGED, "http://leader/merged-1", 0b1011, {"from": leader})
+    left_out = (leader_index(swarm) + 1) % 4
+    bitmap = ALL & ~(1 << left_out)
+    tx = swarm.publishMerge(1, MERGED, bitmap, {"from": leader})
     event = tx.events["MergePublished"]
     assert event["epoch"] == 1
     assert event["leader"] == leader
     assert event["mergedHash"] == "0x" + MERGED.hex()
-    assert event["uri"] == "http://leader/merged-1"
-    assert event["participants"] == 0b1011
+    assert event["participants"] == bitmap
     state = swarm.epochState(1)
     assert state["phase"] == REPORT
-    assert state["participants"] == 0b1011
+    assert state["participants"] == bitmap
     assert state["participantCount"] == 3
     assert state["mergedHash"] == "0x" + MERGED.hex()
     assert state["deadline"] == tx.timestamp + 60
@@ -223,101 +246,127 @@ def test_leader_publishes_the_merge(swarm, merging, protocol):
 def test_only_the_leader_publishes(swarm, merging, protocol, outsider):
     leader = protocol.leader()
     with reverts_with("NotLeader", outsider, leader):
-        swarm.publishMerge(1, MERGED, "http://m", 0b1111, {"from": outsider})
+        swarm.publishMerge(1, MERGED, ALL, {"from": outsider})
+    for node in merging:
+        if node != leader:
+            with reverts_with("NotLeader", node, leader):
+                swarm.publishMerge(1, MERGED, ALL, {"from": node})
 
 
 def test_leader_cannot_publish_after_its_deadline(swarm, merging, protocol):
     deadline = swarm.epochState(1)["deadline"]
     chain.sleep(61)
     with reverts_with("DeadlinePassed", 1, deadline):
-        swarm.publishMerge(1, MERGED, "http://m", 0b1111, {"from": protocol.leader()})
+        swarm.publishMerge(1, MERGED, ALL, {"from": protocol.leader()})
 
 
-@pytest.mark.parametrize(
-    "merged, uri, reason", [(b"\x00" * 32, "http://m", "zero mergedHash"), (MERGED, "", "empty uri")]
-)
-def test_malformed_merge_is_refused(swarm, merging, protocol, merged, uri, reason):
-    with reverts_with("InvalidSubmission", reason):
-        swarm.publishMerge(1, merged, uri, 0b1111, {"from": protocol.leader()})
+def test_merge_with_a_zero_hash_is_refused(swarm, merging, protocol):
+    with reverts_with("InvalidSubmission", "zero mergedHash"):
+        swarm.publishMerge(1, b"\x00" * 32, ALL, {"from": protocol.leader()})
+
+
+def test_leader_must_merge_its_own_update(swarm, merging, protocol):
+    """The leader's own update anchors the merge: a bitmap without it is refused, even
+    with enough other participants."""
+    leader = protocol.leader()
+    for bitmap in (ALL & ~(1 << leader_index(swarm)), 0):
+        with reverts_with("LeaderNotParticipant", leader):
+            swarm.publishMerge(1, MERGED, bitmap, {"from": leader})
 
 
 @pytest.mark.parametrize("bitmap, index", [(0b11111, 4), (0b111 | 1 << 200, 200), (1 << 255 | 0b111, 255)])
 def test_merge_naming_an_uncommitted_participant_is_refused(swarm, merging, protocol, bitmap, index):
     with reverts_with("ParticipantNotCommitted", index, 4):
-        swarm.publishMerge(1, MERGED, "http://m", bitmap, {"from": protocol.leader()})
+        swarm.publishMerge(1, MERGED, bitmap, {"from": protocol.leader()})
 
 
-@pytest.mark.parametrize("bitmap, count", [(0, 0), (0b1001, 2)])
-def test_merge_with_too_few_participants_is_refused(swarm, merging, protocol, bitmap, count):
-    with reverts_with("TooFewParticipants", count, 3):
-        swarm.publishMerge(1, MERGED, "http://m", bitmap, {"from": protocol.leader()})
+@pytest.mark.parametrize("others", [0, 1])
+def test_merge_with_too_few_participants_is_refused(swarm, merging, protocol, others):
+    own = leader_index(swarm)
+    bitmap = 1 << own | (1 << (own + 1) % 4 if others else 0)
+    with reverts_with("TooFewParticipants", 1 + others, 3):
+        swarm.publishMerge(1, MERGED, bitmap, {"from": protocol.leader()})
 
 
 def test_publish_before_the_election_is_refused(swarm, committed):
     with reverts_with("WrongPhase", 1, COMMIT, MERGE):
-        swarm.publishMerge(1, MERGED, "http://m", 0b1111, {"from": committed[0]})
+        swarm.publishMerge(1, MERGED, ALL, {"from": committed[0]})
 
 
 # ------------------------------------------------------------------ report
-def test_participant_reports_and_the_digest_chains_the_reports(swarm, reporting):
+def report(swarm, node, scores, metric=1, merged=b"\x11" * 32, valid=ALL):
+    return swarm.reportValidation(1, metric, merged, valid, scores, {"from": node})
+
+
+def test_committer_reports_and_the_digest_chains_the_reports(swarm, reporting):
     digest = b"\x00" * 32
     for bit, node in enumerate(reporting[:2]):
-        scores = [10 * bit, -3, 0, 2**63 - 1]
-        tx = swarm.reportValidation(1, 880_000 + bit, scores, {"from": node})
+        scores = [10 * bit, -3, 0, 10**9]
+        metric = 880_000 + bit
+        merged, valid = (b"\x11" * 32, ALL) if bit else (b"\x33" * 32, 0b0101)
+        tx = swarm.reportValidation(1, metric, merged, valid, scores, {"from": node})
         event = tx.events["ValidationReported"]
-        assert (event["epoch"], event["reporter"], event["metric"]) == (1, node, 880_000 + bit)
+        assert (event["epoch"], event["reporter"], event["metric"]) == (1, node, metric)
+        assert (event["mergedHash"], event["valid"]) == ("0x" + merged.hex(), valid)
         assert list(event["scores"]) == scores
-        digest = web3.keccak(
-            encode(["bytes32", "address", "int64", "int64[]"], [digest, node.address, 880_000 + bit, scores])
-        )
+        head = web3.keccak(encode(["address", "int64", "bytes32", "uint256"], [node.address, metric, merged, valid]))
+        digest = web3.keccak(encode(["bytes32", "bytes32", "int64[]"], [digest, head, scores]))
     state = swarm.epochState(1)
     assert state["reportCount"] == 2
     assert state["reporters"] == 0b11
     assert bytes(state["reportsDigest"]) == bytes(digest)
 
 
-def test_non_participant_cannot_report(swarm, merging, protocol, outsider):
-    protocol.publish(0b0111)
-    left_out = merging[3]
-    with reverts_with("NotParticipant", left_out, 1):
-        swarm.reportValidation(1, 1, [1, 1, 1], {"from": left_out})
-    with reverts_with("NotParticipant", outsider, 1):
-        swarm.reportValidation(1, 1, [1, 1, 1], {"from": outsider})
+def test_only_committers_report(swarm, reporting, protocol, nodes, outsider):
+    """Any committer may report; an outsider or a member that did not commit may not."""
+    protocol.enroll(nodes[4:5])
+    for account in (outsider, nodes[4]):
+        with reverts_with("NotCommitter", account, 1):
+            report(swarm, account, [1, 1, 1, 1])
+    assert swarm.epochState(1)["reportCount"] == 0
+
+
+def test_valid_bitmap_may_only_name_committed_updates(swarm, reporting):
+    with reverts_with("ParticipantNotCommitted", 4, 4):
+        report(swarm, reporting[0], [1, 1, 1, 1], valid=0b10000)
+    with reverts_with("ParticipantNotCommitted", 255, 4):
+        report(swarm, reporting[0], [1, 1, 1, 1], valid=1 << 255 | ALL)
+    report(swarm, reporting[0], [1, 1, 1, 1], valid=0)  # found nothing valid: allowed
 
 
 def test_reporting_twice_is_refused(swarm, reporting):
-    swarm.reportValidation(1, 1, [1, 1, 1, 1], {"from": reporting[0]})
+    report(swarm, reporting[0], [1, 1, 1, 1])
     with reverts_with("AlreadyReported", reporting[0], 1):
-        swarm.reportValidation(1, 1, [1, 1, 1, 1], {"from": reporting[0]})
+        report(swarm, reporting[0], [1, 1, 1, 1])
 
 
 @pytest.mark.parametrize("length", [0, 3, 5])
 def test_score_vector_must_match_the_participants(swarm, reporting, length):
     with reverts_with("ScoreCountMismatch", length, 4):
-        swarm.reportValidation(1, 1, [1] * length, {"from": reporting[0]})
+        report(swarm, reporting[0], [1] * length)
 
 
 def test_report_after_the_report_deadline_is_refused(swarm, reporting):
     deadline = swarm.epochState(1)["deadline"]
     chain.sleep(61)
     with reverts_with("DeadlinePassed", 1, deadline):
-        swarm.reportValidation(1, 1, [1, 1, 1, 1], {"from": reporting[0]})
+        report(swarm, reporting[0], [1, 1, 1, 1])
 
 
 def test_report_before_the_merge_is_refused(swarm, merging):
     with reverts_with("WrongPhase", 1, MERGE, REPORT):
-        swarm.reportValidation(1, 1, [1, 1, 1, 1], {"from": merging[0]})
+        report(swarm, merging[0], [1, 1, 1, 1])
 
 
 def test_removed_participant_cannot_report(swarm, reporting, admin):
     swarm.removeNode(reporting[0], {"from": admin})
     with reverts_with("NotActive", reporting[0], 3):
-        swarm.reportValidation(1, 1, [1, 1, 1, 1], {"from": reporting[0]})
+        report(swarm, reporting[0], [1, 1, 1, 1])
 
 
 def test_participant_that_left_after_committing_still_reports(swarm, reporting):
     swarm.leave({"from": reporting[0]})
-    tx = swarm.reportValidation(1, 1, [1, 1, 1, 1], {"from": reporting[0]})
+    tx = report(swarm, reporting[0], [1, 1, 1, 1])
     assert tx.events["ValidationReported"]["reporter"] == reporting[0]
 
 
@@ -336,6 +385,8 @@ def test_anyone_settles_once_everyone_reported(swarm, token, reporting, protocol
     assert settled["carried"] == REWARD - credited == swarm.carry()
     assert settled["medianMetric"] == 700_000
     assert settled["reporters"] == 4
+    assert settled["quorate"]
+    assert settled["modelHash"] == "0x" + "11" * 32 == swarm.epochState(1)["modelHash"]
     assert tx.events["Transfer"]["from"] == ZERO_ADDRESS
     assert tx.events["Transfer"]["to"] == swarm
     assert tx.events["Transfer"]["value"] == credited
@@ -345,7 +396,7 @@ def test_anyone_settles_once_everyone_reported(swarm, token, reporting, protocol
     assert [e["samples"] for e in per_node] == [100, 200, 300, 400]
     assert [e["medianScore"] for e in per_node] == scores
     assert [e["payout"] for e in per_node] == [swarm.claimable(n) for n in reporting]
-    assert not any(e["forfeited"] for e in per_node)
+    assert [e["forfeit"] for e in per_node] == [0] * 4
 
     assert swarm.epochState(1)["phase"] == SETTLED
     opened = tx.events["EpochOpened"]
@@ -362,6 +413,7 @@ def test_settlement_waits_for_reports_or_the_deadline(swarm, reporting, protocol
     chain.sleep(61)
     tx = protocol.settle()
     assert tx.events["EpochSettled"]["reporters"] == 1
+    assert not tx.events["EpochSettled"]["quorate"]
 
 
 def test_settlement_with_no_report_carries_the_whole_budget(swarm, token, reporting, protocol):
@@ -386,25 +438,34 @@ def test_settlement_must_resupply_every_report(swarm, reporting, protocol):
         swarm.settle(1, pack(made[:3], 4), medians, metric, {"from": reporting[0]})
     with reverts_with("ReportCountMismatch", 5, 4):
         swarm.settle(1, pack(made + made[:1], 4), medians, metric, {"from": reporting[0]})
-    reporters, metrics, scores = pack(made, 4)
-    with reverts_with("ReportCountMismatch", 3, 4):
-        swarm.settle(1, (reporters, metrics[:3], scores), medians, metric, {"from": reporting[0]})
+    reporters, metrics, hashes, valids, scores = pack(made, 4)
+    for short in (
+        (reporters, metrics[:3], hashes, valids, scores),
+        (reporters, metrics, hashes[:3], valids, scores),
+        (reporters, metrics, hashes, valids[:3], scores),
+    ):
+        with reverts_with("ReportCountMismatch", 3, 4):
+            swarm.settle(1, short, medians, metric, {"from": reporting[0]})
     for wrong in (scores[:-1], scores + b"\x00", scores[:-8]):
         with reverts_with("PackedScoresLength", len(wrong), 4 * 4 * 8):
-            swarm.settle(1, (reporters, metrics, wrong), medians, metric, {"from": reporting[0]})
+            swarm.settle(1, (reporters, metrics, hashes, valids, wrong), medians, metric, {"from": reporting[0]})
     assert swarm.epochState(1)["phase"] == REPORT
 
 
-@pytest.mark.parametrize("tamper", ["score", "metric", "order", "reporter"])
+@pytest.mark.parametrize("tamper", ["score", "metric", "mergedHash", "valid", "order", "reporter"])
 def test_settlement_refuses_reports_that_differ_from_those_made(swarm, reporting, protocol, tamper):
     for i, node in enumerate(reporting):
         protocol.report(node, [1, 2, -3, 4], metric=500_000 + i)
     _, medians, metric = protocol.settlement_args(1)
     reports = [list(r) for r in protocol.reports[1]]
     if tamper == "score":
-        reports[2][2] = [1, 2, -3, 999]
+        reports[2][1] = replace(reports[2][1], scores=[1, 2, -3, 999])
     elif tamper == "metric":
-        reports[0][1] = 999_999
+        reports[0][1] = replace(reports[0][1], metric=999_999)
+    elif tamper == "mergedHash":
+        reports[1][1] = replace(reports[1][1], merged_hash="33" * 32)
+    elif tamper == "valid":
+        reports[3][1] = replace(reports[3][1], valid=0b0111)
     elif tamper == "order":
         reports[0], reports[1] = reports[1], reports[0]
     else:
@@ -438,8 +499,6 @@ def test_settlement_refuses_a_median_hint_that_is_not_the_lower_median(swarm, re
 
 
 def test_settlement_without_reports_needs_zero_hints(swarm, reporting, protocol):
-    from brownie import chain
-
     chain.sleep(swarm.config()["reportWindow"] + 1)
     with reverts_with("WrongMedian", 2, 5):
         swarm.settle(1, NO_REPORTS, [0, 0, 5, 0], 0, {"from": reporting[0]})

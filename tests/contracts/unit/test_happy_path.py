@@ -1,13 +1,14 @@
 """One full epoch, checked against the Python reference rule to the wei."""
 
-from swarmtoken.rewards import Participant, settle
+from swarmtoken.rewards import Participant, Report, settle
+from tests.fixtures.deployments import MERGED
 
 
 def test_full_epoch_pays_by_reference_rule_and_opens_next(swarm, token, nodes, protocol):
     members = nodes[:4]
     protocol.enroll(members)
     scores = [300, 100, 50, -20]
-    samples = [100, 200, 1500, 50]
+    samples = [100, 200, 900, 50]
     protocol.submit(members, samples)
     protocol.elect()
     protocol.publish()
@@ -16,12 +17,13 @@ def test_full_epoch_pays_by_reference_rule_and_opens_next(swarm, token, nodes, p
     tx = protocol.settle()
 
     budget = 1000 * 10**18
+    leader = swarm.leaderOf(1)
     expected = settle(
         budget,
-        [Participant(samples=s) for s in samples],
-        [(900_000, scores)] * 4,
+        [Participant(samples=s, leader=n.address == leader) for n, s in zip(members, samples)],
+        [Report(900_000, scores, MERGED, 0b1111)] * 4,
         beta_bps=3000,
-        sample_cap=1000,
+        published_hash=MERGED,
     )
     credited = [swarm.claimable(node) for node in members]
     assert credited == list(expected.payouts)

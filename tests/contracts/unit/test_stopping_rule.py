@@ -39,12 +39,14 @@ def test_finished_swarm_refuses_protocol_calls_but_pays_claims(create_swarm, adm
     assert tx.events["SwarmFinished"]["epoch"] == 1
     node = nodes[0]
     for call in [
-        lambda: swarm.submitUpdate(2, b"\x01" * 32, "http://p", 1, {"from": node}),
-        lambda: swarm.submitUpdate(1, b"\x01" * 32, "http://p", 1, {"from": node}),
+        lambda: swarm.submitUpdate(2, b"\x01" * 32, 1, {"from": node}),
+        lambda: swarm.submitUpdate(1, b"\x01" * 32, 1, {"from": node}),
         lambda: swarm.electLeader(1, {"from": node}),
+        lambda: swarm.drawLeader(1, {"from": node}),
+        lambda: swarm.abandonEpoch(1, {"from": node}),
         lambda: swarm.failover(1, {"from": node}),
-        lambda: swarm.publishMerge(1, b"\x01" * 32, "http://m", 0b111, {"from": node}),
-        lambda: swarm.reportValidation(1, 1, SCORES, {"from": node}),
+        lambda: swarm.publishMerge(1, b"\x01" * 32, 0b111, {"from": node}),
+        lambda: swarm.reportValidation(1, 1, b"\x01" * 32, 0b111, SCORES, {"from": node}),
         lambda: swarm.settle(1, NO_REPORTS, [0, 0, 0], 0, {"from": node}),
     ]:
         with reverts_with("SwarmIsFinished"):
@@ -125,3 +127,20 @@ def test_max_epochs_counts_settled_epochs_not_abandoned_ones(create_swarm, admin
     assert not swarm.finished()
     tx = protocol.run_epoch(nodes[:3], SCORES)  # the second settled epoch
     assert tx.events["SwarmFinished"]["epoch"] == 3
+
+
+def test_metric_of_an_epoch_without_quorum_does_not_count(create_swarm, admin, nodes):
+    """One report of three commits is not a strict majority: its metric, although above the
+    target, neither finishes the swarm nor becomes the best; the epoch counts as stale. A
+    quorate epoch's metric does."""
+    swarm, _, protocol = start(create_swarm, admin, nodes, target_metric=0.9)
+    tx = protocol.run_epoch(nodes[:3], SCORES, reporters=nodes[:1], metric=950_000)
+    assert not tx.events["EpochSettled"]["quorate"]
+    assert tx.events["EpochSettled"]["medianMetric"] == 950_000
+    assert "SwarmFinished" not in tx.events
+    assert not swarm.finished()
+    assert (swarm.bestMetric(), swarm.staleEpochs()) == (0, 1)
+
+    tx = protocol.run_epoch(nodes[:3], SCORES, reporters=nodes[:2], metric=950_000)
+    assert tx.events["EpochSettled"]["quorate"]
+    assert tx.events["SwarmFinished"]["bestMetric"] == 950_000

@@ -1,17 +1,39 @@
-"""SwarmToken: ERC-20 with permit; only the swarm mints; the default admin hands over in
-two delayed steps; the optional cap holds for direct mints and for settlement."""
+"""SwarmToken: ERC-20 with permit; only the swarm mints. By default the deployer renounces
+the token's admin role, so nobody can ever grant, revoke or mint: the supply is exactly
+what the swarm credited. A deployment that opts out (keep_token_admin) keeps an admin
+that hands over in two delayed steps. The optional cap holds for direct mints and for
+settlement."""
 
 import pytest
-from brownie import accounts, chain
+from brownie import ZERO_ADDRESS, accounts, chain
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
-from tests.fixtures.deployments import Protocol
+from swarmtoken.config import ConfigError, SwarmConfig
+from tests.fixtures.deployments import TEST_CONFIG, Protocol
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
 
 TOKEN = 10**18
 DEFAULT_ADMIN_ROLE = bytes(32)
+
+
+def raw(value) -> bytes:
+    """A bytes32 as plain bytes, however brownie or web3 returned it."""
+    if isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return bytes(value)
+
+
+@pytest.fixture(scope="module")
+def kept(create_swarm):
+    """A swarm deployed with the documented opt-out: the deployer keeps the token admin."""
+    return create_swarm(keep_token_admin=True)
+
+
+@pytest.fixture
+def kept_token(kept):
+    return kept[1]
 
 
 def test_token_metadata(token):
@@ -33,7 +55,94 @@ def test_only_the_swarm_holds_the_minter_role(swarm, token, admin, nodes, outsid
     assert token.totalSupply() == 0
 
 
-def test_only_the_default_admin_grants_roles(token, admin, outsider):
+def test_default_deployment_leaves_nobody_holding_the_token_admin(swarm, token, admin, nodes, outsider):
+    """``deploy`` with the default config (keep_token_admin = False) hands the admin role to
+    the zero address and renounces it: no account, not even the deployer, holds it, and no
+    transfer to anyone is pending."""
+    assert not TEST_CONFIG.keep_token_admin and not SwarmConfig().keep_token_admin
+    assert token.defaultAdmin() == ZERO_ADDRESS
+    assert token.owner() == ZERO_ADDRESS  # ERC-5313 view of the same role
+    pending, schedule = token.pendingDefaultAdmin()
+    assert (pending, int(schedule)) == (ZERO_ADDRESS, 0)
+    for account in [admin, swarm, outsider, *nodes]:
+        assert not token.hasRole(DEFAULT_ADMIN_ROLE, account)
+
+
+def test_the_swarm_is_the_only_minter_ever_granted(swarm, token, admin):
+    """AccessControl keeps no list of holders, so the token's own events tell who was
+    ever granted a role: the deployer the admin role (constructor), then the swarm the
+    minter role, then the admin role went to nobody and was renounced."""
+    logs = token.events.get_sequence(token.tx.block_number)
+    granted = [(raw(e.args["role"]), e.args["account"]) for e in logs["RoleGranted"]]
+    revoked = [(raw(e.args["role"]), e.args["account"]) for e in logs["RoleRevoked"]]
+    assert granted == [(DEFAULT_ADMIN_ROLE, admin.address), (raw(token.MINTER_ROLE()), swarm.address)]
+    assert revoked == [(DEFAULT_ADMIN_ROLE, admin.address)]
+    assert [e.args["newAdmin"] for e in logs["DefaultAdminTransferScheduled"]] == [ZERO_ADDRESS]
+    assert token.hasRole(token.MINTER_ROLE(), swarm)
+
+
+def test_former_admin_can_neither_grant_nor_revoke_nor_mint(swarm, token, admin):
+    """Once renounced, the deployer is an ordinary account: it cannot make itself a minter,
+    cannot stop the swarm minting (which would halt settlement), cannot mint, and cannot
+    take the admin role back."""
+    minter = token.MINTER_ROLE()
+    with reverts_with("AccessControlUnauthorizedAccount", admin, DEFAULT_ADMIN_ROLE):
+        token.grantRole(minter, admin, {"from": admin})
+    with reverts_with("AccessControlUnauthorizedAccount", admin, DEFAULT_ADMIN_ROLE):
+        token.revokeRole(minter, swarm, {"from": admin})
+    with reverts_with("AccessControlBadConfirmation"):
+        token.renounceRole(minter, swarm, {"from": admin})
+    with reverts_with("AccessControlUnauthorizedAccount", admin, raw(minter)):
+        token.mint(admin, 1, {"from": admin})
+    with reverts_with("AccessControlUnauthorizedAccount", admin, DEFAULT_ADMIN_ROLE):
+        token.beginDefaultAdminTransfer(admin, {"from": admin})
+    with reverts_with("AccessControlInvalidDefaultAdmin", admin):
+        token.acceptDefaultAdminTransfer({"from": admin})
+    assert token.hasRole(minter, swarm) and not token.hasRole(minter, admin)
+    assert token.defaultAdmin() == ZERO_ADDRESS
+    assert token.totalSupply() == 0
+
+
+def test_supply_is_always_what_the_swarm_credited(swarm, token, admin, nodes, protocol):
+    """With nobody able to mint but the swarm, after every settled epoch the supply is the
+    sum of every EpochSettled credit, held by the swarm until claimed."""
+    members = nodes[:4]
+    protocol.enroll(members)
+    credited = 0
+    # The fourth node over-declares (2000 > 1000) and, in epoch 2, does not report either.
+    for scores, reporters in [([30, 20, 10, 5], None), ([1, 2, 3, -4], members[:3]), ([5, 5, 5, 5], None)]:
+        tx = protocol.run_epoch(members, scores, samples=[100, 200, 300, 2000], reporters=reporters)
+        settled = tx.events["EpochSettled"]
+        assert settled["credited"] == sum(e["payout"] for e in tx.events["ParticipantSettled"]) > 0
+        credited += settled["credited"]
+        assert token.totalSupply() == credited == token.balanceOf(swarm) == sum(swarm.claimable(m) for m in members)
+    swarm.claim({"from": members[0]})
+    assert token.totalSupply() == credited == token.balanceOf(swarm) + token.balanceOf(members[0])
+
+
+def test_keeping_the_token_admin_is_an_explicit_opt_out(create_swarm, admin, outsider):
+    """keep_token_admin = true (with a handover delay) keeps the deployer as the token's
+    default admin, with that delay, able to grant MINTER_ROLE: documented, not the default."""
+    swarm, token = create_swarm(keep_token_admin=True, admin_delay=3600)
+    assert token.defaultAdmin() == admin
+    assert token.hasRole(DEFAULT_ADMIN_ROLE, admin)
+    assert token.defaultAdminDelay() == 3600
+    pending, schedule = token.pendingDefaultAdmin()
+    assert (pending, int(schedule)) == (ZERO_ADDRESS, 0)
+    assert token.hasRole(token.MINTER_ROLE(), swarm)
+    token.grantRole(token.MINTER_ROLE(), outsider, {"from": admin})
+    assert token.hasRole(token.MINTER_ROLE(), outsider)
+
+
+def test_an_admin_delay_without_keeping_the_admin_is_refused_before_deploying(create_swarm):
+    before = chain.height
+    with pytest.raises(ConfigError, match="admin_delay only applies with keep_token_admin"):
+        create_swarm(admin_delay=3600)
+    assert chain.height == before
+
+
+def test_only_the_default_admin_grants_roles(kept_token, admin, outsider):
+    token = kept_token
     minter = token.MINTER_ROLE()
     with reverts_with("AccessControlUnauthorizedAccount", outsider, DEFAULT_ADMIN_ROLE):
         token.grantRole(minter, outsider, {"from": outsider})
@@ -46,7 +155,7 @@ def test_only_the_default_admin_grants_roles(token, admin, outsider):
 
 
 def test_default_admin_hands_over_in_two_delayed_steps(create_swarm, admin, nodes, outsider):
-    _, token = create_swarm(admin_delay=3600)
+    _, token = create_swarm(keep_token_admin=True, admin_delay=3600)
     new_admin = nodes[7]
     minter = token.MINTER_ROLE()
     with reverts_with("AccessControlUnauthorizedAccount", outsider, DEFAULT_ADMIN_ROLE):
@@ -71,7 +180,7 @@ def test_default_admin_hands_over_in_two_delayed_steps(create_swarm, admin, node
 
 
 def test_direct_mint_past_the_cap_is_refused(create_swarm, admin):
-    _, token = create_swarm(token_cap="1500")
+    _, token = create_swarm(token_cap="1500", keep_token_admin=True)
     cap = 1500 * TOKEN
     assert token.cap() == cap == token.mintable()
     token.grantRole(token.MINTER_ROLE(), admin, {"from": admin})
@@ -173,15 +282,18 @@ def _permit_signature(token, owner, spender, value, nonce, deadline):
 
 
 @pytest.fixture
-def holder(token, admin):
-    """A local key (no ether) holding 100 tokens."""
+def token_with_holder(kept_token, admin):
+    """A token (whose admin stayed, so it can mint here) and a local key (no ether)
+    holding 100 of it."""
+    token = kept_token
     owner = accounts.add()
     token.grantRole(token.MINTER_ROLE(), admin, {"from": admin})
     token.mint(owner, 100 * TOKEN, {"from": admin})
-    return owner
+    return token, owner
 
 
-def test_permit_lets_a_holder_without_ether_approve_by_signature(token, holder, nodes, outsider):
+def test_permit_lets_a_holder_without_ether_approve_by_signature(token_with_holder, nodes, outsider):
+    token, holder = token_with_holder
     spender = nodes[0]
     deadline = chain.time() + 3600
     assert token.nonces(holder) == 0
@@ -201,7 +313,8 @@ def test_permit_lets_a_holder_without_ether_approve_by_signature(token, holder, 
         token.permit(holder, spender, 40 * TOKEN, deadline, v, r, s, {"from": outsider})
 
 
-def test_permit_refuses_expired_or_forged_signatures(token, holder, nodes, outsider):
+def test_permit_refuses_expired_or_forged_signatures(token_with_holder, nodes, outsider):
+    token, holder = token_with_holder
     spender = nodes[0]
     past = chain.time() - 10
     v, r, s = _permit_signature(token, holder, spender, TOKEN, 0, past)

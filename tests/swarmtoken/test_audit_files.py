@@ -1,0 +1,80 @@
+"""The audit's file checks, chain-free: every committed file must open its committer's
+commitment, and no two commitments may resolve to one file. Misbehaviour the protocol
+handled is a finding; being paid for it is a discrepancy."""
+
+from __future__ import annotations
+
+import pytest
+
+from swarmtoken.audit import audit_files
+from swarmtoken.ledger import CommitRecord, EpochRecord, Ledger, OutcomeRecord
+from swarmtoken.rewards import Forfeit
+from swarmtoken.store import UnreachableError, commit_url, commitment_of, sha256_hex, shared_files
+
+HONEST, OTHER, COPYCAT = ("0x" + c * 40 for c in "abc")
+EPOCH = 4
+
+
+def base_uri(node: str) -> str:
+    return f"http://{node[2:8]}.example"
+
+
+def audit(commits: dict[str, bytes], served: dict[str, bytes], paid: set[str]):
+    """``commits``: node -> the bytes it committed to; ``served``: node -> what it serves
+    under that commitment (absent: unreachable)."""
+    record = EpochRecord(EPOCH)
+    urls = {}
+    for index, (node, data) in enumerate(commits.items()):
+        commitment = commitment_of(node, EPOCH, sha256_hex(data))
+        record.commits.append(CommitRecord(index, node, commitment, 100, 100))
+        if node in served:
+            urls[commit_url(base_uri(node), commitment)] = served[node]
+        record.outcomes.append(OutcomeRecord(node, 100, 5, 10 if node in paid else 0, Forfeit.NONE))
+
+    def download(url: str, timeout: float, retries: int) -> bytes:
+        if url not in urls:
+            raise UnreachableError(url, "connection refused", status=None, attempts=1)
+        return urls[url]
+
+    return audit_files(Ledger({EPOCH: record}, [], []), base_uri, download)
+
+
+def test_files_that_open_their_commitments_are_clean():
+    report = audit({HONEST: b"a", OTHER: b"b"}, {HONEST: b"a", OTHER: b"b"}, paid={HONEST, OTHER})
+    assert report.ok and not report.findings and report.files_checked == 2
+
+
+def test_a_copied_commitment_is_a_finding_and_a_discrepancy_only_if_paid():
+    """The copycat committed the honest node's commitment value; it serves the honest
+    bytes, which open the commitment for the honest node only."""
+    honest_commitment = commitment_of(HONEST, EPOCH, sha256_hex(b"a"))
+    record = EpochRecord(EPOCH)
+    record.commits = [CommitRecord(0, HONEST, honest_commitment, 100, 100),
+                      CommitRecord(1, COPYCAT, honest_commitment, 100, 100)]
+    for paid_copycat, expect_ok in ((False, True), (True, False)):
+        record.outcomes = [OutcomeRecord(HONEST, 100, 5, 10, Forfeit.NONE),
+                           OutcomeRecord(COPYCAT, 100, 5, 10 if paid_copycat else 0, Forfeit.NONE)]
+        urls = {commit_url(base_uri(node), honest_commitment): b"a" for node in (HONEST, COPYCAT)}
+        report = audit_files(Ledger({EPOCH: record}, [], []), base_uri, lambda url, **_: urls[url])
+        assert report.ok is expect_ok
+        assert report.findings == [f"epoch {EPOCH} commit of {COPYCAT}: the served file does not open its commitment"]
+
+
+def test_two_commitments_to_one_file_name_both_and_paying_either_is_a_discrepancy():
+    report = audit({HONEST: b"same", OTHER: b"same"}, {HONEST: b"same", OTHER: b"same"}, paid={OTHER})
+    assert len(report.findings) == 2 and all("committed the same file" in f for f in report.findings)
+    assert report.discrepancies == [f"{report.findings[1]}, yet {OTHER} was paid"]
+
+
+def test_unreachable_files_are_counted_not_flagged():
+    report = audit({HONEST: b"a", OTHER: b"b"}, {HONEST: b"a"}, paid={HONEST, OTHER})
+    assert report.ok and report.files_unreachable == 1 and report.files_checked == 1
+
+
+@pytest.mark.parametrize("files, shared", [
+    ({}, {}),
+    ({0: "x", 1: "y"}, {}),
+    ({0: "x", 1: "y", 2: "x", 3: "x"}, {"x": [0, 2, 3]}),
+])
+def test_shared_files_lists_every_file_committed_more_than_once(files, shared):
+    assert shared_files(files) == shared
