@@ -27,6 +27,7 @@ from trainer.scoring import (
     score,
 )
 from trainer.scoring import estimators
+from tests.trainer.modules import Wrapped
 from trainer.training import TrainConfig, train_local
 
 SHAPLEY_SCORERS = ["exact_shapley", "shapley_permutation", "shapley_kernel", "shapley_quadratic"]
@@ -145,17 +146,6 @@ def test_a_free_rider_scores_exactly_zero(epoch):
     scores = score("exact_shapley", u, len(updates), seed=0)
     assert scores[3] == pytest.approx(0.0, abs=1e-12)
     assert abs(scores).max() > 1e-4
-
-class Wrapped(torch.nn.Module):
-    """The same MLP behind a custom module: the utility takes the generic (non-Sequential) path."""
-
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
 
 def test_linear_head_shortcut_equals_the_generic_forward(epoch):
     def renamed(sd):

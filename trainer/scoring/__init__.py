@@ -1,11 +1,14 @@
 """Contribution scoring: the coalition utility of one epoch and Shapley-style scorers.
 
-``make_utility`` builds ``u(S)`` (validation performance of the previous global
-model moved by the sample-weighted mean of the deltas in ``S``); ``score`` runs a
-registered scorer of ``SCORERS`` on it. The math is in the docstrings of
-:mod:`trainer.scoring.utility` and :mod:`trainer.scoring.estimators`.
+``make_utility`` builds ``u(S)`` (validation performance of the model the swarm's merge
+rule makes of coalition ``S``: the previous global model moved by ``merge(rule, ...)``
+with the nodes outside ``S`` sending nothing new; by default the sample-weighted mean);
+``score`` runs a registered scorer of ``SCORERS`` on it. The math is in the docstrings of
+:mod:`trainer.scoring.utility`, :mod:`trainer.scoring.coalition_merge` and
+:mod:`trainer.scoring.estimators`.
 """
 
+from trainer.scoring.coalition_merge import ABSENT
 from trainer.scoring.errors import (
     CoalitionError,
     ParticipantCountError,
@@ -18,6 +21,7 @@ from trainer.scoring.game import CachedGame, SetFunctionGame
 from trainer.scoring.utility import METRICS, Utility, make_utility
 
 __all__ = [
+    "ABSENT",
     "METRICS",
     "RECOMMENDED",
     "SCORERS",

@@ -23,7 +23,9 @@ default ``40 n``, capped at ``2^n``):
   efficiency constraint.
 - ``shapley_quadratic`` (recommended for n > 10): a regression-adjusted
   estimator exploiting that ``u(S) = f(theta_prev + sum_i c_i(S) d_i)`` with
-  ``c_i(S) = w_i 1[i in S] / W``. A second-order expansion of ``f`` in ``c``:
+  ``c_i(S) = w_i 1[i in S] / W`` (the weighted-mean merge; for a non-linear merge
+  rule ``c(S)`` is merely the regressor, see :mod:`trainer.scoring.utility`). A
+  second-order expansion of ``f`` in ``c``:
 
       g(S) = u({}) + b^T c(S) + c(S)^T Q c(S),  Q symmetric, n + n(n+1)/2 unknowns
 

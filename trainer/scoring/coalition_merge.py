@@ -1,0 +1,324 @@
+r"""The step each coalition merges: the swarm's merge rule, for a batch of coalitions at once.
+
+For an epoch with deltas ``x_i = flatten(update_i) - flatten(previous)`` (the float64 layout
+of :mod:`trainer.merges`), sample counts ``w_i`` and the swarm's ``rule``, ``options`` and
+``anchor`` ``a``, the model of a coalition ``S`` is ``theta(S) = theta_prev + g(S)`` with
+
+* ``absent="previous"`` (default): every node outside ``S`` is taken to have sent the
+  previous model back (a zero delta), and the rule merges all ``n`` slots::
+
+      g(S) = rule([x_i 1[i in S]]_{i=1..n}, weights = w / sum_N w, anchor = a, **options)
+
+  It is the leader's merge with the same n, weights, anchor and options, so whatever the
+  real merge can compute (Krum's n > 2f + 2, a trimmed mean's trim count) every coalition
+  can; a node that did send the previous model back (a free rider) changes no coalition's
+  merge, so its Shapley value is exactly 0 under every rule. For ``weighted_mean`` this
+  is each member's share ``w_i / sum_N w`` of the full step, the utility's original
+  definition (see :func:`trainer.scoring.game.merge_coefficients`). When the anchor is
+  not in ``S`` its slot is a zero delta: ``fltrust`` then has no reference and keeps
+  the previous model.
+* ``absent="dropped"``: the rule merges the members only::
+
+      g(S) = rule([x_i]_{i in S}, weights = w_S / sum_S w, anchor = position of a in S, **options)
+
+  When the anchor is not in ``S`` the rule gets ``anchor=None``; a rule that needs one
+  (``fltrust``) has no reference, and the coalition keeps the previous model (the
+  ``previous`` behaviour). A coalition whose members all weigh 0 cannot be normalised
+  (``merge`` refuses it) and keeps the previous model too. A rule that cannot merge a
+  small coalition at all (``multi_krum`` needs more than 2f + 2 updates) raises
+  ``ScoringInputError``.
+
+``g({}) = 0`` in both. Integer buffers are not merged: every coalition keeps
+``previous``'s (no registered model has any).
+
+Three paths, chosen once per utility, give the same numbers up to float round-off as
+calling ``trainer.merges.merge`` coalition by coalition (``tests/trainer/test_merged_utility.py``):
+
+1. ``mean``, ``weighted_mean``: closed-form coefficients ``g(S) = sum_i c_i(S) x_i``.
+2. Batched over coalitions (``BATCHED``): ``median`` and ``trimmed_mean`` sort every
+   coordinate's k row values for the whole batch at once; ``fltrust`` and
+   ``fltrust_median`` compute the batch's norms, references and cosines at once (norms
+   and dot products from the n deltas, not per coalition) and return coefficients
+   (their step lies in the span of the deltas).
+3. Any other rule (``geometric_median``, ``multi_krum``, ``centered_clipping``, a newly
+   registered one): a loop calling the registered rule function on each coalition's
+   member deltas, i.e. the very code the leader runs.
+
+Coefficients let the utility mix per-update quantities it precomputed (a leading
+``Linear`` layer's outputs); deltas are added to ``previous`` in float64 and cast to the
+model's dtype as ``merge`` does.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from trainer.merges import (
+    MERGES,
+    InvalidAnchorError,
+    MergeOptionError,
+    PreconditionError,
+    RobustnessWarning,
+    merge,
+)
+from trainer.params import StateDict, flatten, float_keys
+from trainer.scoring.errors import ScoringInputError
+from trainer.scoring.game import merge_coefficients
+
+#: What an absent node is in a coalition's merge (see the module docstring).
+ABSENT = ("previous", "dropped")
+
+#: ``kernel(batch: Batch, **options)`` -> ``(B, k)`` coefficients over the batch's member
+#: rows, or ``(B, d)`` aggregated deltas.
+BatchedRule = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The aggregated deltas of a batch of coalitions, in one of two forms:
+    ``coefficients`` ``(B, n)`` with ``g(S) = sum_i c_i x_i``, or ``deltas`` ``(B, d)``."""
+
+    coefficients: torch.Tensor | None = None
+    deltas: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """B coalitions each merged over k rows: row j of coalition b is update ``members[b, j]``'s
+    delta if ``present[b, j]``, else a zero delta (an absent node under ``absent="previous"``).
+    ``weights`` are normalised per coalition; ``anchors`` are row positions, -1 for none."""
+
+    deltas: torch.Tensor  # (n, d) float64
+    deltas_t: torch.Tensor  # (d, n), contiguous
+    norms: torch.Tensor  # (n,)
+    members: torch.Tensor  # (B, k) int64
+    present: torch.Tensor  # (B, k) bool
+    weights: torch.Tensor  # (B, k) float64
+    anchors: torch.Tensor  # (B,) int64
+    all_rows: bool  # every coalition's rows are all n updates, in index order (absent="previous")
+
+    def stack(self, b: int) -> torch.Tensor:
+        """Coalition ``b``'s ``(k, d)`` rows: the input of a rule function."""
+        rows = self.deltas[self.members[b]]
+        return torch.where(self.present[b, :, None], rows, torch.zeros((), dtype=rows.dtype))
+
+    def row_norms(self) -> torch.Tensor:
+        """``(B, k)`` Euclidean norm of every row."""
+        return self.norms[self.members] * self.present
+
+    def row_dots(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``(B, k)`` dot product of every row of coalition b with ``vectors[b]`` ``(B, d)``."""
+        return torch.gather(vectors @ self.deltas_t, 1, self.members) * self.present
+
+    def sorted_rows(self) -> torch.Tensor:
+        """``(d, B, k)``: each coordinate's k row values in ascending order (built and sorted
+        in numpy, which sorts short last axes several times faster than torch)."""
+        columns = self.deltas_t.numpy()
+        if self.all_rows:
+            rows = np.where(self.present.numpy()[None], columns[:, None, :], 0.0)
+        else:
+            rows = columns[:, self.members.numpy()]
+        rows.sort(axis=-1)
+        return torch.from_numpy(rows)
+
+
+# --------------------------------------------------------------------------- batched rules
+
+
+def _middle(ordered: torch.Tensor) -> torch.Tensor:
+    """Median along the last, sorted axis (mean of the middle two when it is even)."""
+    k = ordered.shape[-1]
+    if k % 2:
+        return ordered[..., k // 2]
+    return (ordered[..., k // 2 - 1] + ordered[..., k // 2]) / 2
+
+
+def _batched_median(batch: Batch, *, f: int | None = None) -> torch.Tensor:
+    return _middle(batch.sorted_rows()).T
+
+
+def _batched_trimmed_mean(batch: Batch, *, beta: float = 0.25, f: int | None = None) -> torch.Tensor:
+    k = batch.members.shape[1]
+    trim = math.floor(beta * k)
+    return batch.sorted_rows()[..., trim : k - trim].mean(dim=-1).T
+
+
+def _trust_coefficients(batch: Batch, reference: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Batched ``trainer.merges._trust_weighted`` as coefficients over the rows:
+    ``c_j = t_j / sum t * target / ||x_j||``, ``t_j = ReLU(cos(x_j, reference))``; a zero
+    row has trust 0; a zero reference or no positive trust gives a zero step."""
+    norms = batch.row_norms()
+    ref_norm = torch.linalg.vector_norm(reference, dim=1)
+    safe = norms.clamp(min=1e-300)
+    cos = batch.row_dots(reference) / (safe * ref_norm.clamp(min=1e-300)[:, None])
+    trust = torch.where(norms > 0, cos.clamp(min=0.0), torch.zeros_like(cos))
+    total = trust.sum(dim=1)
+    moves = (ref_norm > 0) & (total > 0)
+    coef = trust / torch.where(moves, total, torch.ones_like(total))[:, None] * (target[:, None] / safe)
+    return torch.where(moves[:, None], coef, torch.zeros_like(coef))
+
+
+def _batched_fltrust(batch: Batch) -> torch.Tensor:
+    rows = torch.arange(len(batch.anchors))
+    position = batch.anchors.clamp(min=0)
+    held = (batch.anchors >= 0) & batch.present[rows, position]  # else: no reference, zero step
+    reference = batch.deltas[batch.members[rows, position]] * held[:, None]
+    return _trust_coefficients(batch, reference, torch.linalg.vector_norm(reference, dim=1))
+
+
+def _batched_fltrust_median(batch: Batch) -> torch.Tensor:
+    target = _middle(torch.sort(batch.row_norms(), dim=1).values)
+    return _trust_coefficients(batch, _middle(batch.sorted_rows()).T.contiguous(), target)
+
+
+#: Batched forms, keyed by the rule *function* so a rule replaced in ``MERGES`` is never
+#: served by a stale kernel: name -> (rule, "coefficients" | "deltas", kernel).
+BATCHED: dict[str, tuple[Callable[..., torch.Tensor], str, BatchedRule]] = {
+    "median": (MERGES["median"], "deltas", _batched_median),
+    "trimmed_mean": (MERGES["trimmed_mean"], "deltas", _batched_trimmed_mean),
+    "fltrust": (MERGES["fltrust"], "coefficients", _batched_fltrust),
+    "fltrust_median": (MERGES["fltrust_median"], "coefficients", _batched_fltrust_median),
+}
+_LINEAR = {"mean": MERGES["mean"], "weighted_mean": MERGES["weighted_mean"]}
+
+
+# --------------------------------------------------------------------------- the coalition merge
+
+
+class CoalitionMerge:
+    """``g(S)`` of the module docstring for one epoch; ``steps(membership)`` batches it."""
+
+    def __init__(self, rule: str, previous: StateDict, updates: Sequence[StateDict], weights: np.ndarray,
+                 anchor: int | None, options: Mapping[str, object] | None, absent: str) -> None:
+        """Check ``rule``, ``anchor``, ``options`` and ``absent``; non-linear rules are also
+        merged once over every update, so an option or precondition the leader's merge
+        would refuse fails here. ``weights`` are the game's checked sample counts."""
+        if rule not in MERGES:
+            raise ScoringInputError(f"unknown merge rule {rule!r}; known: {', '.join(sorted(MERGES))}")
+        if absent not in ABSENT:
+            raise ScoringInputError(f"absent must be one of {ABSENT}, got {absent!r}")
+        n = len(updates)
+        if anchor is not None and (isinstance(anchor, bool) or not isinstance(anchor, (int, np.integer))
+                                   or not 0 <= anchor < n):
+            raise ScoringInputError(f"anchor {anchor!r} is not an update index in [0, {n})")
+        self.n, self.rule, self.absent = n, rule, absent
+        self.anchor = None if anchor is None else int(anchor)
+        self.options = dict(options or {})
+        self.weights = np.asarray(weights, dtype=np.float64)
+        function = MERGES[rule]
+        self._linear = _LINEAR.get(rule) is function
+        batched = BATCHED.get(rule)
+        self._kind, self._kernel = (batched[1], batched[2]) if batched and batched[0] is function else ("deltas", None)
+        if self.options or not self._linear:
+            try:
+                merge(rule, updates, previous=previous, weights=list(self.weights), anchor=self.anchor, **self.options)
+            except (MergeOptionError, InvalidAnchorError, PreconditionError) as error:
+                raise ScoringInputError(f"merge rule {rule!r} cannot merge these updates: {error}") from error
+        if self._linear:
+            return
+        self._function = function
+        self._base = flatten(previous)
+        self._deltas = torch.stack([flatten(u) for u in updates]) - self._base
+        self._deltas_t = self._deltas.T.contiguous()
+        self._norms = torch.linalg.vector_norm(self._deltas, dim=1)
+        keys = float_keys(previous)
+        self._layout = [(key, previous[key].shape, previous[key].dtype) for key in keys]
+
+    def steps(self, membership: np.ndarray) -> Steps:
+        """``g(S)`` for each row of a boolean ``(B, n)`` membership matrix."""
+        if self._linear:
+            return Steps(coefficients=torch.from_numpy(self._linear_coefficients(membership)))
+        width = self.n if self._kind == "coefficients" else self._deltas.shape[1]
+        out = torch.zeros((len(membership), width), dtype=torch.float64)
+        with warnings.catch_warnings():
+            # The leader's merge already warned about its own breakdown; a coalition's is no news.
+            warnings.simplefilter("ignore", RobustnessWarning)
+            for rows, batch, void in self._batches(membership):
+                if self._kernel is not None:
+                    result = self._kernel(batch, **self.options)
+                else:
+                    result = self._loop(batch, void)
+                result[torch.from_numpy(void)] = 0.0
+                if self._kind == "coefficients":
+                    result = torch.zeros((len(rows), self.n), dtype=torch.float64).scatter(1, batch.members, result)
+                out[torch.from_numpy(rows)] = result
+        return Steps(coefficients=out) if self._kind == "coefficients" else Steps(deltas=out)
+
+    def parameters(self, deltas: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-key ``(B, *shape)`` floating parameters ``previous + g`` in the model's dtype,
+        added in float64 and cast once, as ``merge`` does."""
+        flat = self._base + deltas
+        sizes = [math.prod(shape) for _, shape, _ in self._layout]
+        return {key: chunk.reshape(len(deltas), *shape).to(dtype)
+                for (key, shape, dtype), chunk in zip(self._layout, torch.split(flat, sizes, dim=1), strict=True)}
+
+    # ----------------------------------------------------------------------- internals
+
+    def _linear_coefficients(self, membership: np.ndarray) -> np.ndarray:
+        if self.rule == "weighted_mean":
+            if self.absent == "previous":
+                return merge_coefficients(membership, self.weights)
+            shares = membership * self.weights
+            totals = shares.sum(axis=1, keepdims=True)
+            return np.divide(shares, totals, out=np.zeros_like(shares), where=totals > 0)
+        counts = np.full((len(membership), 1), float(self.n)) if self.absent == "previous" \
+            else membership.sum(axis=1, keepdims=True).astype(np.float64)
+        return np.divide(membership, counts, out=np.zeros(membership.shape), where=counts > 0)
+
+    def _batches(self, membership: np.ndarray) -> Iterator[tuple[np.ndarray, Batch, np.ndarray]]:
+        """Per group of non-empty coalitions merged over the same number k of rows: their rows
+        in ``membership``, the :class:`Batch`, and which keep the previous model (all members
+        weigh 0 under ``absent="dropped"``)."""
+        sizes = membership.sum(axis=1)
+        if self.absent == "previous":
+            groups = [(np.flatnonzero(sizes > 0), None)]
+        else:
+            groups = [(np.flatnonzero(sizes == k), k) for k in sorted(set(sizes.tolist()) - {0})]
+        for rows, k in groups:
+            if len(rows) == 0:
+                continue
+            if k is None:
+                members = np.tile(np.arange(self.n), (len(rows), 1))
+                present = membership[rows]
+                weights = np.tile(self.weights / self.weights.sum(), (len(rows), 1))
+                anchor = np.full(len(rows), -1 if self.anchor is None else self.anchor)
+                void = np.zeros(len(rows), dtype=bool)
+            else:
+                members = np.nonzero(membership[rows])[1].reshape(len(rows), k)
+                present = np.ones(members.shape, dtype=bool)
+                raw = self.weights[members]
+                totals = raw.sum(axis=1, keepdims=True)
+                weights = np.divide(raw, totals, out=np.full(raw.shape, 1.0 / k), where=totals > 0)
+                hit = members == (-1 if self.anchor is None else self.anchor)
+                anchor = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+                void = totals[:, 0] == 0
+            batch = Batch(self._deltas, self._deltas_t, self._norms, torch.from_numpy(members),
+                          torch.from_numpy(present), torch.from_numpy(weights),
+                          torch.from_numpy(anchor.astype(np.int64)), all_rows=k is None)
+            yield rows, batch, void
+
+    def _loop(self, batch: Batch, void: np.ndarray) -> torch.Tensor:
+        """The registered rule function on each coalition's rows."""
+        out = torch.zeros((len(void), self._deltas.shape[1]), dtype=torch.float64)
+        for b in range(len(void)):
+            if void[b]:
+                continue
+            anchor = int(batch.anchors[b]) if batch.anchors[b] >= 0 else None
+            try:
+                out[b] = self._function(batch.stack(b), batch.weights[b], anchor, **self.options)
+            except InvalidAnchorError:
+                if anchor is not None or self.anchor is None:
+                    raise
+                # absent="dropped" without the anchor: no reference, the previous model is kept.
+            except (PreconditionError, MergeOptionError) as error:
+                members = batch.members[b][batch.present[b]].tolist()
+                raise ScoringInputError(
+                    f"merge rule {self.rule!r} cannot merge coalition {members} "
+                    f"(absent={self.absent!r}): {error}") from error
+        return out
