@@ -523,15 +523,16 @@ class Node:
         settled = self._last_settled(epoch)
         if settled == self.global_epoch:
             return True
-        record = read_epoch(self.swarm, settled, self.from_block)
-        model = record.model_hash or record.merged_hash
-        if model != record.merged_hash:
+        state = self.swarm.epochState(settled)
+        model, published = bytes(state["modelHash"]).hex(), bytes(state["mergedHash"]).hex()
+        if model != published:
             log.warning("epoch %d: the swarm's model is %s (a strict majority's), not the leader's %s",
-                        settled, model[:12], (record.merged_hash or "")[:12])
+                        settled, model[:12], published[:12])
         work = self.work.get(settled)
         if work is not None and work.merged is not None and work.merged_sha == model:
             self._adopt(settled, work.merged)
             return True
+        record = read_epoch(self.swarm, settled, self.from_block)
         holders = [record.leader] + [r.reporter for r in record.reports if r.merged_hash == model]
         for node in dict.fromkeys(h for h in holders if h):
             uri = f"{self._base_uri(node)}{ROUTE}{model}"
