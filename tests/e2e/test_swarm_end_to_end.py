@@ -89,7 +89,7 @@ def _settled(env, epoch):
 def scenario(tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e")
     options = DemoOptions(nodes=4, rogue=0, epochs=EPOCHS, port=free_port(), out=str(out / "run"),
-                          commit_window=4, merge_window=12, report_window=10, elect_grace=60)
+                          commit_window=4, merge_window=12, report_window=20, elect_grace=60)
     env = LocalSwarm(options)
     Path(options.out).mkdir(parents=True)
     run = Scenario(env)
@@ -138,6 +138,14 @@ def scenario(tmp_path_factory):
         env.stop()
 
 
+def _why(record) -> str:
+    """What a failed payout assertion needs: was the epoch quorate, who reported, and the
+    aggregates."""
+    return (f"epoch {record.epoch}: quorate={record.quorate}, {len(record.reports)} reports of "
+            f"{len(record.commits)} commits by {[r.reporter for r in record.reports]}, outcomes "
+            f"{[(o.node, o.median_score, o.payout, o.forfeit.name) for o in record.outcomes]}")
+
+
 def _payout(record, address):
     return next((o.payout for o in record.outcomes if o.node == address), None)
 
@@ -145,7 +153,8 @@ def _payout(record, address):
 def test_four_node_processes_settle_an_epoch_and_pay_contributors(scenario):
     first = scenario.records[1]
     assert len(first.participants) == 4 and len(first.reports) == 4
-    assert first.credited > 0 and sum(o.payout for o in first.outcomes) == first.credited
+    assert first.credited > 0, _why(first)
+    assert sum(o.payout for o in first.outcomes) == first.credited
 
 
 def test_tampered_file_is_rejected_and_the_epoch_goes_on(scenario):
@@ -153,7 +162,7 @@ def test_tampered_file_is_rejected_and_the_epoch_goes_on(scenario):
     participants = second.participant_nodes()
     assert scenario.tampered not in participants and len(participants) == 3
     assert _payout(second, scenario.tampered) is None
-    assert second.credited > 0
+    assert second.credited > 0, _why(second)
     logs = "".join((Path(scenario.env.out) / f"node-{n.index}" / "node.log").read_text() for n in scenario.env.nodes)
     assert "rejected update of " + scenario.tampered in logs and "sha256" in logs.lower()
 
@@ -162,7 +171,7 @@ def test_leader_killed_before_publishing_is_skipped_and_next_candidate_publishes
     third = scenario.records[3]
     assert third.skipped == [scenario.killed_leader]
     assert third.merged_hash and scenario.killed_leader not in third.participant_nodes()
-    assert third.credited > 0
+    assert third.credited > 0, _why(third)
 
 
 def test_restarted_node_resumes_from_the_latest_merged_model(scenario):
@@ -180,7 +189,7 @@ def test_node_killed_mid_epoch_does_not_stop_the_epoch(scenario):
     fourth = scenario.records[4]
     assert fourth.settled_at is not None
     assert scenario.killed_mid_epoch not in fourth.participant_nodes()
-    assert fourth.credited > 0
+    assert fourth.credited > 0, _why(fourth)
 
 
 def test_audit_recomputes_every_settlement_and_names_the_tampered_file(scenario):
