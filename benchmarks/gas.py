@@ -106,12 +106,12 @@ def node_accounts(accounts, admin, n: int) -> list:
     return nodes
 
 
-def settle_args(epoch: int, reports: list[tuple]) -> tuple:
+def settle_args(epoch: int, reports: list[tuple], nodes: list[str], trim_bps: int) -> tuple:
     """``settle``'s arguments: the epoch, its ``(reporter, Report)`` reports packed, and the
-    lower-median hints."""
+    trimming cuts and metric median the contract verifies (``nodes``: the participants)."""
     from swarmtoken.rewards import settle_arguments
 
-    return (epoch, *settle_arguments(reports, len(reports[0][1].scores)))
+    return (epoch, *settle_arguments(reports, nodes, trim_bps))
 
 
 class Recorder:
@@ -180,7 +180,8 @@ def run_size(project, accounts, chain, admin, n: int, rng: random.Random) -> dic
             tx = swarm.reportValidation(epoch, metric, merged, bitmap, scores, {"from": node})
             rec.add("report", tx, warm)
             reports.append((node.address, Report(metric, scores, merged.hex(), bitmap)))
-        rec.add("settle", swarm.settle(*settle_args(epoch, reports), {"from": admin}), warm)
+        args = settle_args(epoch, reports, [node.address for node in nodes], swarm.config()["trimBps"])
+        rec.add("settle", swarm.settle(*args, {"from": admin}), warm)
         if swarm.currentEpoch() != epoch + 1:
             raise RuntimeError(f"epoch {epoch} did not open the next one at n={n}")
 

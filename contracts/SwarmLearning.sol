@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SwarmToken} from "./SwarmToken.sol";
 
@@ -11,9 +12,11 @@ import {SwarmToken} from "./SwarmToken.sol";
  * @title SwarmLearning
  * @notice Keeps a learning swarm's state (members, epoch, phase, leader, merge, validation
  * reports) and pays every participant in SwarmToken at the end of each epoch by measured
- * contribution: a `beta` share by data volume (declared, capped by the allowance the admin
- * attested) and a `1 - beta` share by the median, across validators, of its Shapley-style
- * score. Settled credits are minted to this contract and pulled by their owners with `claim()`.
+ * contribution: among the members in good standing, a `beta` share by data volume (declared,
+ * capped by the allowance the admin attested) and a `1 - beta` share by a smoothed score,
+ * an integer moving average over epochs of the trimmed mean of the Shapley-style scores the
+ * other validators gave it. Settled credits are minted to this contract and pulled by their
+ * owners with `claim()`.
  *
  * Epoch protocol: Commit -> (elect) Merge -> (publish) Report -> (settle) next epoch's Commit,
  * or Finished when the stopping rule fires; Commit or Merge -> Abandoned when too few nodes
@@ -26,8 +29,9 @@ import {SwarmToken} from "./SwarmToken.sol";
  * Reports are not stored: each one is folded into a per-epoch hash chain and emitted in
  * `ValidationReported`. Settlement takes the reports back as calldata, in reporting order,
  * and checks them against the chain, so storage per report is O(1) and the event stream is
- * the complete contribution ledger. The settler also supplies each participant's lower
- * median as a hint, which the contract verifies by counting rather than sorting.
+ * the complete contribution ledger. The settler also supplies each participant's trimming
+ * cuts and the metrics' lower median as hints, which the contract verifies by counting
+ * rather than sorting.
  *
  * @dev NOTE: threat assumptions.
  * - Sample allowances are attested by the admin (the consortium knows its members' data
@@ -73,7 +77,8 @@ contract SwarmLearning is Ownable2Step {
         Removed, // removed by the admin before settlement
         MergeContradicted, // leader: a strict majority of reporters recomputed another merge
         Censored, // leader: left out an update a strict majority of reporters found valid
-        OverDeclared // declared more samples than its attested allowance
+        OverDeclared, // declared more samples than its attested allowance
+        Invalid // merged, but no strict majority of a quorate epoch's reporters found its update valid
     }
 
     /// @notice Configuration fixed at deployment.
@@ -84,7 +89,10 @@ contract SwarmLearning is Ownable2Step {
         uint32 mergeWindow; // seconds the leader has to publish the merge
         uint32 reportWindow; // seconds committers have to report validation
         uint16 betaBps; // data-volume share of the budget, in basis points
-        uint8 suspendAfter; // strikes (quorate epochs with a non-positive median, or leader faults) before suspension (0 = off)
+        uint16 trimBps; // share of the other validators' scores trimmed from each end (<= 5000)
+        uint16 smoothingBps; // weight of an epoch's score in the smoothed score (1..10000)
+        uint16 standingBps; // share of the average smoothed score per sample good standing needs
+        uint8 suspendAfter; // strikes (a non-positive smoothed score, or a leader fault) before suspension (0 = off)
         uint32 maxEpochs; // the swarm finishes after this many settled epochs
         uint32 patience; // epochs without an improvement of minDelta before finishing (0 = off)
         int64 targetMetric; // finish when the median validation metric reaches this (0 = off)
@@ -98,11 +106,12 @@ contract SwarmLearning is Ownable2Step {
     struct Member {
         bool allowListed;
         Status status;
-        uint8 strikes; // consecutive strikes; reset by a quorate epoch with a positive median
+        uint8 strikes; // consecutive strikes; reset by a quorate epoch with a positive smoothed score
         uint16 commitIndex; // index in the epoch's commits, valid when lastSubmitEpoch matches
         uint64 expiry; // authorisation ends at this timestamp (0 = never)
-        uint64 lastSubmitEpoch; // last epoch this member committed in
+        uint32 lastSubmitEpoch; // last epoch this member committed in
         uint64 allowance; // samples the admin attested this member holds
+        int48 smoothedScore; // moving average of its epoch scores (|value| <= SCORE_BOUND)
     }
 
     /// @notice An accepted commitment; `samples` is already capped by the allowance, and
@@ -119,7 +128,6 @@ contract SwarmLearning is Ownable2Step {
         uint64 deadline; // end of the current phase's window
         uint16 commitCount;
         uint16 participantCount;
-        uint16 reportCount;
         uint16 leaderIndex; // index into commits of the current leader
         uint16 failovers; // leaders skipped so far
         uint64 drawBlock; // the block whose hash draws the leader (set when commits close)
@@ -162,10 +170,14 @@ contract SwarmLearning is Ownable2Step {
     /// @dev Bound on rewardPerEpoch (10^12 tokens of 18 decimals): the carry grows at most by
     /// one reward per epoch, so `rewardPerEpoch + carry` cannot overflow in 2^64 epochs.
     uint256 private constant _MAX_REWARD = 1e30;
-    // Packed median-check counts: scores below the hint in the low half, at or below it in the high half.
+    // Packed median-check counts: metrics below the hint in the low half, at or below it in the high half.
     uint256 private constant _AT = uint256(1) << 128;
     uint256 private constant _BELOW = _AT | 1;
     uint256 private constant _LOW_HALF = _AT - 1;
+    // Packed cut-check counts (see _chainAndCount): four 64-bit counters per participant.
+    uint256 private constant _COUNTER = (uint256(1) << 64) - 1;
+    // Words per participant in the cut check: low cut, high cut, packed counts, sum.
+    uint256 private constant _CUT_WORDS = 4;
 
     SwarmToken public immutable token;
     Config private _config;
@@ -231,9 +243,18 @@ contract SwarmLearning is Ownable2Step {
     event MergeDisputed(uint256 indexed epoch, address indexed leader, bytes32 publishedHash, bytes32 majorityHash);
     /// @notice The leader left out `node`'s update, which a strict majority found valid.
     event UpdateCensored(uint256 indexed epoch, address indexed leader, address indexed node);
-    /// @notice A participant's settled outcome; a forfeited payout went to `carry`.
+    /// @notice A participant's settled outcome: the epoch's score (trimmed mean of the other
+    /// reporters' scores), its smoothed score after the epoch, whether it stood well (was
+    /// in the paid set) and its payout; a forfeited payout went to `carry`.
     event ParticipantSettled(
-        uint256 indexed epoch, address indexed node, uint64 samples, int64 medianScore, uint256 payout, Forfeit forfeit
+        uint256 indexed epoch,
+        address indexed node,
+        uint64 samples,
+        int64 score,
+        int64 smoothedScore,
+        bool standing,
+        uint256 payout,
+        Forfeit forfeit
     );
     /// @notice An epoch was settled: `credited` minted to credits, `carried` to the next
     /// budget; `modelHash` is its global model. Scores and the metric count only if `quorate`.
@@ -331,8 +352,11 @@ contract SwarmLearning is Ownable2Step {
     error PackedScoresLength(uint256 given, uint256 expected);
     /// @notice The supplied reports do not match the ones made on chain.
     error ReportsMismatch(uint256 epoch);
-    /// @notice Hint `given` at `index` is not the lower median (index = participant count: the metric).
-    error WrongMedian(uint256 index, int64 given);
+    /// @notice `low` and `high` are not participant `index`'s trimming cuts: the values the
+    /// trimmed mean of the other reporters' scores keeps first and last (0 and 0 without any).
+    error WrongCut(uint256 index, int64 low, int64 high);
+    /// @notice `given` is not the lower median of the reported metrics (0 without reports).
+    error WrongMetricMedian(int64 given);
     /// @notice `account` has no credited tokens.
     error NothingToClaim(address account);
 
@@ -357,6 +381,9 @@ contract SwarmLearning is Ownable2Step {
         if (c.mergeWindow == 0) revert InvalidConfig("mergeWindow", 0);
         if (c.reportWindow == 0) revert InvalidConfig("reportWindow", 0);
         if (c.betaBps > _BPS) revert InvalidConfig("betaBps", c.betaBps);
+        if (c.trimBps > _BPS / 2) revert InvalidConfig("trimBps", c.trimBps);
+        if (c.smoothingBps == 0 || c.smoothingBps > _BPS) revert InvalidConfig("smoothingBps", c.smoothingBps);
+        if (c.standingBps > _BPS) revert InvalidConfig("standingBps", c.standingBps);
         if (c.maxEpochs == 0) revert InvalidConfig("maxEpochs", 0);
         // Magnitudes in int256: negating type(int64).min would overflow in int64.
         if (c.targetMetric < 0 || c.targetMetric > METRIC_BOUND) {
@@ -471,7 +498,7 @@ contract SwarmLearning is Ownable2Step {
         bool overDeclared = numSamples > m.allowance;
         uint64 samples = overDeclared ? m.allowance : numSamples;
         e.commitCount = index + 1;
-        m.lastSubmitEpoch = uint64(epoch);
+        m.lastSubmitEpoch = SafeCast.toUint32(epoch);
         m.commitIndex = index;
         _commits[epoch][index] = Commit(msg.sender, samples, overDeclared);
         emit UpdateSubmitted(epoch, msg.sender, index, commitment, numSamples, samples);
@@ -607,50 +634,52 @@ contract SwarmLearning is Ownable2Step {
         uint256 bad = _firstOutOfRange(scores);
         if (bad < scores.length) revert ScoreOutOfRange(bad, scores[bad]);
         e.reporters |= bit;
-        e.reportCount += 1;
         bytes32 head = keccak256(abi.encode(msg.sender, metric, mergedHash, valid));
         e.reportsDigest = keccak256(abi.encode(e.reportsDigest, head, scores));
         emit ValidationReported(epoch, msg.sender, metric, mergedHash, valid, scores);
     }
 
     /**
-     * @notice Settle `epoch` from its `reports` (see `Reports`: as emitted, in order), with the
-     * lower median of each participant's scores and of the metrics as hints. The contract
-     * verifies the hints instead of sorting: m is the lower median of k values exactly when
-     * #{v < m} <= (k - 1) / 2 < #{v <= m}, one counting pass over the reports. With no
-     * reports every hint must be 0. Then the leader's accountability (merge hash and
-     * censorship, when quorate), payouts by the reference rule, credits, stopping rule.
+     * @notice Settle `epoch` from its `reports` (see `Reports`: as emitted, in order), with
+     * each participant's trimming cuts (`cuts[2 j]`, `cuts[2 j + 1]`: the lowest and highest
+     * of the other reporters' scores its trimmed mean keeps) and the metrics' lower median as
+     * hints. The contract verifies the hints instead of sorting: a cut is element t (or m - 1
+     * - t) of m sorted values exactly when as many values lie below and at or below it as that
+     * position requires, one counting pass over the reports, which also sums the values
+     * strictly between the cuts. Then the leader's accountability (merge hash and censorship,
+     * when quorate), smoothed scores, payouts by the reference rule, credits, stopping rule.
      * Anyone may call once every committer reported or the report deadline passed.
      */
-    function settle(uint256 epoch, Reports calldata reports, int64[] calldata medians, int64 metric) external {
+    function settle(uint256 epoch, Reports calldata reports, int64[] calldata cuts, int64 metric) external {
         EpochState storage e = _openEpochState(epoch, Phase.Report);
-        if (e.reportCount < e.commitCount && block.timestamp <= e.deadline) {
-            revert SettlementNotDue(epoch, e.reportCount, e.commitCount, e.deadline);
+        uint256 reported = _popCount(e.reporters);
+        if (reported < e.commitCount && block.timestamp <= e.deadline) {
+            revert SettlementNotDue(epoch, uint16(reported), e.commitCount, e.deadline);
         }
         uint256 k = reports.reporters.length;
-        if (k != e.reportCount) revert ReportCountMismatch(k, e.reportCount);
-        if (reports.metrics.length != k) revert ReportCountMismatch(reports.metrics.length, k);
-        if (reports.mergedHashes.length != k) revert ReportCountMismatch(reports.mergedHashes.length, k);
-        if (reports.valids.length != k) revert ReportCountMismatch(reports.valids.length, k);
-        if (medians.length != e.participantCount) revert ScoreCountMismatch(medians.length, e.participantCount);
-        if (reports.scores.length != k * medians.length * 8) {
-            revert PackedScoresLength(reports.scores.length, k * medians.length * 8);
-        }
-        _checkReports(epoch, e.reportsDigest, reports, medians, metric);
+        _checkLengths(e, reports, cuts.length);
+        int64[] memory scores = _checkReports(epoch, e, reports, cuts, metric);
         e.phase = Phase.Settled;
         settledEpochs += 1;
 
+        Split memory split;
         // Cannot overflow: k and commitCount are at most maxPeers.
-        bool quorate = 2 * k > e.commitCount;
-        Forfeit leaderFault = quorate ? _judgeLeader(epoch, e, reports) : Forfeit.None;
+        split.quorate = 2 * k > e.commitCount;
+        if (split.quorate) {
+            uint256 validByMajority = _validByMajority(reports.valids);
+            split.leaderFault = _judgeLeader(epoch, e, reports, validByMajority);
+            split.invalid = e.participants & ~validByMajority;
+        }
         if (e.modelHash == bytes32(0)) e.modelHash = e.mergedHash;
-        uint256 budget = _budget();
-        uint256 credited = _credit(epoch, e, medians, Split(budget, 0, 0, quorate, leaderFault));
+        split.budget = _budget();
+        uint256 credited = _credit(epoch, e, scores, split);
         _releaseExpiredCommitters(epoch, e);
-        carry = budget - credited;
-        emit EpochSettled(epoch, budget, credited, budget - credited, metric, uint16(k), quorate, e.modelHash);
+        carry = split.budget - credited;
+        emit EpochSettled(
+            epoch, split.budget, credited, split.budget - credited, metric, uint16(k), split.quorate, e.modelHash
+        );
 
-        if (_stoppingRuleFires(metric, quorate)) {
+        if (_stoppingRuleFires(metric, split.quorate)) {
             finished = true;
             emit SwarmFinished(epoch, bestMetric);
         } else {
@@ -658,6 +687,19 @@ contract SwarmLearning is Ownable2Step {
         }
         // Last, after every state change: the only external call of settlement.
         if (credited != 0) token.mint(address(this), credited);
+    }
+
+    /// @dev Every array of `reports` has one entry per report made, the packed scores one per
+    /// report and participant, and there are two cuts per participant.
+    function _checkLengths(EpochState storage e, Reports calldata reports, uint256 cuts) private view {
+        uint256 k = reports.reporters.length;
+        if (k != _popCount(e.reporters)) revert ReportCountMismatch(k, _popCount(e.reporters));
+        if (reports.metrics.length != k) revert ReportCountMismatch(reports.metrics.length, k);
+        if (reports.mergedHashes.length != k) revert ReportCountMismatch(reports.mergedHashes.length, k);
+        if (reports.valids.length != k) revert ReportCountMismatch(reports.valids.length, k);
+        uint256 n = e.participantCount;
+        if (cuts != 2 * n) revert ScoreCountMismatch(cuts, 2 * n);
+        if (reports.scores.length != k * n * 8) revert PackedScoresLength(reports.scores.length, k * n * 8);
     }
 
     /// @notice Transfer all of the caller's credited tokens to it.
@@ -766,9 +808,9 @@ contract SwarmLearning is Ownable2Step {
      * @dev The leader's accountability in a quorate epoch. A hash that a strict majority of
      * reporters recomputed and that is not the leader's becomes the epoch's model and is a
      * fault of the leader; so is leaving out a committed update that a strict majority of
-     * reporters found valid (one `UpdateCensored` per such update).
+     * reporters found valid (in `validByMajority`; one `UpdateCensored` per such update).
      */
-    function _judgeLeader(uint256 epoch, EpochState storage e, Reports calldata reports)
+    function _judgeLeader(uint256 epoch, EpochState storage e, Reports calldata reports, uint256 validByMajority)
         private
         returns (Forfeit fault)
     {
@@ -779,18 +821,41 @@ contract SwarmLearning is Ownable2Step {
             fault = Forfeit.MergeContradicted;
             emit MergeDisputed(epoch, leader, e.mergedHash, majority);
         }
-        uint256 k = reports.valids.length;
-        uint256 left = ((uint256(1) << e.commitCount) - 1) & ~e.participants;
-        while (left != 0) {
-            uint256 index = Math.log2(left & (~left + 1));
-            left &= left - 1;
-            uint256 votes = 0;
-            for (uint256 r = 0; r < k; ++r) {
-                if ((reports.valids[r] >> index) & 1 == 1) ++votes;
+        uint256 censored = validByMajority & ((uint256(1) << e.commitCount) - 1) & ~e.participants;
+        while (censored != 0) {
+            uint256 index = Math.log2(censored & (~censored + 1));
+            censored &= censored - 1;
+            emit UpdateCensored(epoch, leader, _commits[epoch][index].node);
+            if (fault == Forfeit.None) fault = Forfeit.Censored;
+        }
+    }
+
+    /**
+     * @dev The commit indices that a strict majority of the `valids` bitmaps name, counted
+     * for all 256 indices at once with bit-sliced counters: plane b holds bit b of every
+     * index's count (8 planes count up to 255 > maxPeers), and each bitmap is added with a
+     * ripple carry, so the cost grows with the reports, not with reports x participants.
+     */
+    function _validByMajority(uint256[] calldata valids) private pure returns (uint256 majority) {
+        uint256[8] memory planes;
+        for (uint256 r = 0; r < valids.length; ++r) {
+            uint256 carry = valids[r];
+            for (uint256 b = 0; carry != 0; ++b) {
+                uint256 plane = planes[b];
+                planes[b] = plane ^ carry;
+                carry &= plane;
             }
-            if (2 * votes > k) {
-                emit UpdateCensored(epoch, leader, _commits[epoch][index].node);
-                if (fault == Forfeit.None) fault = Forfeit.Censored;
+        }
+        // count > floor(k / 2), compared from the most significant plane down.
+        uint256 half = valids.length / 2;
+        uint256 equal = type(uint256).max;
+        for (uint256 b = 8; b > 0; --b) {
+            uint256 plane = planes[b - 1];
+            if ((half >> (b - 1)) & 1 == 0) {
+                majority |= equal & plane;
+                equal &= ~plane;
+            } else {
+                equal &= plane;
             }
         }
     }
@@ -832,80 +897,117 @@ contract SwarmLearning is Ownable2Step {
     /// @dev What every participant's settlement shares (kept in memory to keep the stack small).
     struct Split {
         uint256 budget;
-        uint256 totalData; // D: capped samples over the paid set
-        uint256 totalScore; // S: median scores over the paid set
+        uint256 positiveData; // D+: capped samples of the participants with a positive smoothed score
+        uint256 positiveScore; // S+: their smoothed scores
+        uint256 totalData; // D: capped samples over the paid set (good standing)
+        uint256 totalScore; // S: smoothed scores over the paid set
+        uint256 invalid; // bitmap over commit indices: participants no strict majority found valid
         bool quorate;
         Forfeit leaderFault;
     }
 
+    /// @dev One participant in settlement.
+    struct Outcome {
+        uint256 index; // commit index
+        address node;
+        uint256 samples;
+        int64 score; // the epoch's trimmed mean of the other reporters' scores
+        int64 smoothed; // after the epoch
+        bool evidence; // a quorate epoch with at least one other reporter: the smoothed score moved
+        bool standing;
+    }
+
     /**
-     * @dev Credits each participant by the reference rule and returns the total credited. In
-     * an epoch that is not quorate nobody is paid and nobody takes a strike. Participants that
-     * did not report, were skipped as leader, were removed, or led the epoch and were found at
-     * fault forfeit their payout to `carry`.
+     * @dev Moves each participant's smoothed score, finds who stands well, and credits them
+     * by the reference rule; returns the total credited. In an epoch that is not quorate
+     * nobody is paid, no smoothed score moves and nobody takes a strike. Participants that
+     * did not report, were skipped as leader, were removed, led the epoch and were found at
+     * fault, were merged without a valid update, or over-declared forfeit their payout to
+     * `carry`.
      */
-    function _credit(uint256 epoch, EpochState storage e, int64[] calldata medians, Split memory split)
+    function _credit(uint256 epoch, EpochState storage e, int64[] memory scores, Split memory split)
         private
         returns (uint256 credited)
     {
-        uint256[] memory indices = _bitIndices(e.participants, e.participantCount);
-        (address[] memory nodes, uint256[] memory samples) = _paidTotals(epoch, indices, medians, split);
-        for (uint256 j = 0; j < indices.length; ++j) {
-            Forfeit fault = indices[j] == e.leaderIndex ? split.leaderFault : Forfeit.None;
-            credited += _settleOne(epoch, e, indices[j], nodes[j], samples[j], medians[j], split, fault);
+        Outcome[] memory outcomes = _smoothScores(epoch, e, scores, split);
+        uint256 standingBps = _config.standingBps;
+        for (uint256 j = 0; j < outcomes.length; ++j) {
+            Outcome memory o = outcomes[j];
+            if (!split.quorate || o.smoothed <= 0) continue;
+            uint256 value = uint256(uint64(o.smoothed));
+            // Good standing: a smoothed score per sample of at least standingBps of the
+            // average. Cannot overflow: |smoothed| <= 1e9, samples < 2^64, n <= 112.
+            if (value * split.positiveData * _BPS >= standingBps * split.positiveScore * o.samples) {
+                o.standing = true;
+                split.totalData += o.samples;
+                split.totalScore += value;
+            }
+        }
+        for (uint256 j = 0; j < outcomes.length; ++j) {
+            credited += _settleOne(epoch, e, outcomes[j], split);
         }
     }
 
-    /// @dev One participant's credit (what `_credit` adds), strike, seat and event.
-    function _settleOne(
-        uint256 epoch,
-        EpochState storage e,
-        uint256 index,
-        address node,
-        uint256 samples,
-        int64 median,
-        Split memory split,
-        Forfeit fault
-    ) private returns (uint256 payout) {
-        Member storage m = _members[node];
-        Forfeit reason = _forfeitOf(e, index, m, fault);
-        if (reason == Forfeit.None && _commits[epoch][index].overDeclared) reason = Forfeit.OverDeclared;
-        if (split.quorate && median > 0 && reason == Forfeit.None) {
-            payout = _payout(split.budget, samples, uint256(uint64(median)), split.totalData, split.totalScore);
-            if (payout != 0) claimable[node] += payout;
-        }
-        if (split.quorate) _strike(epoch, node, m, median <= 0 || fault != Forfeit.None);
-        if (m.status == Status.Active && _expired(m)) _release(node, m);
-        emit ParticipantSettled(epoch, node, uint64(samples), median, payout, reason);
-    }
-
-    /// @dev Participants' nodes and capped samples; fills in the sums D and S over the paid
-    /// set (participants whose median score is positive, in a quorate epoch).
-    function _paidTotals(uint256 epoch, uint256[] memory indices, int64[] calldata medians, Split memory split)
+    /**
+     * @dev The participants in commit-index order, each with its smoothed score moved (and
+     * stored) when it has evidence: smoothed' = (smoothingBps * score + (BPS - smoothingBps)
+     * * smoothed) / BPS, truncated toward zero. Fills in D+ and S+.
+     */
+    function _smoothScores(uint256 epoch, EpochState storage e, int64[] memory scores, Split memory split)
         private
-        view
-        returns (address[] memory nodes, uint256[] memory samples)
+        returns (Outcome[] memory outcomes)
     {
-        uint256 n = indices.length;
-        nodes = new address[](n);
-        samples = new uint256[](n);
-        for (uint256 j = 0; j < n; ++j) {
+        uint256[] memory indices = _bitIndices(e.participants, e.participantCount);
+        outcomes = new Outcome[](indices.length);
+        int256 weight = int256(uint256(_config.smoothingBps));
+        uint256 reported = _popCount(e.reporters);
+        for (uint256 j = 0; j < indices.length; ++j) {
             Commit memory c = _commits[epoch][indices[j]];
-            nodes[j] = c.node;
-            samples[j] = c.samples;
-            if (split.quorate && medians[j] > 0) {
-                split.totalData += samples[j];
-                split.totalScore += uint256(uint64(medians[j]));
+            Member storage m = _members[c.node];
+            bool selfReported = e.reporters & (uint256(1) << indices[j]) != 0;
+            bool evidence = split.quorate && reported > (selfReported ? 1 : 0);
+            int64 smoothed = m.smoothedScore;
+            if (evidence) {
+                // A convex combination of values within +-SCORE_BOUND stays within it.
+                smoothed = int64((weight * scores[j] + (int256(_BPS) - weight) * smoothed) / int256(_BPS));
+                m.smoothedScore = int48(smoothed);
+            }
+            outcomes[j] = Outcome(indices[j], c.node, c.samples, scores[j], smoothed, evidence, false);
+            if (smoothed > 0) {
+                split.positiveData += c.samples;
+                split.positiveScore += uint256(uint64(smoothed));
             }
         }
     }
 
+    /// @dev One participant's credit (what `_credit` adds), strike, seat and event.
+    function _settleOne(uint256 epoch, EpochState storage e, Outcome memory o, Split memory split)
+        private
+        returns (uint256 payout)
+    {
+        Member storage m = _members[o.node];
+        Forfeit fault = o.index == e.leaderIndex ? split.leaderFault : Forfeit.None;
+        bool invalid = (split.invalid >> o.index) & 1 == 1;
+        Forfeit reason = _forfeitOf(e, o.index, m, fault);
+        if (reason == Forfeit.None && invalid) reason = Forfeit.Invalid;
+        if (reason == Forfeit.None && _commits[epoch][o.index].overDeclared) reason = Forfeit.OverDeclared;
+        if (o.standing && reason == Forfeit.None) {
+            payout = _payout(split.budget, o.samples, uint256(uint64(o.smoothed)), split.totalData, split.totalScore);
+            if (payout != 0) claimable[o.node] += payout;
+        }
+        if (split.quorate) {
+            _strike(epoch, o.node, m, (o.evidence && o.smoothed <= 0) || fault != Forfeit.None || invalid);
+        }
+        if (m.status == Status.Active && _expired(m)) _release(o.node, m);
+        emit ParticipantSettled(epoch, o.node, uint64(o.samples), o.score, o.smoothed, o.standing, payout, reason);
+    }
+
     /**
      * @dev The reference reward rule (swarmtoken/rewards.py mirrors it to the wei). With
-     * d_i the allowance-capped samples, s_i > 0 the median score, D and S their sums over the
-     * paid set:
-     *   payout_i = floor(budget * (beta * d_i * S + (1 - beta) * s_i * D) / (D * S))
-     * which is floor(budget * (beta * d_i / D + (1 - beta) * s_i / S)). The numerators sum
+     * d_i the allowance-capped samples, e_i > 0 the smoothed score, D and S their sums over
+     * the paid set (good standing):
+     *   payout_i = floor(budget * (beta * d_i * S + (1 - beta) * e_i * D) / (D * S))
+     * which is floor(budget * (beta * d_i / D + (1 - beta) * e_i / S)). The numerators sum
      * to the denominator over the paid set and each payout is floored, so the payouts never
      * sum to more than the budget.
      */
@@ -935,7 +1037,8 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @dev A strike for a non-positive median or a leader fault, else the count resets. At
+     * @dev A strike for a non-positive smoothed score that moved, or a leader fault, else the
+     * count resets. At
      * `suspendAfter` strikes the member is suspended whatever its status (leaving does not
      * dodge it); only the admin's `authorize` lifts a suspension.
      */
@@ -974,43 +1077,115 @@ contract SwarmLearning is Ownable2Step {
 
     /**
      * @dev One pass over the reports: rebuild the hash chain (the reports are the ones made
-     * on chain) and count, per participant, the scores below and at-or-below its median
-     * hint; then check every hint is the lower median (element (k - 1) / 2 in sorted order).
-     * The caller checked the lengths. This pass is the only part of settlement that grows
-     * with reports x participants, so its inner loop (`_chainAndCount`) is in assembly.
+     * on chain) and, per participant, count the other reporters' scores below and at or below
+     * each cut and sum those strictly between the cuts; then check the cuts and return each
+     * participant's trimmed mean (`_trimmedMean`), and check the metrics' lower median. The
+     * caller checked the lengths. This pass is the only part of settlement that grows with
+     * reports x participants, so its inner loop (`_chainAndCount`) is in assembly.
      */
     function _checkReports(
         uint256 epoch,
-        bytes32 expectedDigest,
+        EpochState storage e,
         Reports calldata reports,
-        int64[] calldata medians,
+        int64[] calldata cuts,
         int64 metric
-    ) private pure {
-        uint256 n = medians.length;
-        int64[] memory hints = new int64[](n);
-        for (uint256 j = 0; j < n; ++j) {
-            hints[j] = medians[j];
-        }
-        uint256[] memory counts = new uint256[](n);
-        uint256 metricCounts = 0;
+    ) private view returns (int64[] memory scores) {
+        uint256 n = e.participantCount;
+        uint256[] memory acc = _cutAccumulators(cuts, n);
+        uint256 selfReported = 0; // bitmap over participant positions whose node reported
         bytes32 digest = bytes32(0); // the chain starts from zero, as in reportValidation
         uint256 k = reports.reporters.length;
         for (uint256 r = 0; r < k; ++r) {
-            bytes calldata row = reports.scores[r * n * 8:(r + 1) * n * 8];
-            digest = _chainAndCount(digest, _reportHead(reports, r), row, counts, hints);
+            uint256 self = _participantPosition(epoch, e, reports.reporters[r]);
+            if (self < n) selfReported |= uint256(1) << self;
+            digest = _chainAndCount(digest, _reportHead(reports, r), reports.scores[r * n * 8:(r + 1) * n * 8], acc, self);
+        }
+        if (digest != e.reportsDigest) revert ReportsMismatch(epoch);
+        _checkMetricMedian(reports.metrics, metric);
+        scores = new int64[](n);
+        uint256 trimBps = _config.trimBps;
+        for (uint256 j = 0; j < n; ++j) {
+            scores[j] = _trimmedMean(acc, j, k - ((selfReported >> j) & 1), trimBps);
+        }
+    }
+
+    /// @dev The cut check's accumulators (see `_chainAndCount`), the cuts filled in.
+    function _cutAccumulators(int64[] calldata cuts, uint256 n) private pure returns (uint256[] memory acc) {
+        acc = new uint256[](_CUT_WORDS * n);
+        for (uint256 j = 0; j < n; ++j) {
+            acc[_CUT_WORDS * j] = uint256(int256(cuts[2 * j]));
+            acc[_CUT_WORDS * j + 1] = uint256(int256(cuts[2 * j + 1]));
+        }
+    }
+
+    /// @dev `metric` must be the lower median (element (k - 1) / 2 sorted) of the k metrics, 0 for none.
+    function _checkMetricMedian(int64[] calldata metrics, int64 metric) private pure {
+        uint256 k = metrics.length;
+        uint256 counts = 0;
+        for (uint256 r = 0; r < k; ++r) {
             // Cannot overflow: each half counts at most k <= maxPeers.
             unchecked {
-                metricCounts += _tally(reports.metrics[r], metric);
+                counts += _tally(metrics[r], metric);
             }
         }
-        if (digest != expectedDigest) revert ReportsMismatch(epoch);
-        for (uint256 j = 0; j <= n; ++j) {
-            (uint256 packed, int64 hint) = j < n ? (counts[j], hints[j]) : (metricCounts, metric);
-            uint256 below = packed & _LOW_HALF;
-            uint256 atOrBelow = packed >> 128;
-            bool ok = k == 0 ? hint == 0 : below <= (k - 1) / 2 && (k - 1) / 2 < atOrBelow;
-            if (!ok) revert WrongMedian(j, hint);
+        uint256 middle = k == 0 ? 0 : (k - 1) / 2;
+        bool ok = k == 0 ? metric == 0 : (counts & _LOW_HALF) <= middle && middle < counts >> 128;
+        if (!ok) revert WrongMetricMedian(metric);
+    }
+
+    /// @dev The position among the participants of `reporter`'s update, or type(uint256).max
+    /// when it is not a participant (a committer whose update was left out or invalid).
+    function _participantPosition(uint256 epoch, EpochState storage e, address reporter)
+        private
+        view
+        returns (uint256)
+    {
+        Member storage m = _members[reporter];
+        // A forged reporter (not a committer of this epoch) fails the digest check anyway.
+        if (m.lastSubmitEpoch != epoch) return type(uint256).max;
+        uint256 index = m.commitIndex;
+        if ((e.participants >> index) & 1 == 0) return type(uint256).max;
+        return _popCount(e.participants & ((uint256(1) << index) - 1));
+    }
+
+    /**
+     * @dev Participant `j`'s trimmed mean of its `m` other scores from the counts and sum of
+     * `_chainAndCount`, after checking its cuts: the low cut is sorted element t when
+     * #{v < low} <= t < #{v <= low}, the high cut element m - 1 - t likewise. The kept values
+     * are those strictly between the cuts plus (#{v <= low} - t) copies of the low cut and
+     * (m - t - #{v < high}) of the high one (m - 2t copies of one value when the cuts are
+     * equal). Division truncates toward zero, as rewards.py's does.
+     */
+    function _trimmedMean(uint256[] memory acc, uint256 j, uint256 m, uint256 trimBps) private pure returns (int64) {
+        uint256 base = _CUT_WORDS * j;
+        int256 low = int256(acc[base]);
+        int256 high = int256(acc[base + 1]);
+        if (m == 0) {
+            if (low != 0 || high != 0) revert WrongCut(j, int64(low), int64(high));
+            return 0;
         }
+        uint256 t = Math.min(Math.ceilDiv(m * trimBps, _BPS), (m - 1) / 2);
+        (bool ok, uint256 lowCopies, uint256 highCopies) = _cutCopies(acc[base + 2], t, m);
+        if (!ok) revert WrongCut(j, int64(low), int64(high));
+        int256 kept = int256(m - 2 * t);
+        int256 total = low == high
+            ? low * kept
+            : int256(acc[base + 3]) + low * int256(lowCopies) + high * int256(highCopies);
+        return int64(total / kept);
+    }
+
+    /// @dev From the packed counts of `_chainAndCount`: whether the cuts are sorted elements
+    /// t and m - 1 - t, and how many kept values equal each cut.
+    function _cutCopies(uint256 counts, uint256 t, uint256 m)
+        private
+        pure
+        returns (bool ok, uint256 lowCopies, uint256 highCopies)
+    {
+        uint256 atLow = (counts >> 64) & _COUNTER;
+        uint256 belowHigh = (counts >> 128) & _COUNTER;
+        uint256 last = m - 1 - t;
+        ok = counts & _COUNTER <= t && t < atLow && belowHigh <= last && last < counts >> 192;
+        if (ok) (lowCopies, highCopies) = (atLow - t, m - t - belowHigh);
     }
 
     /// @dev Index of the first score outside [-SCORE_BOUND, SCORE_BOUND], or the length when
@@ -1034,19 +1209,20 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @dev For one report whose packed scores are `row` (8 bytes each, as many as `counts`
-     * and `hints` have entries): add _tally(score_j, hints[j]) to counts[j] for every j, and
-     * return keccak256(abi.encode(digest, head, scores)), the link reportValidation computed
-     * (`head` hashes the report's other fields), by unpacking the scores into abi words in
-     * scratch memory.
+     * @dev For one report whose packed scores are `row` (8 bytes each, one per participant):
+     * for every participant j other than `self` (the reporter's own position, or out of
+     * range), add to its packed counts (in `acc`, _CUT_WORDS words per participant: low cut,
+     * high cut, counts, sum) one each for a score below the low cut, at or below it, below the
+     * high cut and at or below it (64-bit counters, lowest first), and add the score to its
+     * sum when strictly between the cuts; return keccak256(abi.encode(digest, head, scores)),
+     * the link reportValidation computed (`head` hashes the report's other fields), by
+     * unpacking the scores into abi words in scratch memory.
      */
-    function _chainAndCount(
-        bytes32 digest,
-        bytes32 head,
-        bytes calldata row,
-        uint256[] memory counts,
-        int64[] memory hints
-    ) private pure returns (bytes32 next) {
+    function _chainAndCount(bytes32 digest, bytes32 head, bytes calldata row, uint256[] memory acc, uint256 self)
+        private
+        pure
+        returns (bytes32 next)
+    {
         assembly ("memory-safe") {
             // abi.encode(digest, head, scores) built past the free memory pointer, left
             // unallocated: three head words, the array length, the words.
@@ -1056,24 +1232,31 @@ contract SwarmLearning is Ownable2Step {
             mstore(add(ptr, 0x40), 0x60) // offset of the array in the head
             mstore(add(ptr, 0x60), shr(3, row.length))
             let word := add(ptr, 0x80)
-            let countAt := add(counts, 0x20)
-            let hintAt := add(hints, 0x20)
+            let at := add(acc, 0x20)
             let end := add(row.offset, row.length)
-            for { let at := row.offset } lt(at, end) { at := add(at, 8) } {
-                let value := signextend(7, shr(192, calldataload(at)))
+            let j := 0
+            for { let p := row.offset } lt(p, end) { p := add(p, 8) } {
+                let value := signextend(7, shr(192, calldataload(p)))
                 mstore(word, value)
-                let hint := mload(hintAt)
-                // below: +1 in the low half; at or below: +1 in the high half (_BELOW / _AT)
-                mstore(countAt, add(mload(countAt), add(slt(value, hint), shl(128, iszero(sgt(value, hint))))))
+                if iszero(eq(j, self)) {
+                    let low := mload(at)
+                    let high := mload(add(at, 0x20))
+                    let counts := add(
+                        add(slt(value, low), shl(64, iszero(sgt(value, low)))),
+                        add(shl(128, slt(value, high)), shl(192, iszero(sgt(value, high))))
+                    )
+                    mstore(add(at, 0x40), add(mload(add(at, 0x40)), counts))
+                    if and(sgt(value, low), slt(value, high)) { mstore(add(at, 0x60), add(mload(add(at, 0x60)), value)) }
+                }
                 word := add(word, 0x20)
-                countAt := add(countAt, 0x20)
-                hintAt := add(hintAt, 0x20)
+                at := add(at, 0x80)
+                j := add(j, 1)
             }
             next := keccak256(ptr, sub(word, ptr))
         }
     }
 
-    /// @dev What one value adds to its packed counts (see _chainAndCount).
+    /// @dev What one metric adds to its packed median-check counts.
     function _tally(int64 value, int64 hint) private pure returns (uint256) {
         if (value < hint) return _BELOW;
         return value == hint ? _AT : 0;
@@ -1087,10 +1270,16 @@ contract SwarmLearning is Ownable2Step {
         }
     }
 
-    function _popCount(uint256 bitmap) private pure returns (uint256 count) {
-        while (bitmap != 0) {
-            bitmap &= bitmap - 1;
-            ++count;
+    /// @dev Set bits of `x`, counted in parallel: pairs, nibbles, bytes, 16-bit lanes, then one
+    /// multiply sums the lanes into the top 16 bits (at most 256 fits).
+    function _popCount(uint256 x) private pure returns (uint256) {
+        unchecked {
+            x -= (x >> 1) & 0x5555555555555555555555555555555555555555555555555555555555555555;
+            x = (x & 0x3333333333333333333333333333333333333333333333333333333333333333)
+                + ((x >> 2) & 0x3333333333333333333333333333333333333333333333333333333333333333);
+            x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f;
+            x = (x + (x >> 8)) & 0x00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff;
+            return (x * 0x0001000100010001000100010001000100010001000100010001000100010001) >> 240;
         }
     }
 }

@@ -1,29 +1,34 @@
 """Re-check every token the swarm paid, from the chain alone.
 
-For every settled epoch the audit recomputes the settlement from the on-chain reports
-with the Python reference rule (`swarmtoken.rewards`) and compares medians, payouts,
-forfeit reasons, the leader's verdict (disputed merge, censored updates, the epoch's model
-hash), credited total and carry with what the contract emitted. It then checks the
-money identities: the budget of each epoch is the reward plus the previous carry (within
-the token cap); the token supply equals everything credited; the swarm holds exactly the
-unclaimed credits; every account's claimable balance equals its credits minus its claims.
-Optionally it fetches every parameter file still reachable from under its committer's
-enrolled base URI and checks it opens its on-chain commitment; a file that does not, or
-that two commitments resolve to, is a *finding* (misbehaviour the protocol handled), and a
-discrepancy only if its committer was paid for it. Declared sample counts above the
-allowance are findings too. Each discrepancy is reported by name, so an operator knows
-where to look.
+For every settled epoch, in epoch order, the audit recomputes the settlement from the
+on-chain reports with the Python reference rule (`swarmtoken.rewards`, with the swarm's
+deployed `Rule`) and compares each participant's score, smoothed score, good standing,
+payout and forfeit reason, the leader's verdict (disputed merge, censored updates, the
+epoch's model hash), credited total and carry with what the contract emitted. The
+smoothed scores are replayed, not read back: each epoch starts from the smoothed scores
+the reference itself computed in earlier epochs (0 for a node never settled; leaving and
+re-enrolling keep it, as on chain), so a contract that lost, reset or skewed one is
+caught in the first epoch it matters, and at the end every member's on-chain smoothed
+score must equal the replayed one. It then checks the money identities: the budget of
+each epoch is the reward plus the previous carry (within the token cap); the token
+supply equals everything credited; the swarm holds exactly the unclaimed credits; every
+account's claimable balance equals its credits minus its claims. Optionally it fetches
+every parameter file still reachable from under its committer's enrolled base URI and
+checks it opens its on-chain commitment; a file that does not, or that two commitments
+resolve to, is a *finding* (misbehaviour the protocol handled), and a discrepancy only
+if its committer was paid for it. Declared sample counts above the allowance are
+findings too. Each discrepancy is reported by name, so an operator knows where to look.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .ledger import EpochRecord, Ledger
-from .rewards import Participant, settle
+from .rewards import Participant, Rule, Settlement, settle
 
 
 @dataclass
@@ -33,6 +38,9 @@ class AuditReport:
     files_checked: int = 0
     files_unreachable: int = 0
     findings: list[str] = field(default_factory=list)
+    #: Each node's smoothed score after the last settled epoch, as `audit_settlements`
+    #: replayed it with the reference rule.
+    smoothed: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -44,7 +52,9 @@ class AuditReport:
             self.discrepancies.append(message)
 
 
-def _recompute(record: EpochRecord, ledger: Ledger, beta_bps: int) -> Any:
+def _recompute(record: EpochRecord, ledger: Ledger, rule: Rule, smoothed: Mapping[str, int]) -> Settlement:
+    """The reference settlement of ``record``, each participant starting from its smoothed
+    score in ``smoothed`` (0 if absent)."""
     by_index = {c.index: c for c in record.commits}
     reporters = {r.reporter for r in record.reports}
     skipped = set(record.skipped)
@@ -56,20 +66,26 @@ def _recompute(record: EpochRecord, ledger: Ledger, beta_bps: int) -> Any:
             removed=ledger.removed_at(by_index[i].node, record.settled_at),
             leader=by_index[i].node == record.leader,
             over_declared=by_index[i].declared > by_index[i].samples,
+            node=by_index[i].node,
+            smoothed=smoothed.get(by_index[i].node, 0),
         )
         for i in record.participants
     ]
-    return settle(record.budget, participants, [r.as_report() for r in record.reports], beta_bps=beta_bps,
+    return settle(record.budget, participants, [r.as_report() for r in record.reports], rule=rule,
                   commits=len(record.commits), participants_bitmap=sum(1 << i for i in record.participants),
                   published_hash=record.merged_hash or "")
 
 
-def audit_settlements(ledger: Ledger, *, reward_per_epoch: int, beta_bps: int,
+def audit_settlements(ledger: Ledger, *, reward_per_epoch: int, rule: Rule,
                       capped: bool = False, report: AuditReport | None = None) -> AuditReport:
-    """Recompute each settled epoch and the carry chain between epochs. Under a token cap
-    a budget may be smaller than reward + carry (the cap ends emission), never larger."""
+    """Recompute each settled epoch with ``rule`` (the swarm's, see `config.chain_rule`),
+    replaying the smoothed scores from the first epoch of ``ledger`` (so the ledger must
+    start at the deployment), and the carry chain between epochs. Under a token cap a
+    budget may be smaller than reward + carry (the cap ends emission), never larger. The
+    replayed smoothed scores are left in ``report.smoothed``."""
     report = report or AuditReport()
     carry = 0
+    smoothed = report.smoothed
 
     def check_budget(number: int, budget: int) -> None:
         expected = reward_per_epoch + carry
@@ -89,14 +105,21 @@ def audit_settlements(ledger: Ledger, *, reward_per_epoch: int, beta_bps: int,
         if record.settled_at is None:
             continue
         check_budget(number, record.budget)
-        expected = _recompute(record, ledger, beta_bps)
+        expected = _recompute(record, ledger, rule, smoothed)
         report.findings.extend(f"epoch {number}: {dispute}" for dispute in record.disputes)
         nodes = record.participant_nodes()
+        smoothed.update(zip(nodes, expected.smoothed))
         report.expect([o.node for o in record.outcomes] == nodes,
                       f"epoch {number}: settled participants {[o.node for o in record.outcomes]} != published {nodes}")
-        for outcome, median, payout, forfeit in zip(record.outcomes, expected.medians, expected.payouts, expected.forfeits):
-            report.expect(outcome.median_score == median,
-                          f"epoch {number}: {outcome.node} median score {outcome.median_score}, reference {median}")
+        for outcome, score, after, standing, payout, forfeit in zip(record.outcomes, expected.scores, expected.smoothed,
+                                                                   expected.standing, expected.payouts,
+                                                                   expected.forfeits):
+            report.expect(outcome.score == score,
+                          f"epoch {number}: {outcome.node} score {outcome.score}, reference {score}")
+            report.expect(outcome.smoothed == after,
+                          f"epoch {number}: {outcome.node} smoothed score {outcome.smoothed}, reference {after}")
+            report.expect(outcome.standing == standing, f"epoch {number}: {outcome.node} in good "
+                          f"standing={outcome.standing}, reference says {standing}")
             report.expect(outcome.payout == payout,
                           f"epoch {number}: {outcome.node} paid {outcome.payout}, reference rule gives {payout}")
             report.expect(outcome.forfeit == forfeit,
@@ -116,6 +139,20 @@ def audit_settlements(ledger: Ledger, *, reward_per_epoch: int, beta_bps: int,
         report.expect(record.median_metric == expected.median_metric,
                       f"epoch {number}: median metric {record.median_metric}, reference {expected.median_metric}")
         carry = record.carried
+    return report
+
+
+def audit_smoothed_scores(ledger: Ledger, smoothed: Mapping[str, int], smoothed_of: Callable[[str], int],
+                          report: AuditReport | None = None) -> AuditReport:
+    """Every account the ledger knows (member events or settlements) holds on chain
+    (``smoothed_of(account)``, i.e. ``memberOf(account).smoothedScore``) the smoothed score
+    the replay left it (``smoothed``, from `audit_settlements`; 0 if never settled): the
+    state the next epoch's payouts and strikes start from."""
+    report = report or AuditReport()
+    for account in sorted(set(smoothed) | {event.account for event in ledger.membership}):
+        on_chain, replayed = smoothed_of(account), smoothed.get(account, 0)
+        report.expect(on_chain == replayed, f"{account}: smoothed score {on_chain} on chain, the replay of every "
+                      f"settled epoch gives {replayed}")
     return report
 
 
@@ -213,13 +250,17 @@ def audit_swarm(swarm: Any, token: Any, *, from_block: int = 0, check_files: boo
     are all read at one block, so claims landing meanwhile cannot look like a mismatch."""
     from brownie import web3
 
+    from .config import chain_rule
     from .ledger import read_ledger
 
     block = web3.eth.block_number
     config = swarm.config()
     ledger = read_ledger(swarm, from_block, block)
-    report = audit_settlements(ledger, reward_per_epoch=int(config["rewardPerEpoch"]),
-                               beta_bps=int(config["betaBps"]), capped=token.cap() != 0)
+    report = audit_settlements(ledger, reward_per_epoch=int(config["rewardPerEpoch"]), rule=chain_rule(config),
+                               capped=token.cap() != 0)
+    audit_smoothed_scores(ledger, report.smoothed,
+                          lambda account: int(swarm.memberOf(account, block_identifier=block)["smoothedScore"]),
+                          report=report)
     audit_balances(ledger, total_supply=token.totalSupply(block_identifier=block),
                    swarm_balance=token.balanceOf(swarm, block_identifier=block),
                    claimable=lambda account: swarm.claimable(account, block_identifier=block), report=report)

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import click
 
 from . import __version__
+from .config import SwarmConfig
 from .protocol_attacks import PROTOCOL_ATTACKS
 
 DEFAULT_DEPLOYMENT = "deployments/development.json"
@@ -292,7 +293,7 @@ def claim(keystore: str, deployment_path: str, network: str, port: int | None) -
 @network_options
 @friendly
 def ledger(as_csv: bool, as_json: bool, deployment_path: str, network: str, port: int | None) -> None:
-    """Per epoch: participants, hashes, leader, median scores and payouts, from events."""
+    """Per epoch: participants, hashes, leader, scores, smoothed scores, standing and payouts, from events."""
     from .ledger import read_ledger
     from .views import ledger_rows, print_ledger
 
@@ -351,8 +352,8 @@ def _transact(contract: Any, method: str, *args: Any, sender: Any) -> Any:
 @click.option("--attack", default="sign_flip", show_default=True, help="the rogues' attack")
 @click.option("--protocol-attack", "protocol_attacks", multiple=True,
               help="add a node that attacks the protocol (repeatable): " + ", ".join(PROTOCOL_ATTACKS))
-@click.option("--merge", default="fltrust_median", show_default=True, help="merge rule")
-@click.option("--scorer", default="auto", show_default=True, help="contribution scorer")
+@click.option("--merge", default=SwarmConfig.merge_rule, show_default=True, help="merge rule")
+@click.option("--scorer", default=SwarmConfig.scorer, show_default=True, help="contribution scorer")
 @click.option("--dataset", default="digits", show_default=True)
 @click.option("--alpha", default=0.5, show_default=True, help="Dirichlet label-skew concentration")
 @click.option("--epochs", default=10, show_default=True, help="maximum epochs (the stopping rule)")

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .rewards import BPS, DEFAULT_BETA_BPS, DEFAULT_SMOOTHING_BPS, DEFAULT_STANDING_BPS, DEFAULT_TRIM_BPS, Rule
 from .units import METRIC_SCALE, tokens_to_wei
 
 
@@ -48,7 +49,10 @@ class SwarmConfig:
     merge_window: int = 60
     report_window: int = 60
     reward_per_epoch: str = "1000"
-    beta: float = 0.3
+    beta: float = DEFAULT_BETA_BPS / BPS
+    trim: float = DEFAULT_TRIM_BPS / BPS
+    smoothing: float = DEFAULT_SMOOTHING_BPS / BPS
+    standing: float = DEFAULT_STANDING_BPS / BPS
     suspend_after: int = 3
     merge_rule: str = "fltrust_median"
     scorer: str = "auto"
@@ -69,7 +73,13 @@ class SwarmConfig:
             (self.commit_window > 0, "commit_window must be > 0 seconds"),
             (self.merge_window > 0, "merge_window must be > 0 seconds"),
             (self.report_window > 0, "report_window must be > 0 seconds"),
-            (0.0 <= self.beta <= 1.0, "beta must be in [0, 1]"),
+            (0.0 <= self.beta <= 1.0, "beta must be in [0, 1] (the share of the budget split by data volume)"),
+            (0.0 <= self.trim <= 0.5, "trim must be in [0, 0.5] (the fraction of the other validators' scores "
+                                      "dropped from each end)"),
+            (1 <= _bps(self.smoothing) <= BPS, f"smoothing must be in [{1 / BPS}, 1] (the weight of an epoch's score "
+                                               "in the smoothed score; 1 = no smoothing)"),
+            (0.0 <= self.standing <= 1.0, "standing must be in [0, 1] (the fraction of the average smoothed score "
+                                          "per sample that good standing needs)"),
             (0 <= self.suspend_after <= 255, "suspend_after must be in [0, 255] (0 = off)"),
             (self.max_epochs > 0, "max_epochs must be > 0"),
             (self.patience >= 0, "patience must be >= 0 (0 = off)"),
@@ -109,24 +119,44 @@ class SwarmConfig:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def rule(self) -> Rule:
+        """The settlement parameters in basis points, as the contract and `rewards` take them."""
+        return Rule(beta_bps=_bps(self.beta), trim_bps=_bps(self.trim), smoothing_bps=_bps(self.smoothing),
+                    standing_bps=_bps(self.standing))
+
+    def contract_fields(self) -> dict[str, Any]:
+        """`SwarmLearning.Config`'s fields by their Solidity names, in struct order."""
+        rule = self.rule()
+        return {
+            "minPeers": self.min_peers,
+            "maxPeers": self.max_peers,
+            "commitWindow": self.commit_window,
+            "mergeWindow": self.merge_window,
+            "reportWindow": self.report_window,
+            "betaBps": rule.beta_bps,
+            "trimBps": rule.trim_bps,
+            "smoothingBps": rule.smoothing_bps,
+            "standingBps": rule.standing_bps,
+            "suspendAfter": self.suspend_after,
+            "maxEpochs": self.max_epochs,
+            "patience": self.patience,
+            "targetMetric": round(self.target_metric * METRIC_SCALE),
+            "minDelta": round(self.min_delta * METRIC_SCALE),
+            "rewardPerEpoch": tokens_to_wei(self.reward_per_epoch),
+            "mergeRule": _bytes32(self.merge_rule),
+            "scorer": _bytes32(self.scorer),
+        }
+
     def contract_tuple(self) -> tuple:
         """Arguments for `SwarmLearning.Config`, in struct order."""
-        return (
-            self.min_peers,
-            self.max_peers,
-            self.commit_window,
-            self.merge_window,
-            self.report_window,
-            round(self.beta * 10_000),
-            self.suspend_after,
-            self.max_epochs,
-            self.patience,
-            round(self.target_metric * METRIC_SCALE),
-            round(self.min_delta * METRIC_SCALE),
-            tokens_to_wei(self.reward_per_epoch),
-            _bytes32(self.merge_rule),
-            _bytes32(self.scorer),
-        )
+        return tuple(self.contract_fields().values())
+
+
+def chain_rule(config: Mapping[str, Any]) -> Rule:
+    """The settlement rule a deployed swarm applies, from its on-chain ``config()``: what
+    the audit recomputes with and the trimming hints a settler must send."""
+    return Rule(beta_bps=int(config["betaBps"]), trim_bps=int(config["trimBps"]),
+                smoothing_bps=int(config["smoothingBps"]), standing_bps=int(config["standingBps"]))
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -138,6 +168,11 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def _bps(fraction: float) -> int:
+    """A fraction in basis points, rounded to the nearest (what the contract stores)."""
+    return round(fraction * BPS)
 
 
 def _bytes32(text: str) -> bytes:

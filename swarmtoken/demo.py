@@ -43,8 +43,8 @@ class DemoOptions:
     nodes: int = 5
     rogue: int = 1
     attack: str = "sign_flip"
-    merge: str = "fltrust_median"
-    scorer: str = "auto"
+    merge: str = SwarmConfig.merge_rule
+    scorer: str = SwarmConfig.scorer
     dataset: str = "digits"
     alpha: float = 0.5
     epochs: int = 10
@@ -121,11 +121,17 @@ class NodeProcess:
 
 @dataclass
 class EpochView:
+    """One epoch as the demo shows it. Per participant: ``scores`` is the epoch's score (the
+    trimmed mean of the other validators' scores), ``smoothed`` the smoothed score after it,
+    which payouts follow, ``standing`` the participants in good standing."""
+
     epoch: int
     leader: str | None = None
     accuracy: float | None = None
     metric: float | None = None
     scores: dict[str, float] = field(default_factory=dict)
+    smoothed: dict[str, float] = field(default_factory=dict)
+    standing: list[str] = field(default_factory=list)
     payouts: dict[str, int] = field(default_factory=dict)
     forfeited: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -184,7 +190,7 @@ class LocalSwarm:
         opts = self.options
         config = SwarmConfig(min_peers=3, max_peers=max(16, opts.nodes), commit_window=opts.commit_window,
                              merge_window=opts.merge_window, report_window=opts.report_window,
-                             reward_per_epoch="1000", beta=0.3, suspend_after=0,
+                             reward_per_epoch="1000", suspend_after=0,
                              merge_rule=opts.merge, scorer=opts.scorer, max_epochs=opts.epochs)
         deployment = deploy(load_project(), config, accounts[0])
         record_path = write_record(self.out / "deployment.json", network="development", chain_id=chain.id,
@@ -287,15 +293,17 @@ def watch(swarm_env: LocalSwarm, split: Any, model: Any, reference: dict, timeou
         table.add_column("leader")
         table.add_column("test acc")
         for node in swarm_env.nodes:
-            table.add_column(names[node.address] + "\nscore / tokens")
+            table.add_column(names[node.address] + "\nsmoothed score / tokens")
         for view in views[-12:]:
             cells = []
             for node in swarm_env.nodes:
                 if node.address not in view.payouts:
                     cells.append("-")
                     continue
-                mark = " forfeit" if node.address in view.forfeited else ""
-                cells.append(f"{view.scores[node.address]:+.4f} / {wei_to_tokens(view.payouts[node.address]):.1f}{mark}")
+                mark = " forfeit" if node.address in view.forfeited else \
+                    "" if node.address in view.standing else " unpaid"
+                tokens = wei_to_tokens(view.payouts[node.address])
+                cells.append(f"{view.smoothed[node.address]:+.4f} / {tokens:.1f}{mark}")
             table.add_row(str(view.epoch), names.get(view.leader, "-"),
                           "-" if view.accuracy is None else f"{view.accuracy:.4f}", *cells)
         return table
@@ -315,7 +323,10 @@ def watch(swarm_env: LocalSwarm, split: Any, model: Any, reference: dict, timeou
                     view.accuracy = evaluate_merge(record, swarm.baseUriOf(record.leader), split, model, reference)
                     view.metric = None if record.median_metric is None else record.median_metric / METRIC_SCALE
                     for outcome in record.outcomes:
-                        view.scores[outcome.node] = outcome.median_score / SCORE_SCALE
+                        view.scores[outcome.node] = outcome.score / SCORE_SCALE
+                        view.smoothed[outcome.node] = outcome.smoothed / SCORE_SCALE
+                        if outcome.standing:
+                            view.standing.append(outcome.node)
                         view.payouts[outcome.node] = outcome.payout
                         if outcome.forfeited:
                             view.forfeited.append(outcome.node)
@@ -346,16 +357,19 @@ def wait_for_claims(swarm_env: LocalSwarm, timeout_s: float = 60.0) -> None:
 
 def plot(out: Path, views: list[EpochView], swarm_env: LocalSwarm) -> None:
     """accuracy.png (merged model on the test set, each node's validation metric) and
-    rewards.png (cumulative tokens earned per node)."""
+    rewards.png (cumulative tokens earned per node, above each node's smoothed score, the
+    evidence its score share and good standing follow)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def save(fig: Any, ax: Any, ylabel: str, name: str) -> None:
+    def label(ax: Any, ylabel: str) -> None:
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=7)
+
+    def save(fig: Any, name: str) -> None:
         fig.tight_layout()
         fig.savefig(out / name, dpi=120)
         plt.close(fig)
@@ -368,14 +382,22 @@ def plot(out: Path, views: list[EpochView], swarm_env: LocalSwarm) -> None:
         if points:
             xs, ys = zip(*points)
             ax.plot(xs, ys, "--", alpha=0.7, label=f"{node.label} validation")
-    save(fig, ax, "accuracy", "accuracy.png")
+    label(ax, "accuracy")
+    save(fig, "accuracy.png")
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (tokens, smoothed) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
     for node in swarm_env.nodes:
         earned = [v.payouts.get(node.address, 0) for v in views]
         totals = [float(wei_to_tokens(sum(earned[: i + 1]))) for i in range(len(earned))]
-        ax.plot([v.epoch for v in views], totals, "-o", label=node.label)
-    save(fig, ax, "cumulative tokens earned", "rewards.png")
+        tokens.plot([v.epoch for v in views], totals, "-o", label=node.label)
+        points = [(v.epoch, v.smoothed[node.address]) for v in views if node.address in v.smoothed]
+        if points:
+            xs, ys = zip(*points)
+            smoothed.plot(xs, ys, "-o", label=node.label)
+    smoothed.axhline(0.0, color="grey", linewidth=0.8)
+    label(tokens, "cumulative tokens earned")
+    label(smoothed, "smoothed score")
+    save(fig, "rewards.png")
 
 
 def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
@@ -444,6 +466,7 @@ def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
                     "swarm_accuracy": final,
                     "earned": earned.get(node.address, 0),
                     "claimed": claimed.get(node.address, 0),
+                    **standing_record(views, node.address),
                 }
                 for node in env.nodes
             ],
@@ -454,14 +477,33 @@ def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
     return summary
 
 
+def standing_record(views: list[EpochView], address: str) -> dict[str, Any]:
+    """What the payouts of ``address`` followed: its smoothed score after the last epoch it
+    was settled in (``None`` if never), and in how many settled epochs it took part and
+    stood well."""
+    settled_in = [v for v in views if address in v.smoothed]
+    return {
+        "smoothed_score": settled_in[-1].smoothed[address] if settled_in else None,
+        "epochs_settled_in": len(settled_in),
+        "epochs_in_standing": sum(address in v.standing for v in settled_in),
+    }
+
+
 def print_summary(console: Console, summary: dict[str, Any]) -> None:
+    """The final table: per node, accuracy, tokens earned (and their share of all tokens
+    earned), the smoothed score the payouts followed and the epochs in good standing."""
     table = Table(title=f"Swarm demo: {summary['epochs_settled']} epochs in {summary['seconds']} s")
-    for column in ("node", "rogue", "local-only acc", "swarm acc", "earned", "claimed"):
+    for column in ("node", "rogue", "local-only acc", "swarm acc", "earned", "share", "smoothed score",
+                   "in standing", "claimed"):
         table.add_column(column)
+    total = sum(node["earned"] for node in summary["nodes"])
     for i, node in enumerate(summary["nodes"]):
+        smoothed = "-" if node["smoothed_score"] is None else f"{node['smoothed_score']:+.5f}"
         table.add_row(f"node-{i} {node['address'][:10]}", node["attack"],
                       f"{node['local_accuracy']:.4f}", f"{node['swarm_accuracy']:.4f}",
-                      f"{wei_to_tokens(node['earned']):.2f}", f"{wei_to_tokens(node['claimed']):.2f}")
+                      f"{wei_to_tokens(node['earned']):.2f}", f"{node['earned'] / total:.1%}" if total else "-",
+                      smoothed, f"{node['epochs_in_standing']}/{node['epochs_settled_in']} epochs",
+                      f"{wei_to_tokens(node['claimed']):.2f}")
     console.print(table)
     console.print(f"global accuracy {summary['global_accuracy']:.4f}; centralized {summary['centralized_accuracy']:.4f}; "
                   f"in-process simulator {summary['simulator_accuracy']:.4f}")

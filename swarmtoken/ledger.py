@@ -34,14 +34,21 @@ class ReportRecord:
     valid: int  # bitmap over commit indices of the updates it found valid
 
     def as_report(self) -> Report:
-        return Report(self.metric, self.scores, self.merged_hash, self.valid)
+        """The report as `rewards` reads it, reporter included (its score for itself is ignored)."""
+        return Report(self.metric, self.scores, self.merged_hash, self.valid, self.reporter)
 
 
 @dataclass
 class OutcomeRecord:
+    """One participant's settlement as ``ParticipantSettled`` tells it: the epoch's score
+    (trimmed mean of the other reporters' scores), the smoothed score after the epoch, and
+    whether it stood well (was eligible for a payout)."""
+
     node: str
     samples: int
-    median_score: int
+    score: int
+    smoothed: int
+    standing: bool
     payout: int
     forfeit: Forfeit
 
@@ -76,9 +83,12 @@ class EpochRecord:
         by_index = {c.index: c.node for c in self.commits}
         return [by_index[i] for i in self.participants]
 
-    def settlement_args(self) -> tuple[Reports, list[int], int]:
-        """``settle(epoch, reports, medians, metric)``'s arguments after the epoch number."""
-        return settle_arguments([(r.reporter, r.as_report()) for r in self.reports], len(self.participants))
+    def settlement_args(self, trim_bps: int) -> tuple[Reports, list[int], int]:
+        """``settle(epoch, reports, cuts, metric)``'s arguments after the epoch number.
+        ``trim_bps`` is the swarm's (``config()["trimBps"]``): the trimming cuts are hints
+        the contract checks against its own parameter, so a settler must use the same."""
+        return settle_arguments([(r.reporter, r.as_report()) for r in self.reports], self.participant_nodes(),
+                                trim_bps)
 
 
 @dataclass
@@ -179,9 +189,8 @@ def assemble(entries: Iterable[tuple[str, Any]]) -> Ledger:
                                            "whose update a strict majority found valid")
         elif name == "ParticipantSettled":
             epoch_of(args).outcomes.append(
-                OutcomeRecord(
-                    args["node"], int(args["samples"]), int(args["medianScore"]), int(args["payout"]), Forfeit(int(args["forfeit"]))
-                )
+                OutcomeRecord(args["node"], int(args["samples"]), int(args["score"]), int(args["smoothedScore"]),
+                              bool(args["standing"]), int(args["payout"]), Forfeit(int(args["forfeit"])))
             )
         elif name == "EpochSettled":
             record = epoch_of(args)

@@ -16,7 +16,8 @@ waited on forever):
 3. Report: every committer downloads the same files, recomputes the merge of the
    leader's participants it found valid and compares its hash with the published one,
    logging a dispute on a mismatch. It evaluates the merge on its validation data, scores
-   every participant (Shapley-style, seeded by the epoch) and reports the metric, its
+   every participant (Shapley-style, seeded by the epoch, each coalition valued as the
+   swarm's own merge of its members: `contribution_utility`) and reports the metric, its
    merge hash, the updates it found valid and the scores. The contract holds the leader
    to the majority (see `rewards`).
 4. Settle: once all reported or the deadline passed, someone settles with the reports
@@ -33,16 +34,16 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .chain import SwarmHandles
-from .config import ConfigError, check_registered
+from .config import ConfigError, chain_rule, check_registered
 from .epochview import PHASES, read_epoch
 from .ledger import CommitRecord, EpochRecord
 from .localdata import load_local_data
@@ -60,6 +61,9 @@ from .store import (
 )
 from .store.server import ROUTE
 from .units import METRIC_SCALE, SCORE_SCALE, to_fixed
+
+if TYPE_CHECKING:
+    from trainer.scoring import Utility
 
 log = logging.getLogger("swarm.node")
 
@@ -79,6 +83,67 @@ def epoch_seed(swarm_address: str, epoch: int) -> int:
     """The seed every validator uses for epoch ``epoch``'s sampled coalitions: derived from
     public data only, so all validators sample the same ones."""
     return int.from_bytes(hashlib.sha256(f"{swarm_address.lower()}:{epoch}".encode()).digest()[:4], "big")
+
+
+@dataclass(frozen=True)
+class MergeInputs:
+    """One epoch's merge as every node computes it: the updates in canonical order (by node
+    address, so the result does not depend on the order of commitment), their sample counts
+    (allowance-capped) and the leader's position among them, the anchor of anchored rules
+    (``None`` when the leader's update is not among them)."""
+
+    commits: list[CommitRecord]
+    updates: list[dict[str, torch.Tensor]]
+    weights: list[int]
+    anchor: int | None
+
+
+def merge_inputs(commits: Iterable[CommitRecord], updates: Mapping[int, dict[str, torch.Tensor]],
+                 leader: str | None) -> MergeInputs:
+    """The `MergeInputs` of ``commits`` (each one's update held in ``updates`` under its
+    commit index) in an epoch led by ``leader``."""
+    ordered = sorted(commits, key=lambda c: c.node.lower())
+    anchor = next((k for k, c in enumerate(ordered) if leader is not None and c.node.lower() == leader.lower()), None)
+    return MergeInputs(ordered, [updates[c.index] for c in ordered], [c.samples for c in ordered], anchor)
+
+
+def merge_updates(rule: str, inputs: MergeInputs, previous: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The swarm's merge of ``inputs`` from the global model ``previous``. No rule options:
+    the on-chain config agrees on the rule's name only, so every node runs its defaults."""
+    from trainer.merges import merge
+
+    return merge(rule, inputs.updates, previous=previous, weights=inputs.weights, anchor=inputs.anchor)
+
+
+def contribution_utility(model: torch.nn.Module, rule: str, inputs: MergeInputs, previous: dict[str, torch.Tensor],
+                         X_val: torch.Tensor, y_val: torch.Tensor) -> Utility:
+    """The coalition utility a validator scores with, the simulator's: ``u(S)`` is the
+    validation performance of ``previous`` moved by the members' parts of the step that
+    `merge_updates` took (same rule, weights and anchor; ``absent=swarm_absent(rule)``), so ``u``
+    of all participants is the very model the swarm merged and what the rule neutralises (a
+    reversed or noise update, a copy, a free rider) earns nothing. See
+    `trainer.scoring.utility`."""
+    from trainer.scoring import make_utility, swarm_absent
+
+    return make_utility(model, previous, inputs.updates, inputs.weights, X_val, y_val, rule=rule,
+                        anchor=inputs.anchor, absent=swarm_absent(rule))
+
+
+def copied_steps(updates: Mapping[int, dict[str, torch.Tensor]], previous: dict[str, torch.Tensor],
+                 prior: dict[str, torch.Tensor] | None) -> dict[int, float]:
+    """The updates (by commit index) whose step copies the previous merged step ``previous -
+    prior`` (``trainer.validity``: cosine at or above its threshold), with that cosine. A
+    node that trained nothing can commit the global model moved once more the way it last
+    moved; every validator reaches the same verdict from the two public global models.
+    Nothing is a copy when ``prior`` is unknown (the first epoch, or a node that skipped
+    one)."""
+    from trainer.validity import is_copy, step_cosines
+
+    if prior is None or not updates:
+        return {}
+    indices = sorted(updates)
+    cosines = step_cosines([updates[i] for i in indices], previous, prior)
+    return {i: c for i, c in zip(indices, cosines, strict=True) if is_copy(c)}
 
 
 @dataclass
@@ -119,6 +184,7 @@ class Node:
         chain_config = self.swarm.config()
         self.merge_rule = _text(chain_config["mergeRule"])
         self.scorer = _text(chain_config["scorer"])
+        self.trim_bps = chain_rule(chain_config).trim_bps
         try:
             check_registered("the swarm's merge rule", self.merge_rule, MERGES)
             check_registered("the swarm's scorer", self.scorer, SCORERS)
@@ -145,6 +211,7 @@ class Node:
                                       public_url=config.store.public_url or None)
         self.global_state = {k: v.clone() for k, v in self.worker.state_dict().items()}
         self.global_epoch = 0
+        self.prior_state: dict[str, torch.Tensor] | None = None  # the global model before it
         # A rogue's view of the last adopted epoch: (the model it started from, the other
         # participants' updates). Commit-then-reveal hides the current epoch's updates, so
         # an attack that reads peers (ALIE) works from these.
@@ -371,7 +438,7 @@ class Node:
             work.published = True
             return
         with self._timed(epoch, "merge"):
-            merged = self._merge(record, included, work)
+            merged = merge_updates(self.merge_rule, self._merge_inputs(record, included, work), self.global_state)
         with self._timed(epoch, "transfer"):
             stored = self.store.save(merged)
             self.store.release(stored.sha256)
@@ -425,19 +492,14 @@ class Node:
                             ", ".join(nodes[i] for i in sorted(indices)), sha[:12])
                 for index in indices:
                     work.updates.pop(index, None)
+        for index, cosine in copied_steps(work.updates, self.global_state, self.prior_state).items():
+            log.warning("epoch %d: COPY: rejected update of %s: its step repeats the previous merged step "
+                        "(cosine %.3f)", record.epoch, nodes[index], cosine)
+            work.updates.pop(index)
 
-    def _canonical(self, record: EpochRecord, indices: list[int]) -> list[CommitRecord]:
+    def _merge_inputs(self, record: EpochRecord, indices: list[int], work: EpochWork) -> MergeInputs:
         by_index = {c.index: c for c in record.commits}
-        return sorted((by_index[i] for i in indices), key=lambda c: c.node.lower())
-
-    def _merge(self, record: EpochRecord, indices: list[int], work: EpochWork) -> dict[str, torch.Tensor]:
-        from trainer.merges import merge
-
-        ordered = self._canonical(record, indices)
-        leader = self.swarm.leaderOf(record.epoch)
-        anchor = next((k for k, c in enumerate(ordered) if c.node == leader), None)
-        return merge(self.merge_rule, [work.updates[c.index] for c in ordered], previous=self.global_state,
-                     weights=[c.samples for c in ordered], anchor=anchor)
+        return merge_inputs([by_index[i] for i in indices], work.updates, self.swarm.leaderOf(record.epoch))
 
     def _report_phase(self, epoch: int, state: Any, work: EpochWork) -> None:
         member = self.swarm.memberOf(self.address)
@@ -446,14 +508,14 @@ class Node:
         if committed and not work.reported and not int(state["reporters"]) & bit:
             if time.time() <= int(state["deadline"]):
                 self._validate(epoch, work)
-        everyone = int(state["reportCount"]) == int(state["commitCount"])
+        everyone = int(state["reporters"]).bit_count() == int(state["commitCount"])
         if everyone and work.all_reported_seen is None:
             work.all_reported_seen = time.time()
         due = (everyone and time.time() >= work.all_reported_seen + STAGGER_S * self._rank(epoch)) or \
             self._due(int(state["deadline"]), epoch)
         if due:
             with self._timed(epoch, "settle"):
-                args = read_epoch(self.swarm, epoch, self.from_block).settlement_args()
+                args = read_epoch(self.swarm, epoch, self.from_block).settlement_args(self.trim_bps)
                 settled = self._send("settle", epoch, *args)
             if settled:
                 log.info("epoch %d: settled", epoch)
@@ -462,7 +524,7 @@ class Node:
         """Check the leader and score the participants: fetch every commitment (the valid
         set also exposes censorship), recompute the merge of the leader's participants we
         found valid, evaluate it and score each participant on our validation data."""
-        from trainer.scoring import make_utility, score
+        from trainer.scoring import score
         from trainer.training import evaluate
 
         with self._timed(epoch, "chain"):
@@ -475,8 +537,9 @@ class Node:
                       "not reporting", epoch, len(record.participants))
             work.reported = True
             return
+        inputs = self._merge_inputs(record, available, work)
         with self._timed(epoch, "merge"):
-            merged = self._merge(record, available, work)
+            merged = merge_updates(self.merge_rule, inputs, self.global_state)
         with self._timed(epoch, "transfer"):
             stored = self.store.save(merged)
             self.store.release(stored.sha256)
@@ -489,15 +552,14 @@ class Node:
             log.warning("epoch %d: DISPUTE: leader left out valid updates of %s", epoch,
                         ", ".join(by_index[i] for i in left_out))
         work.merged_sha, work.merged = stored.sha256, merged
-        ordered = self._canonical(record, available)
-        work.peer_updates = [work.updates[c.index] for c in ordered if c.node != self.address]
+        work.peer_updates = [update for c, update in zip(inputs.commits, inputs.updates) if c.node != self.address]
         with self._timed(epoch, "score"):
             self.worker.load_state_dict(merged)
             metric = evaluate(self.worker, self.data.X_val, self.data.y_val).accuracy
-            utility = make_utility(self.worker, self.global_state, [work.updates[c.index] for c in ordered],
-                                   [c.samples for c in ordered], self.data.X_val, self.data.y_val)
-            values = score(self.scorer, utility, len(ordered), seed=epoch_seed(self.swarm.address, epoch))
-        by_index = {c.index: float(v) for c, v in zip(ordered, values)}
+            utility = contribution_utility(self.worker, self.merge_rule, inputs, self.global_state,
+                                           self.data.X_val, self.data.y_val)
+            values = score(self.scorer, utility, len(inputs.commits), seed=epoch_seed(self.swarm.address, epoch))
+        by_index = {c.index: float(v) for c, v in zip(inputs.commits, values)}
         scores = [to_fixed(max(-1.0, min(1.0, by_index.get(i, 0.0))), SCORE_SCALE) for i in record.participants]
         valid = sum(1 << i for i in work.updates)
         with self._timed(epoch, "chain"):
@@ -550,6 +612,7 @@ class Node:
         work = self.work.get(epoch)
         if self.attack and work is not None and work.peer_updates:
             self.peer_round = (self.global_state, work.peer_updates)
+        self.prior_state = self.global_state if epoch == self.global_epoch + 1 else None
         self.global_state, self.global_epoch = state, epoch
         stored = self.store.save(state)
         self.store.release(stored.sha256)

@@ -2,8 +2,8 @@
 
 **Quorum.** An epoch with ``c`` commitments and ``k`` reports is *quorate* when
 ``2 k > c``: a strict majority of the committers reported. Only a quorate epoch pays
-scores, gives strikes, judges the leader and feeds the stopping rule; otherwise the whole
-budget is carried.
+scores, moves smoothed scores, gives strikes, judges the leader and feeds the stopping
+rule; otherwise the whole budget is carried.
 
 **Leader accountability** (quorate epochs). Every report carries the merge hash its
 reporter recomputed and the bitmap of committed updates it found valid. A hash held by a
@@ -12,26 +12,51 @@ model, and the leader is at fault (``MERGE_CONTRADICTED``). A committed update l
 of the merge that a strict majority of reports found valid is censored, and the leader is
 at fault (``CENSORED``). A leader at fault forfeits its payout and takes a strike.
 
-**Payouts.** For an epoch with budget ``R`` and participants ``i`` with samples ``d_i``
-(the declared count capped by the admin-attested allowance, on chain) and median score
-``s_i`` (the lower median of the scores the reporters gave ``i``), the paid set of a
-quorate epoch is ``P = {i : s_i > 0}``. With ``D = sum_P d_j``, ``S = sum_P s_j`` and
-``beta = beta_bps / 10_000``::
+**The epoch's score of a participant** ``i`` is a trimmed mean of what the *other*
+reporters gave it (its own report's score for itself is ignored: every validator values
+its own classes most on non-IID data). Of the ``m`` other scores, sorted, the lowest and
+highest ``t = min(ceil(m * trim_bps / 10_000), (m - 1) // 2)`` are dropped and the rest
+averaged, the division truncated toward zero as in Solidity::
 
-    payout_i = floor(R * (beta_bps * d_i * S + (10_000 - beta_bps) * s_i * D)
+    a_i = trunc(sum(sorted[t : m - t]) / (m - 2 t))            (a_i = 0 when m = 0)
+
+Bound: with ``f <= t`` lying reporters among the ``m``, every kept value lies between the
+``(t - f + 1)``-th smallest and the ``(t - f + 1)``-th largest honest score, so the liars
+move ``a_i`` only within the honest scores' own spread; a plain median (``t`` at
+its maximum) has the same bound but is set by the validators who hold the fewest of
+``i``'s classes.
+
+**Evidence accumulates.** Each member carries a smoothed score ``e`` (on chain, 0 at
+first). A quorate epoch in which ``i`` had at least one other reporter moves it::
+
+    e_i' = trunc((alpha_bps * a_i + (10_000 - alpha_bps) * e_i) / 10_000)
+
+**Good standing.** Of the participants with ``e' > 0`` (sums ``D+`` of samples, ``S+`` of
+smoothed scores), those whose smoothed score per sample is at least ``standing_bps /
+10_000`` of that average stand well: ``e_i' * D+ * 10_000 >= standing_bps * S+ * d_i``.
+A node that adds noise around zero, or a copy the merge ignores, cannot reach it.
+
+**Payouts.** For budget ``R``, the paid set ``P`` of a quorate epoch is the participants
+in good standing, with samples ``d_i`` (the declared count capped by the admin-attested
+allowance, on chain), ``D = sum_P d_j``, ``S = sum_P e_j'`` and ``beta = beta_bps /
+10_000``::
+
+    payout_i = floor(R * (beta_bps * d_i * S + (10_000 - beta_bps) * e_i' * D)
                      / (10_000 * D * S))          for i in P, else 0
 
-which is ``floor(R * (beta * d_i / D + (1 - beta) * s_i / S))``. A participant that was
-removed, timed out as leader, led the epoch at fault, did not report, or declared more
+which is ``floor(R * (beta * d_i / D + (1 - beta) * e_i' / S))``. A participant that was
+removed, timed out as leader, led the epoch at fault, did not report, was merged although
+no strict majority of the reports found its update valid (``INVALID``: a good smoothed
+score earned before cannot pay for an epoch without a valid update), or declared more
 samples than its allowance *forfeits* (that reason, in that precedence, is recorded even
-when it would have been paid nothing): its
-payout stays in the carry, so nobody profits from skipping validation. Everything not
-credited is carried to the next epoch's budget: ``carried = R - sum(credited)``, never
-negative because the shares sum to one and each payout is floored.
+when it would have been paid nothing): its payout stays in the carry, so nobody profits
+from skipping validation. Everything not credited is carried to the next epoch's budget:
+``carried = R - sum(credited)``, never negative because the shares sum to one and each
+payout is floored.
 
-**Strikes** (quorate epochs). A participant with ``s_i <= 0``, or a leader at fault, takes
-a strike; any other participant's strikes reset. At ``suspend_after`` strikes the member
-is suspended, whatever its membership status.
+**Strikes** (quorate epochs). A participant whose smoothed score moved and is ``<= 0``, one
+merged without a valid update, or a leader at fault, takes a strike; any other participant's strikes reset. At
+``suspend_after`` strikes the member is suspended, whatever its membership status.
 
 The audit and the tests hold the contract to this module to the wei.
 """
@@ -45,6 +70,12 @@ from enum import IntEnum
 
 BPS = 10_000
 ZERO_HASH = "00" * 32
+#: Defaults of the settlement parameters (SwarmConfig and the simulator read them here);
+#: benchmarks/fairness.py is the measurement behind them.
+DEFAULT_BETA_BPS = 7_000
+DEFAULT_TRIM_BPS = 2_500
+DEFAULT_SMOOTHING_BPS = 2_000
+DEFAULT_STANDING_BPS = 2_000
 
 
 class Forfeit(IntEnum):
@@ -57,12 +88,34 @@ class Forfeit(IntEnum):
     MERGE_CONTRADICTED = 4
     CENSORED = 5
     OVER_DECLARED = 6
+    INVALID = 7
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The settlement parameters fixed at deployment, in basis points: the data share
+    ``beta``, the fraction of the other reporters' scores trimmed from each end, the weight
+    of an epoch's score in the smoothed score, and the share of the average smoothed score
+    per sample that good standing needs."""
+
+    beta_bps: int = DEFAULT_BETA_BPS
+    trim_bps: int = DEFAULT_TRIM_BPS
+    smoothing_bps: int = DEFAULT_SMOOTHING_BPS
+    standing_bps: int = DEFAULT_STANDING_BPS
+
+    def __post_init__(self) -> None:
+        for name, value, low, high in (("beta_bps", self.beta_bps, 0, BPS), ("trim_bps", self.trim_bps, 0, BPS // 2),
+                                       ("smoothing_bps", self.smoothing_bps, 1, BPS),
+                                       ("standing_bps", self.standing_bps, 0, BPS)):
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
 
 
 @dataclass(frozen=True)
 class Participant:
     """One participant's inputs to settlement, in commit-index order. ``samples`` is the
-    count the contract recorded (already capped by the allowance)."""
+    count the contract recorded (already capped by the allowance); ``node`` its address (its
+    own report's score for it is ignored); ``smoothed`` its smoothed score before the epoch."""
 
     samples: int
     reported: bool = True
@@ -70,18 +123,21 @@ class Participant:
     removed: bool = False
     leader: bool = False
     over_declared: bool = False  # declared more samples than its allowance
+    node: str = ""
+    smoothed: int = 0
 
 
 @dataclass(frozen=True)
 class Report:
     """One validation report: the reporter's metric, the merge hash it recomputed (hex),
-    the bitmap over commit indices of the updates it found valid, and one score per
-    participant."""
+    the bitmap over commit indices of the updates it found valid, one score per
+    participant, and the reporter's address."""
 
     metric: int
     scores: Sequence[int]
     merged_hash: str = ZERO_HASH
     valid: int = 0
+    reporter: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,13 +152,20 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Settlement:
-    """What settlement decides: per-participant median score, payout (0 when forfeited or
-    unpaid), forfeit reason, the total credited, what is carried, the median metric
-    (None when nobody reported), whether the epoch was quorate, and the leader verdict."""
+    """What settlement decides, per participant: the epoch's score (trimmed mean of the
+    other reporters' scores), the smoothed score after the epoch, whether it had evidence
+    (another reporter, in a quorate epoch), good standing, payout (0 when forfeited or
+    unpaid), forfeit reason and whether it takes a strike; then the total credited, what is
+    carried, the median metric (None when nobody reported), whether the epoch was quorate,
+    and the leader verdict."""
 
-    medians: tuple[int, ...]
+    scores: tuple[int, ...]
+    smoothed: tuple[int, ...]
+    evidence: tuple[bool, ...]
+    standing: tuple[bool, ...]
     payouts: tuple[int, ...]
     forfeits: tuple[Forfeit, ...]
+    struck: tuple[bool, ...]
     credited: int
     carried: int
     median_metric: int | None
@@ -118,14 +181,41 @@ def lower_median(values: Sequence[int]) -> int:
     return sorted(values)[(len(values) - 1) // 2]
 
 
-def median_scores(score_vectors: Sequence[Sequence[int]], n: int) -> list[int]:
-    """Per-participant lower median across reporters; all zeros when nobody reported."""
-    for vector in score_vectors:
+def truncated_div(numerator: int, denominator: int) -> int:
+    """Integer division rounding toward zero, as Solidity's signed ``/`` does."""
+    quotient = abs(numerator) // abs(denominator)
+    return quotient if (numerator >= 0) == (denominator > 0) else -quotient
+
+
+def trim_count(m: int, trim_bps: int) -> int:
+    """How many of ``m`` scores are dropped from each end: ``ceil(m * trim_bps / 10_000)``,
+    at most ``(m - 1) // 2`` so that at least one is kept."""
+    return min(-(-m * trim_bps // BPS), (m - 1) // 2) if m else 0
+
+
+def trimmed_mean(values: Sequence[int], trim_bps: int) -> tuple[int, int, int]:
+    """``(aggregate, low cut, high cut)`` of ``values``: the truncated mean of the sorted
+    values ``t .. m - 1 - t`` and those two values, the hints the contract verifies
+    instead of sorting; ``(0, 0, 0)`` for no values."""
+    if not values:
+        return 0, 0, 0
+    ordered = sorted(values)
+    t = trim_count(len(ordered), trim_bps)
+    kept = ordered[t:len(ordered) - t]
+    return truncated_div(sum(kept), len(kept)), kept[0], kept[-1]
+
+
+def _same(a: str, b: str) -> bool:
+    return bool(a) and a.lower() == b.lower()
+
+
+def others_scores(reports: Sequence[tuple[str, Sequence[int]]], nodes: Sequence[str]) -> list[list[int]]:
+    """Per participant, the scores from ``(reporter, scores)`` reports other than its own."""
+    n = len(nodes)
+    for _, vector in reports:
         if len(vector) != n:
             raise ValueError(f"score vector has {len(vector)} entries, expected {n}")
-    if not score_vectors:
-        return [0] * n
-    return [lower_median([vector[j] for vector in score_vectors]) for j in range(n)]
+    return [[vector[j] for reporter, vector in reports if not _same(reporter, nodes[j])] for j in range(n)]
 
 
 def is_quorate(reports: int, commits: int) -> bool:
@@ -162,14 +252,17 @@ Reports = tuple[list[str], list[int], list[bytes], list[int], bytes]
 score vector packed."""
 
 
-def settle_arguments(reports: Sequence[tuple[str, Report]], n: int) -> tuple[Reports, list[int], int]:
-    """``settle(epoch, reports, medians, metric)``'s arguments after the epoch number, from
-    the epoch's ``(reporter, report)`` pairs in emission order: the reports in the
-    contract's packed form (each score 8 bytes, big-endian two's complement, report after
-    report) and the lower medians the contract verifies instead of sorting."""
-    vectors = [list(report.scores) for _, report in reports]
-    medians = median_scores(vectors, n)
-    packed = b"".join(score.to_bytes(8, "big", signed=True) for vector in vectors for score in vector)
+def settle_arguments(reports: Sequence[tuple[str, Report]], nodes: Sequence[str],
+                     trim_bps: int = DEFAULT_TRIM_BPS) -> tuple[Reports, list[int], int]:
+    """``settle(epoch, reports, cuts, metric)``'s arguments after the epoch number, from the
+    epoch's ``(reporter, report)`` pairs in emission order and the participants' addresses
+    in commit-index order: the reports in the contract's packed form (each score 8 bytes,
+    big-endian two's complement, report after report), each participant's low and high
+    trimming cuts (see :func:`trimmed_mean`) which the contract verifies instead of
+    sorting, and the lower median of the metrics."""
+    others = others_scores([(reporter, report.scores) for reporter, report in reports], nodes)
+    cuts = [cut for values in others for cut in trimmed_mean(values, trim_bps)[1:]]
+    packed = b"".join(score.to_bytes(8, "big", signed=True) for _, report in reports for score in report.scores)
     metrics = [report.metric for _, report in reports]
     packed_reports = (
         [reporter for reporter, _ in reports],
@@ -178,7 +271,21 @@ def settle_arguments(reports: Sequence[tuple[str, Report]], n: int) -> tuple[Rep
         [report.valid for _, report in reports],
         packed,
     )
-    return packed_reports, medians, lower_median(metrics) if metrics else 0
+    return packed_reports, cuts, lower_median(metrics) if metrics else 0
+
+
+def smooth(previous: int, score: int, smoothing_bps: int) -> int:
+    """The smoothed score after an epoch with evidence (see module docstring)."""
+    return truncated_div(smoothing_bps * score + (BPS - smoothing_bps) * previous, BPS)
+
+
+def in_good_standing(smoothed: Sequence[int], samples: Sequence[int], standing_bps: int) -> list[bool]:
+    """Which participants stand well (see module docstring)."""
+    positive = [j for j, value in enumerate(smoothed) if value > 0]
+    total_data = sum(samples[j] for j in positive)
+    total_score = sum(smoothed[j] for j in positive)
+    return [value > 0 and value * total_data * BPS >= standing_bps * total_score * samples[j]
+            for j, value in enumerate(smoothed)]
 
 
 def payout(budget: int, samples: int, score: int, total_data: int, total_score: int, beta_bps: int) -> int:
@@ -187,8 +294,9 @@ def payout(budget: int, samples: int, score: int, total_data: int, total_score: 
     return budget * numerator // (BPS * total_data * total_score)
 
 
-def forfeit_of(participant: Participant, leader_fault: Forfeit) -> Forfeit:
-    """Why ``participant`` forfeits, in the contract's order of precedence."""
+def forfeit_of(participant: Participant, leader_fault: Forfeit, valid: bool = True) -> Forfeit:
+    """Why ``participant`` forfeits, in the contract's order of precedence; ``valid``: a
+    strict majority of a quorate epoch's reports found its update valid."""
     if participant.removed:
         return Forfeit.REMOVED
     if participant.skipped_leader:
@@ -197,6 +305,8 @@ def forfeit_of(participant: Participant, leader_fault: Forfeit) -> Forfeit:
         return leader_fault
     if not participant.reported:
         return Forfeit.NOT_REPORTED
+    if not valid:
+        return Forfeit.INVALID
     if participant.over_declared:
         return Forfeit.OVER_DECLARED
     return Forfeit.NONE
@@ -207,7 +317,7 @@ def settle(
     participants: Sequence[Participant],
     reports: Sequence[Report],
     *,
-    beta_bps: int,
+    rule: Rule = Rule(),
     commits: int | None = None,
     participants_bitmap: int | None = None,
     published_hash: str = ZERO_HASH,
@@ -215,28 +325,38 @@ def settle(
     """Settle one epoch. ``reports`` carry one score per participant in commit-index order.
     ``commits`` (default: the participants) and ``participants_bitmap`` (default: the
     first ``len(participants)`` indices) place the participants among the commitments."""
-    if not 0 <= beta_bps <= BPS:
-        raise ValueError(f"beta_bps must be in [0, {BPS}], got {beta_bps}")
     n = len(participants)
     commits = n if commits is None else commits
     bitmap = (1 << n) - 1 if participants_bitmap is None else participants_bitmap
-    medians = median_scores([r.scores for r in reports], n)
+    others = others_scores([(r.reporter, r.scores) for r in reports], [p.node for p in participants])
+    scores = [trimmed_mean(values, rule.trim_bps)[0] for values in others]
     quorate = is_quorate(len(reports), commits)
+    evidence = [quorate and bool(values) for values in others]
+    smoothed = [smooth(p.smoothed, scores[j], rule.smoothing_bps) if evidence[j] else p.smoothed
+                for j, p in enumerate(participants)]
+    samples = [p.samples for p in participants]
+    standing = [quorate and ok for ok in in_good_standing(smoothed, samples, rule.standing_bps)]
     verdict = judge_leader(published_hash, bitmap, commits, reports) if quorate else \
         Verdict(published_hash, Forfeit.NONE, ())
-    paid = [j for j in range(n) if quorate and medians[j] > 0]
-    total_data = sum(participants[j].samples for j in paid)
-    total_score = sum(medians[j] for j in paid)
-    forfeits = tuple(forfeit_of(p, verdict.fault) for p in participants)
+    paid = [j for j in range(n) if standing[j]]
+    total_data = sum(samples[j] for j in paid)
+    total_score = sum(smoothed[j] for j in paid)
+    indices = [i for i in range(bitmap.bit_length()) if bitmap >> i & 1]
+    valid = [not quorate or 2 * sum(r.valid >> i & 1 for r in reports) > len(reports) for i in indices]
+    forfeits = tuple(forfeit_of(p, verdict.fault, ok) for p, ok in zip(participants, valid))
+    faulted = [not ok or (p.leader and verdict.fault is not Forfeit.NONE) for p, ok in zip(participants, valid)]
+    struck = tuple(quorate and strikes_after(0, smoothed[j], evidence[j], faulted[j]) > 0 for j in range(n))
     payouts = [0] * n
     for j in paid:
         if forfeits[j] is Forfeit.NONE:
-            payouts[j] = payout(budget, participants[j].samples, medians[j], total_data, total_score, beta_bps)
+            payouts[j] = payout(budget, samples[j], smoothed[j], total_data, total_score, rule.beta_bps)
     credited = sum(payouts)
     metric = lower_median([r.metric for r in reports]) if reports else None
-    return Settlement(tuple(medians), tuple(payouts), forfeits, credited, budget - credited, metric, quorate, verdict)
+    return Settlement(tuple(scores), tuple(smoothed), tuple(evidence), tuple(standing), tuple(payouts), forfeits,
+                      struck, credited, budget - credited, metric, quorate, verdict)
 
 
-def strikes_after(strikes: int, median: int, leader_fault: bool) -> int:
-    """A participant's strike count after a quorate epoch (capped at uint8's maximum)."""
-    return min(strikes + 1, 255) if median <= 0 or leader_fault else 0
+def strikes_after(strikes: int, smoothed: int, evidence: bool, fault: bool) -> int:
+    """A participant's strike count after a quorate epoch (capped at uint8's maximum);
+    ``fault``: it led the epoch at fault or was merged without a valid update."""
+    return min(strikes + 1, 255) if (evidence and smoothed <= 0) or fault else 0

@@ -33,19 +33,22 @@ def status_table(handles: SwarmHandles) -> Table:
     table.add_row("leader", _short(leader) if int(leader, 16) else "not drawn yet")
     table.add_row("deadline", f"{int(state['deadline'])} ({left:+d} s)")
     table.add_row("commitments", str(int(state["commitCount"])))
-    table.add_row("reports", f"{int(state['reportCount'])} of {int(state['commitCount'])} committers")
+    table.add_row("reports", f"{int(state['reporters']).bit_count()} of {int(state['commitCount'])} committers")
     table.add_row("active members", str(int(swarm.activeCount())))
     table.add_row("carry (tokens)", str(wei_to_tokens(int(swarm.carry()))))
     ledger = read_ledger(swarm, int(handles.record["block"]))
     for account in sorted({event.account for event in ledger.membership}):
         member = swarm.memberOf(account)
         table.add_row(f"member {_short(account)}", f"{STATUSES[int(member['status'])]}, "
-                      f"strikes {int(member['strikes'])}, allowance {int(member['allowance'])} samples, "
+                      f"strikes {int(member['strikes'])}, "
+                      f"smoothed score {int(member['smoothedScore']) / SCORE_SCALE:+.5f}, "
+                      f"allowance {int(member['allowance'])} samples, "
                       f"last commit epoch {int(member['lastSubmitEpoch'])}")
     return table
 
 
 def earned_by(ledger: Ledger) -> dict[str, int]:
+    """Tokens (wei) credited per node over every settled epoch of ``ledger``."""
     earned: dict[str, int] = {}
     for record in ledger.epochs.values():
         for outcome in record.outcomes:
@@ -83,7 +86,9 @@ def ledger_rows(ledger: Ledger) -> list[dict[str, Any]]:
                 "leader": record.leader or "",
                 "merged_hash": record.merged_hash or "",
                 "model_hash": record.model_hash or "",
-                "median_score": outcome.median_score / SCORE_SCALE,
+                "score": outcome.score / SCORE_SCALE,
+                "smoothed_score": outcome.smoothed / SCORE_SCALE,
+                "standing": outcome.standing,
                 "payout_tokens": str(wei_to_tokens(outcome.payout)),
                 "forfeit": "" if not outcome.forfeited else outcome.forfeit.name.lower().replace("_", " "),
                 "disputes": "; ".join(record.disputes) if outcome.node == record.leader else "",
@@ -94,12 +99,15 @@ def ledger_rows(ledger: Ledger) -> list[dict[str, Any]]:
 
 def print_ledger(rows: list[dict[str, Any]]) -> None:
     table = Table(title="contribution ledger")
-    for column in ("epoch", "node", "samples", "leader", "median score", "payout", "forfeit", "metric", "disputes"):
+    columns = ("epoch", "node", "samples", "leader", "score", "smoothed", "standing", "payout", "forfeit", "metric",
+               "disputes")
+    for column in columns:
         table.add_column(column)
     for row in rows:
         samples = str(row["samples"]) + (f" (declared {row['declared_samples']})"
                                          if row["declared_samples"] > row["samples"] else "")
         table.add_row(str(row["epoch"]), _short(row["node"]), samples, _short(row["leader"]),
-                      f"{row['median_score']:.5f}", row["payout_tokens"], row["forfeit"],
+                      f"{row['score']:+.5f}", f"{row['smoothed_score']:+.5f}", "yes" if row["standing"] else "no",
+                      row["payout_tokens"], row["forfeit"],
                       "-" if row["median_metric"] is None else f"{row['median_metric']:.4f}", row["disputes"])
     Console().print(table)

@@ -1,7 +1,9 @@
 """Swarm's learning core: data and partitions, models, local training, merges, scoring, simulation.
 
-Pure ML: this package never imports chain code.  scikit-learn is imported inside the
-functions that need it, so ``import trainer`` stays cheap for the CLI.
+Pure ML: this package never imports chain code; the simulator's money model
+(:mod:`trainer.ledger`) calls the pure-Python reference rule ``swarmtoken.rewards``.
+scikit-learn is imported inside the functions that need it, so ``import trainer`` stays
+cheap for the CLI.
 
 The entry points a user meets first are re-exported here: ``trainer.simulate(...)`` runs a
 whole swarm in process, ``SwarmCallback`` joins a swarm from one's own training loop.

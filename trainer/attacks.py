@@ -7,10 +7,18 @@ With the honest delta ``x = honest - previous`` and the honest peers' deltas ``x
 * ``gaussian_noise``: previous + e, e ~ N(0, sigma^2 I)  (sigma = 1; carries no information)
 * ``scaled``:         previous + scale * x                (scale = 10; boosting)
 * ``free_rider``:     previous                            (no work, claims a share anyway)
+* ``stale_noise``:    previous + e, ||e|| = fraction * ||x|| (fraction = 0.01; a stale copy
+  dressed up as work: no training signal, a norm no honest update has)
+* ``extrapolated``:   previous + c * (previous - prior)      (c = 1; replays the previous
+  epoch's merged step, public to everyone, with no data: ``prior`` is the global model
+  the previous epoch started from, so in epoch 0 (``prior = previous``) it is a free rider)
 * ``alie``:           previous + mu - z * s               ("a little is enough",
   Baruch et al. 2019), mu and s the coordinate-wise mean and standard deviation of
   the peers' deltas; z = Phi^{-1}((n - s') / n) with s' = floor(n / 2 + 1) - f when
   ``n`` and ``f`` are given, else ``z`` (default 1.0).
+
+Lying validator (``REPORT_ATTACKS``, applied to a validator's score vector, not to an
+update): ``lying`` reports +1 for its own update and -1 for every other.
 
 Data poisoning: ``label_flip`` maps every label through a seeded derangement of the
 classes (no class keeps its label) before local training; the simulator asks
@@ -26,13 +34,15 @@ exists. The literature's omniscient attacker (``peers`` = the current epoch's ho
 updates) is the upper bound; ``trainer.simulate.simulate(attack_view=...)`` runs both.
 
 Adding an attack: one function with the model-attack signature and
-``@register_attack("name")`` (``peers=True`` if it reads ``peers``).
+``@register_attack("name")`` (``peers=True`` if it reads ``peers``, ``prior=True`` if it
+reads ``prior``, the global model before ``previous``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from scipy.stats import norm
 
@@ -43,6 +53,11 @@ ATTACKS: dict[str, Callable[..., object]] = {}
 data attacks (``is_data_attack``): ``fn(y, n_classes, seed) -> y``."""
 _DATA_ATTACKS: set[str] = set()
 _PEER_ATTACKS: set[str] = set()
+_PRIOR_ATTACKS: set[str] = set()
+
+ReportAttack = Callable[[np.ndarray, "int | None"], np.ndarray]
+"""``fn(scores, own) -> scores``: what a lying validator reports instead of the scores it
+computed (one per participant; ``own`` is its own position among them, or None)."""
 
 
 class UnknownAttackError(KeyError, ValueError):
@@ -57,10 +72,12 @@ class AttackOptionError(ValueError):
 
 
 def register_attack(
-    name: str, *, data: bool = False, peers: bool = False
+    name: str, *, data: bool = False, peers: bool = False, prior: bool = False
 ) -> Callable[[Callable[..., object]], Callable[..., object]]:
     """Add an attack to ``ATTACKS``; ``data=True`` marks a data-poisoning attack,
-    ``peers=True`` a model attack that reads the peers' updates (``needs_peers``)."""
+    ``peers=True`` a model attack that reads the peers' updates (``needs_peers``),
+    ``prior=True`` one that reads the global model before ``previous`` (``apply_attack``
+    passes it as ``prior=``)."""
 
     def decorator(fn: Callable[..., object]) -> Callable[..., object]:
         if name in ATTACKS:
@@ -70,6 +87,8 @@ def register_attack(
             _DATA_ATTACKS.add(name)
         if peers:
             _PEER_ATTACKS.add(name)
+        if prior:
+            _PRIOR_ATTACKS.add(name)
         return fn
 
     return decorator
@@ -181,6 +200,35 @@ def free_rider(honest: StateDict, *, previous: StateDict, peers: Sequence[StateD
     return {key: value.detach().clone() for key, value in previous.items()}
 
 
+@register_attack("stale_noise")
+def stale_noise(
+    honest: StateDict, *, previous: StateDict, peers: Sequence[StateDict], seed: int, fraction: float = 0.01
+) -> StateDict:
+    """Commit the global model plus seeded Gaussian noise rescaled to ``fraction`` of the
+    honest step's norm: a free rider that is not bit-equal to the global model, the
+    cheapest way to pass a "did it change anything" check."""
+    if not fraction > 0:
+        raise AttackOptionError(f"stale_noise: fraction must be > 0, got {fraction!r}")
+    delta = _delta(honest, previous)
+    noise = torch.randn(delta.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return _forge(previous, honest, noise * (fraction * torch.linalg.vector_norm(delta) / torch.linalg.vector_norm(noise)))
+
+
+@register_attack("extrapolated", prior=True)
+def extrapolated(
+    honest: StateDict, *, previous: StateDict, peers: Sequence[StateDict], seed: int, prior: StateDict,
+    c: float = 1.0,
+) -> StateDict:
+    """Commit ``previous + c (previous - prior)``: the previous epoch's merged step again,
+    which everyone can compute and which points roughly where the swarm is going, with no
+    data behind it."""
+    if not c > 0:
+        raise AttackOptionError(f"extrapolated: c must be > 0, got {c!r}")
+    _delta(honest, previous)
+    validate_updates([prior], previous)
+    return _forge(previous, honest, c * (flatten(previous) - flatten(prior)))
+
+
 def alie_z(n: int, f: int) -> float:
     """ALIE's largest undetected shift: z = Phi^{-1}((n - s) / n), s = floor(n/2 + 1) - f.
 
@@ -254,6 +302,39 @@ def flip_labels(y: torch.Tensor, n_classes: int, seed: int) -> torch.Tensor:
     return mapping[y.to(torch.int64)].to(y.dtype)
 
 
+def _lying(scores: np.ndarray, own: int | None) -> np.ndarray:
+    """+1 for its own update, -1 for every other: the largest lie the score bounds allow."""
+    out = np.full(len(scores), -1.0)
+    if own is not None:
+        out[own] = 1.0
+    return out
+
+
+REPORT_ATTACKS: dict[str, ReportAttack] = {"lying": _lying}
+"""Lying-validator attacks by name: ``fn(scores, own) -> reported scores``."""
+
+
+def forge_report(name: str, scores: np.ndarray, own: int | None) -> np.ndarray:
+    """What a validator running report attack ``name`` reports instead of ``scores``.
+
+    Raises:
+        UnknownAttackError: ``name`` is not in ``REPORT_ATTACKS``.
+    """
+    if name not in REPORT_ATTACKS:
+        raise UnknownAttackError(f"unknown report attack {name!r}; known: {', '.join(sorted(REPORT_ATTACKS))}")
+    return REPORT_ATTACKS[name](np.asarray(scores, dtype=np.float64), own)
+
+
+def needs_prior(name: str) -> bool:
+    """True when model attack ``name`` reads ``prior``, the global model before ``previous``.
+
+    Raises:
+        UnknownAttackError: ``name`` is not registered.
+    """
+    _known(name)
+    return name in _PRIOR_ATTACKS
+
+
 def apply_attack(
     name: str,
     honest: StateDict,
@@ -261,10 +342,17 @@ def apply_attack(
     previous: StateDict,
     peers: Sequence[StateDict],
     seed: int,
+    prior: StateDict | None = None,
     **options: object,
 ) -> StateDict:
-    """Run model-poisoning attack ``name``; refuses unknown names and data attacks."""
+    """Run model-poisoning attack ``name``; refuses unknown names, data attacks, and an
+    attack that reads ``prior`` (``needs_prior``) called without it. ``prior`` is passed
+    only to the attacks that read it."""
     _known(name)
     if name in _DATA_ATTACKS:
         raise AttackOptionError(f"{name!r} poisons data: call flip_labels on the labels instead")
+    if name in _PRIOR_ATTACKS:
+        if prior is None:
+            raise AttackOptionError(f"{name!r} needs prior= (the global model before previous)")
+        options = {**options, "prior": prior}
     return ATTACKS[name](honest, previous=previous, peers=peers, seed=seed, **options)  # type: ignore[return-value]

@@ -31,7 +31,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from torch import nn
 
-from trainer.merges import merge
+from trainer.merges import DEFAULT_MERGE, merge
 from trainer.params import StateDict
 
 __all__ = ["InProcessSwarm", "RoundRecord", "SwarmBackend", "SwarmCallback", "SwarmProtocolError",
@@ -107,7 +107,7 @@ class InProcessSwarm:
     swarm whose merge failed is closed.
     """
 
-    def __init__(self, n_nodes: int, initial: StateDict, *, merge: str = "weighted_mean", seed: int = 0,
+    def __init__(self, n_nodes: int, initial: StateDict, *, merge: str = DEFAULT_MERGE, seed: int = 0,
                  timeout: float = 60.0, merge_options: Mapping[str, object] | None = None) -> None:
         if n_nodes < 1:
             raise SwarmProtocolError(f"n_nodes must be >= 1, got {n_nodes}")

@@ -143,7 +143,7 @@ def _why(record) -> str:
     aggregates."""
     return (f"epoch {record.epoch}: quorate={record.quorate}, {len(record.reports)} reports of "
             f"{len(record.commits)} commits by {[r.reporter for r in record.reports]}, outcomes "
-            f"{[(o.node, o.median_score, o.payout, o.forfeit.name) for o in record.outcomes]}")
+            f"{[(o.node, o.score, o.smoothed, o.payout, o.forfeit.name) for o in record.outcomes]}")
 
 
 def _payout(record, address):

@@ -19,6 +19,12 @@ def base_uri(node: str) -> str:
     return f"http://{node[2:8]}.example"
 
 
+def outcome(node: str, paid: bool) -> OutcomeRecord:
+    """A settled participant in good standing, paid or (forfeited) not."""
+    return OutcomeRecord(node, 100, score=5, smoothed=5, standing=True, payout=10 if paid else 0,
+                         forfeit=Forfeit.NONE if paid else Forfeit.NOT_REPORTED)
+
+
 def audit(commits: dict[str, bytes], served: dict[str, bytes], paid: set[str]):
     """``commits``: node -> the bytes it committed to; ``served``: node -> what it serves
     under that commitment (absent: unreachable)."""
@@ -29,7 +35,7 @@ def audit(commits: dict[str, bytes], served: dict[str, bytes], paid: set[str]):
         record.commits.append(CommitRecord(index, node, commitment, 100, 100))
         if node in served:
             urls[commit_url(base_uri(node), commitment)] = served[node]
-        record.outcomes.append(OutcomeRecord(node, 100, 5, 10 if node in paid else 0, Forfeit.NONE))
+        record.outcomes.append(outcome(node, paid=node in paid))
 
     def download(url: str, timeout: float, retries: int) -> bytes:
         if url not in urls:
@@ -52,8 +58,7 @@ def test_a_copied_commitment_is_a_finding_and_a_discrepancy_only_if_paid():
     record.commits = [CommitRecord(0, HONEST, honest_commitment, 100, 100),
                       CommitRecord(1, COPYCAT, honest_commitment, 100, 100)]
     for paid_copycat, expect_ok in ((False, True), (True, False)):
-        record.outcomes = [OutcomeRecord(HONEST, 100, 5, 10, Forfeit.NONE),
-                           OutcomeRecord(COPYCAT, 100, 5, 10 if paid_copycat else 0, Forfeit.NONE)]
+        record.outcomes = [outcome(HONEST, paid=True), outcome(COPYCAT, paid=paid_copycat)]
         urls = {commit_url(base_uri(node), honest_commitment): b"a" for node in (HONEST, COPYCAT)}
         report = audit_files(Ledger({EPOCH: record}, [], []), base_uri, lambda url, **_: urls[url])
         assert report.ok is expect_ok

@@ -2,24 +2,73 @@
 
 import pytest
 
-from swarmtoken.config import ConfigError, SwarmConfig
+from swarmtoken import rewards
+from swarmtoken.config import ConfigError, SwarmConfig, chain_rule
+from swarmtoken.rewards import Rule
 from swarmtoken.units import METRIC_SCALE, to_fixed, tokens_to_wei
+
+STRUCT_ORDER = ["minPeers", "maxPeers", "commitWindow", "mergeWindow", "reportWindow", "betaBps", "trimBps",
+                "smoothingBps", "standingBps", "suspendAfter", "maxEpochs", "patience", "targetMetric", "minDelta",
+                "rewardPerEpoch", "mergeRule", "scorer"]
+"""`SwarmLearning.Config`'s fields in declaration order: the constructor takes a tuple."""
 
 
 def test_shipped_config_file_loads(tmp_path):
     config = SwarmConfig.from_toml("config/swarm.toml")
-    assert config.contract_tuple()[11] == 1000 * 10**18
+    assert config.contract_fields()["rewardPerEpoch"] == 1000 * 10**18
     assert config.merge_rule == "fltrust_median" == SwarmConfig().merge_rule
     assert not config.keep_token_admin
 
 
-def test_contract_tuple_scales_fractions():
-    config = SwarmConfig(beta=0.25, target_metric=0.97, min_delta=0.001, merge_rule="median")
-    values = config.contract_tuple()
-    assert values[5] == 2500
-    assert values[9] == round(0.97 * METRIC_SCALE)
-    assert values[10] == 1000
-    assert values[12] == b"median".ljust(32, b"\0")
+def test_settlement_defaults_are_the_reference_rules_everywhere():
+    """SwarmConfig, the shipped file and the contract tuple all carry `rewards`' defaults."""
+    assert SwarmConfig().rule() == Rule() == SwarmConfig.from_toml("config/swarm.toml").rule()
+    fields = SwarmConfig().contract_fields()
+    assert (fields["betaBps"], fields["trimBps"], fields["smoothingBps"], fields["standingBps"]) == (
+        rewards.DEFAULT_BETA_BPS, rewards.DEFAULT_TRIM_BPS, rewards.DEFAULT_SMOOTHING_BPS, rewards.DEFAULT_STANDING_BPS)
+
+
+def test_contract_tuple_is_the_struct_in_order_with_fractions_scaled():
+    config = SwarmConfig(beta=0.25, trim=0.1, smoothing=0.75, standing=0.05, target_metric=0.97, min_delta=0.001,
+                         merge_rule="median")
+    assert list(config.contract_fields()) == STRUCT_ORDER
+    values = dict(zip(STRUCT_ORDER, config.contract_tuple()))
+    assert (values["betaBps"], values["trimBps"], values["smoothingBps"], values["standingBps"]) == (
+        2500, 1000, 7500, 500)
+    assert values["targetMetric"] == round(0.97 * METRIC_SCALE)
+    assert values["minDelta"] == 1000
+    assert values["mergeRule"] == b"median".ljust(32, b"\0")
+
+
+def test_the_rule_read_back_from_chain_is_the_deployed_one():
+    """What the audit and the settler read from `config()` is what was deployed."""
+    config = SwarmConfig(beta=0.4, trim=0.2, smoothing=0.3, standing=0.1)
+    assert chain_rule(config.contract_fields()) == config.rule() == Rule(4000, 2000, 3000, 1000)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"trim": 0.51}, r"trim must be in \[0, 0.5\] \(the fraction of the other validators' scores"),
+        ({"trim": -0.1}, r"trim must be in \[0, 0.5\]"),
+        ({"smoothing": 0}, r"smoothing must be in \[0.0001, 1\] \(the weight of an epoch's score"),
+        ({"smoothing": 0.00004}, r"smoothing must be in \[0.0001, 1\]"),  # rounds to 0 bps
+        ({"smoothing": 1.01}, r"smoothing must be in \[0.0001, 1\]"),
+        ({"standing": 1.5}, r"standing must be in \[0, 1\] \(the fraction of the average smoothed score"),
+        ({"standing": -0.01}, r"standing must be in \[0, 1\]"),
+        ({"beta": -0.1}, r"beta must be in \[0, 1\]"),
+    ],
+)
+def test_bad_settlement_parameters_are_refused_with_the_range_and_meaning(overrides, message):
+    with pytest.raises(ConfigError, match=r"^swarm.toml: " + message):
+        SwarmConfig.from_mapping(overrides, source="swarm.toml")
+
+
+@pytest.mark.parametrize("overrides", [{"trim": 0.0}, {"trim": 0.5}, {"smoothing": 0.0001}, {"smoothing": 1.0},
+                                       {"standing": 0.0}, {"standing": 1.0}])
+def test_settlement_parameters_at_their_bounds_deploy(overrides):
+    rule = SwarmConfig(**overrides).rule()  # the reference rule accepts what the config accepts
+    assert chain_rule(SwarmConfig(**overrides).contract_fields()) == rule
 
 
 @pytest.mark.parametrize(

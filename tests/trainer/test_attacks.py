@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,8 +13,10 @@ from trainer.attacks import (
     alie_z,
     apply_attack,
     flip_labels,
+    forge_report,
     is_data_attack,
     needs_peers,
+    needs_prior,
     rebase,
 )
 from trainer.params import NonFiniteError, ShapeMismatchError
@@ -78,6 +81,7 @@ def test_alie_z_from_the_paper() -> None:
         ("sign_flip", {"scale": 0.0}, "scale must be > 0"),
         ("scaled", {"scale": -1.0}, "scale must be > 0"),
         ("gaussian_noise", {"sigma": float("nan")}, "sigma must be > 0"),
+        ("stale_noise", {"fraction": 0.0}, "fraction must be > 0"),
         ("alie", {"z": 1.0, "n": 8, "f": 2}, "either z or"),
         ("alie", {"n": 8}, "together"),
         ("alie", {"n": 8, "f": 5}, "undefined"),
@@ -171,3 +175,39 @@ def test_only_alie_needs_peers() -> None:
     assert not any(needs_peers(name) for name in ("sign_flip", "gaussian_noise", "scaled", "free_rider"))
     with pytest.raises(UnknownAttackError):
         needs_peers("nope")
+
+
+def test_stale_noise_is_the_global_model_plus_seeded_noise_of_a_fraction_of_the_honest_step() -> None:
+    previous, honest = {"w": torch.zeros(1000)}, {"w": torch.full((1000,), 2.0)}
+    a = apply_attack("stale_noise", honest, previous=previous, peers=[], seed=5, fraction=0.05)
+    b = apply_attack("stale_noise", honest, previous=previous, peers=[], seed=5, fraction=0.05)
+    c = apply_attack("stale_noise", honest, previous=previous, peers=[], seed=6, fraction=0.05)
+    assert torch.equal(a["w"], b["w"]) and not torch.equal(a["w"], c["w"])
+    assert float(torch.linalg.vector_norm(a["w"])) == pytest.approx(0.05 * 2.0 * 1000**0.5, rel=1e-5)
+    assert abs(float(torch.nn.functional.cosine_similarity(a["w"], honest["w"], dim=0))) < 0.15
+
+
+def test_extrapolated_replays_the_previous_merged_step() -> None:
+    prior = {"w": torch.tensor([0.0, 1.0, 1.0]), "n": torch.tensor(1)}
+    assert _run("extrapolated", prior=prior)["w"].tolist() == [2.0, 1.0, 1.0]
+    assert _run("extrapolated", prior=prior, c=0.5)["w"].tolist() == [1.5, 1.0, 1.0]
+    # epoch 0: no previous step, the copy is the global model itself
+    assert torch.equal(_run("extrapolated", prior=PREVIOUS)["w"], PREVIOUS["w"])
+    assert needs_prior("extrapolated") and not needs_prior("sign_flip")
+    with pytest.raises(AttackOptionError, match="'extrapolated' needs prior="):
+        _run("extrapolated")
+    with pytest.raises(AttackOptionError, match="c must be > 0"):
+        _run("extrapolated", prior=prior, c=0.0)
+    # attacks that do not read prior ignore it
+    assert _run("sign_flip", prior=prior)["w"].tolist() == [0.0, 2.0, 0.5]
+
+
+def test_a_lying_validator_reports_plus_one_for_itself_and_minus_one_for_the_rest() -> None:
+    assert forge_report("lying", np.array([0.1, 0.2, 0.3]), 1).tolist() == [-1.0, 1.0, -1.0]
+    assert forge_report("lying", np.array([0.1, 0.2]), None).tolist() == [-1.0, -1.0]
+    with pytest.raises(UnknownAttackError, match="unknown report attack 'flattering'"):
+        forge_report("flattering", np.zeros(2), 0)
+
+
+def test_alie_z_is_settable() -> None:
+    assert _run("alie", z=3.0)["w"].tolist() == [1.0 + 2 - 3.0, 1.0 - 3.0, 1.0]

@@ -15,7 +15,7 @@ from trainer.attacks import apply_attack
 from trainer.data import SwarmSplit, load_dataset, split_swarm
 from trainer.merges import MERGES, InvalidAnchorError, merge
 from trainer.models import build_model
-from trainer.scoring import ABSENT, ScoringInputError, make_utility, score
+from trainer.scoring import ABSENT, ScoringInputError, ValidatorUtilities, make_utility, score, swarm_absent
 from tests.trainer.modules import Wrapped
 from trainer.training import TrainConfig, train_local
 
@@ -23,6 +23,9 @@ N = 5
 ANCHOR = 2
 WEIGHTS = [30, 10, 40, 10, 50]
 ALL = [frozenset(c) for r in range(N + 1) for c in itertools.combinations(range(N), r)]
+#: The counterfactuals that merge each coalition with the rule ("share" splits the grand
+#: coalition's merge instead, tested on its own below).
+MERGING = ("previous", "dropped")
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -106,7 +109,7 @@ def loop_values(epoch, coalitions, rule, absent="previous", anchor=None, **optio
 
 
 @pytest.mark.filterwarnings("ignore::trainer.merges.RobustnessWarning")
-@pytest.mark.parametrize("absent", ABSENT)
+@pytest.mark.parametrize("absent", MERGING)
 @pytest.mark.parametrize("rule", sorted(MERGES))
 def test_every_rule_values_what_merge_makes_of_each_coalition(float64_epoch, rule, absent):
     u = utility(float64_epoch, rule=rule, anchor=ANCHOR, absent=absent)
@@ -145,7 +148,7 @@ def test_the_grand_coalition_is_the_leaders_merge(float64_epoch, rule, anchor):
         assert u(frozenset(range(N))) == pytest.approx(performance(e, leaders), abs=1e-12)
 
 
-@pytest.mark.parametrize("absent", ABSENT)
+@pytest.mark.parametrize("absent", MERGING)
 @pytest.mark.parametrize("rule", sorted(MERGES))
 def test_the_empty_coalition_is_the_previous_model(float64_epoch, rule, absent):
     u = utility(float64_epoch, rule=rule, anchor=ANCHOR, absent=absent)
@@ -158,7 +161,7 @@ def test_a_lone_update_is_adopted_by_every_rule(float64_epoch, rule):
     norm by the trust rules), whatever ``absent`` says."""
     e = float64_epoch
     only = e["updates"][2]
-    for absent in ABSENT:
+    for absent in MERGING:
         u = utility(e, updates=[only], weights=[7], rule=rule, anchor=0, absent=absent)
         assert u(frozenset({0})) == pytest.approx(performance(e, only), abs=1e-12)
 
@@ -179,7 +182,7 @@ def test_a_member_alone_is_merged_alone_when_absent_nodes_are_dropped(float64_ep
 def test_coalitions_without_their_anchor_or_their_weight_keep_the_previous_model(float64_epoch):
     e = float64_epoch
     before = performance(e, e["previous"])
-    for absent in ABSENT:
+    for absent in MERGING:
         u = utility(e, rule="fltrust", anchor=ANCHOR, absent=absent)
         without = [s for s in ALL if ANCHOR not in s]
         np.testing.assert_array_equal(u.evaluate_many(without), before)
@@ -212,11 +215,55 @@ def test_a_rule_replaced_in_the_registry_is_valued_by_its_new_function(float64_e
     np.testing.assert_allclose(u.evaluate_many(ALL), loop_values(float64_epoch, ALL, "median"), rtol=0, atol=1e-10)
 
 
-def test_the_default_is_the_weighted_mean_share_of_the_full_step(float64_epoch):
+def test_the_default_is_the_swarms_merge_and_the_weighted_mean_is_the_share_of_the_full_step(float64_epoch):
     e = float64_epoch
-    default = utility(e).evaluate_many(ALL)
-    np.testing.assert_array_equal(utility(e, rule="weighted_mean", absent="previous").evaluate_many(ALL), default)
-    np.testing.assert_allclose(default, loop_values(e, ALL, "weighted_mean"), rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(utility(e).evaluate_many(ALL),
+                                  utility(e, rule="fltrust_median", absent="previous").evaluate_many(ALL))
+    shares = utility(e, rule="weighted_mean").evaluate_many(ALL)
+    np.testing.assert_allclose(shares, loop_values(e, ALL, "weighted_mean"), rtol=0, atol=1e-10)
+
+
+def fltrust_median_coefficients(epoch: dict) -> torch.Tensor:
+    """The leader's ``fltrust_median`` step as coefficients over the deltas, from the rule's
+    own definition: c_i = w_i t_i T / (||x_i|| sum_j w_j t_j)."""
+    from trainer.merges import _median_rows, _norms, _weighted_lower_median
+    from trainer.params import flatten
+
+    base = flatten(epoch["previous"])
+    x = torch.stack([flatten(u) - base for u in epoch["updates"]])
+    w = torch.tensor(epoch["weights"], dtype=torch.float64) / sum(epoch["weights"])
+    reference = _median_rows(x)
+    norms = _norms(x)
+    trust = torch.clamp((x @ reference) / (norms * reference.norm()), min=0.0)
+    target = _weighted_lower_median(norms[:, None], torch.where(trust > 0, w, 0.0))[0]
+    return w * trust * target / (norms * (w * trust).sum())
+
+
+def test_share_values_each_members_part_of_the_leaders_merge(float64_epoch):
+    e = float64_epoch
+    from trainer.params import flatten, unflatten
+
+    c = fltrust_median_coefficients(e)
+    base = flatten(e["previous"])
+    x = torch.stack([flatten(u) - base for u in e["updates"]])
+    u = utility(e, absent="share")
+    expected = [performance(e, unflatten(base + sum((c[i] * x[i] for i in s), torch.zeros_like(base)),
+                                         e["previous"])) for s in ALL]
+    np.testing.assert_allclose(u.evaluate_many(ALL), expected, rtol=0, atol=1e-10)
+    leaders = merge("fltrust_median", e["updates"], previous=e["previous"], weights=e["weights"])
+    assert u(frozenset(range(N))) == pytest.approx(performance(e, leaders), abs=1e-12)
+    # update 3 points against the others: trust 0, coefficient 0, a dummy player worth exactly 0
+    assert c[3] == 0 and score("exact_shapley", u, N, seed=0)[3] == 0.0
+    # the linear rules' share is their "previous" counterfactual
+    np.testing.assert_array_equal(utility(e, rule="weighted_mean", absent="share").evaluate_many(ALL),
+                                  utility(e, rule="weighted_mean").evaluate_many(ALL))
+
+
+@pytest.mark.parametrize("rule", ["median", "trimmed_mean", "geometric_median", "multi_krum", "centered_clipping"])
+def test_share_needs_a_rule_whose_step_combines_the_updates(float64_epoch, rule):
+    assert set(ABSENT) == {*MERGING, "share"}
+    with pytest.raises(ScoringInputError, match=f"absent='share' needs a rule .* not '{rule}'"):
+        utility(float64_epoch, rule=rule, absent="share")
 
 
 # --------------------------------------------------------------------------- what it pays for
@@ -236,9 +283,10 @@ def test_a_scaled_update_is_paid_about_its_honest_value_under_fltrust_median(tra
     """Node j commits ``previous + 10 (update_j - previous)`` instead of its update.
 
     Measured, phi(scaled)_j / phi(honest)_j for j = 0..5 on this epoch:
-    valuing the merged model (``fltrust_median``): 0.95 0.96 1.44 1.37 1.16 1.13; what is
-    left is the one rank the scaled norm moves in the median norm, which does enlarge the
-    merged step. Valuing the weighted-mean share instead (the old utility):
+    valuing the merged model (``fltrust_median``): 0.96 0.93 -0.05 1.34 -5.27 1.18; what is
+    left is the rank the scaled norm moves in the weighted median norm of the trusted
+    updates (node 4, the heaviest, then sets a 10x step and is paid for the overshoot).
+    Valuing the weighted-mean share instead (the old utility):
     6.27 -2.32 -14.01 0.18 -4.56 3.48 (paid as if merged at 10x: a small node gains,
     a big one overshoots)."""
     e = trained_epoch
@@ -254,10 +302,10 @@ def test_a_scaled_update_is_paid_about_its_honest_value_under_fltrust_median(tra
             scaled.append(score("exact_shapley", utility(e, updates=updates, **rule), n, seed=0)[j])
         return np.array(scaled) / honest
 
-    merged = ratios(rule="fltrust_median")
+    merged = ratios()
     assert merged.max() < 1.5
     assert merged[0] < 1.0
-    assert ratios()[0] > 5
+    assert ratios(rule="weighted_mean")[0] > 5
 
 
 @pytest.mark.parametrize("scorer", ["exact_shapley", "shapley_quadratic", "loo"])
@@ -275,6 +323,19 @@ def test_pooled_validation_is_the_size_weighted_sum_for_a_nonlinear_rule(trained
     np.testing.assert_allclose(pooled, combined, rtol=1e-5, atol=1e-7)
 
 
+def test_validator_utilities_give_each_validator_its_own_utility_at_the_cost_of_one(trained_epoch, swarm):
+    nodes = swarm.nodes[:3]
+    args = {k: trained_epoch[k] for k in ("model", "previous", "updates", "weights")}
+    shared = ValidatorUtilities(**args, validators=[(v.X_val, v.y_val) for v in nodes])
+    coalitions = ALL[:20]
+    for game, v in zip(shared.games, nodes, strict=True):
+        alone = utility(trained_epoch, X_val=v.X_val, y_val=v.y_val).evaluate_many(coalitions)
+        np.testing.assert_allclose(game.evaluate_many(coalitions), alone, rtol=1e-6, atol=1e-7)
+    assert shared.evaluations == 20
+    with pytest.raises(ScoringInputError, match="validators is empty"):
+        ValidatorUtilities(**args, validators=[])
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -287,8 +348,17 @@ def test_pooled_validation_is_the_size_weighted_sum_for_a_nonlinear_rule(trained
     ({"rule": "trimmed_mean", "options": {"beta": 0.7}}, r"beta must be in \[0, 0.5\)"),
     ({"rule": "weighted_mean", "options": {"gamma": 1}}, r"has no option 'gamma'"),
     ({"rule": "multi_krum", "options": {"f": 2}}, r"needs n > 2f \+ 2, got n=5 updates with f=2"),
-    ({"absent": "ignored"}, r"absent must be one of \('previous', 'dropped'\)"),
+    ({"absent": "ignored"}, r"absent must be one of \('previous', 'dropped', 'share'\)"),
 ])
 def test_bad_merge_arguments_get_a_precise_error(float64_epoch, overrides, message):
     with pytest.raises(ScoringInputError, match=message):
         utility(float64_epoch, **overrides)
+
+
+@pytest.mark.parametrize("rule, absent", [("fltrust_median", "share"), ("fltrust", "share"), ("mean", "share"),
+                                          ("weighted_mean", "share"), ("median", "previous"),
+                                          ("trimmed_mean", "previous"), ("multi_krum", "previous")])
+def test_the_swarm_values_each_nodes_share_of_the_step_wherever_the_rule_has_shares(rule, absent):
+    """The nodes and the simulator score the same game: "share" for a rule whose step is a
+    combination of the updates, "previous" for the others (which would refuse "share")."""
+    assert swarm_absent(rule) == absent

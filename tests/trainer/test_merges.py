@@ -103,6 +103,32 @@ def test_fltrust_median_hand_case() -> None:
     assert _w("fltrust_median", FLTRUST_ROWS) == pytest.approx(FLTRUST_EXPECTED, abs=1e-15)
 
 
+def test_fltrust_median_counts_trusted_updates_by_sample_weight() -> None:
+    # trust 1, 1/sqrt2, 0 as above, now times weights 3, 1, 1; the target norm is the weighted
+    # lower median of the trusted norms 1 (weight 3) and 2 sqrt2 (weight 1): 1.
+    got = _w("fltrust_median", FLTRUST_ROWS, weights=[3, 1, 1])
+    assert got == pytest.approx([3.5 / (3 + 1 / math.sqrt(2)), 0.5 / (3 + 1 / math.sqrt(2))], abs=1e-15)
+
+
+def test_fltrust_median_step_length_ignores_untrusted_updates() -> None:
+    """A reversed or huge update gets trust 0 and no say in the step's length either."""
+    honest = [(1.0, 0.0), (2.0, 0.2), (3.0, -0.2)]
+    clean = torch.tensor(_w("fltrust_median", honest))
+    for rogue in [(-50.0, 0.0), (-0.001, 0.0)]:
+        attacked = torch.tensor(_w("fltrust_median", [*honest, rogue, rogue]))
+        assert float(torch.linalg.vector_norm(attacked)) == pytest.approx(float(torch.linalg.vector_norm(clean)))
+
+
+def test_weighted_lower_median_hand_cases() -> None:
+    from trainer.merges import _weighted_lower_median
+
+    values = torch.tensor([[3.0], [1.0], [2.0], [10.0]], dtype=torch.float64)
+    assert _weighted_lower_median(values, torch.tensor([1.0, 1.0, 1.0, 1.0], dtype=torch.float64)).item() == 2.0
+    assert _weighted_lower_median(values, torch.tensor([1.0, 1.0, 1.0, 5.0], dtype=torch.float64)).item() == 10.0
+    # a subset weighing exactly half reaches it (lower median), whatever the summation order
+    assert _weighted_lower_median(values, torch.tensor([0.3, 0.1, 0.2, 0.4], dtype=torch.float64)).item() == 3.0
+
+
 def test_fltrust_follows_a_rogue_anchor_but_fltrust_median_does_not() -> None:
     honest = [(1.0, 0.1), (0.9, -0.1), (1.1, 0.0)]
     rogues = [(-1.0, 0.0), (-1.0, 0.0)]

@@ -1,4 +1,8 @@
-"""Contribution scoring: the coalition utility, the Shapley axioms, the estimators."""
+"""Contribution scoring: the coalition utility, the Shapley axioms, the estimators.
+
+The utility here values the weighted-mean share (``rule="weighted_mean"``), the linear
+game the estimators are checked against; ``test_merged_utility`` covers the other rules
+and the default (the swarm's ``fltrust_median``)."""
 
 from __future__ import annotations
 
@@ -65,7 +69,7 @@ def epoch(swarm: SwarmSplit) -> dict:
 def utility_of(epoch: dict, **overrides):
     """A fresh utility (empty cache) over the epoch fixture."""
     args = {k: epoch[k] for k in ("model", "previous", "updates", "weights", "X_val", "y_val")}
-    args.update(overrides)
+    args.update({"rule": "weighted_mean", **overrides})
     return make_utility(**args)
 
 
@@ -142,7 +146,8 @@ def test_a_coalition_takes_its_members_share_of_the_full_step(epoch):
 def test_a_free_rider_scores_exactly_zero(epoch):
     updates = list(epoch["updates"])
     updates[3] = {k: v.clone() for k, v in epoch["previous"].items()}  # sends the global model back
-    u = make_utility(epoch["model"], epoch["previous"], updates, epoch["weights"], epoch["X_val"], epoch["y_val"])
+    u = make_utility(epoch["model"], epoch["previous"], updates, epoch["weights"], epoch["X_val"], epoch["y_val"],
+                     rule="weighted_mean")
     scores = score("exact_shapley", u, len(updates), seed=0)
     assert scores[3] == pytest.approx(0.0, abs=1e-12)
     assert abs(scores).max() > 1e-4
@@ -161,7 +166,8 @@ def test_linear_head_shortcut_equals_the_generic_forward(epoch):
 def test_a_lone_node_swarm_adopts_that_update(epoch):
     """With one participant its share of the step is the whole step."""
     only = epoch["updates"][3]
-    u = make_utility(epoch["model"], epoch["previous"], [only], [epoch["weights"][3]], epoch["X_val"], epoch["y_val"])
+    u = make_utility(epoch["model"], epoch["previous"], [only], [epoch["weights"][3]], epoch["X_val"], epoch["y_val"],
+                     rule="weighted_mean")
     model = build_model("mlp", 13, 3, seed=0, hidden=(8,)).eval()
     model.load_state_dict(only)
     assert u(frozenset({0})) == pytest.approx(-F.cross_entropy(model(epoch["X_val"]), epoch["y_val"]).item(), rel=1e-5)
@@ -255,9 +261,9 @@ def test_quadratic_estimator_converges_to_exact_on_model_utility(swarm):
                for _ in range(9)]
     X = torch.cat([node.X_val for node in swarm.nodes])
     y = torch.cat([node.y_val for node in swarm.nodes])
-    exact = score("exact_shapley", make_utility(model, previous, updates, None, X, y), 9, seed=0)
+    exact = score("exact_shapley", make_utility(model, previous, updates, None, X, y, rule="weighted_mean"), 9, seed=0)
     errors = [
-        rel_l2(score("shapley_quadratic", make_utility(model, previous, updates, None, X, y), 9,
+        rel_l2(score("shapley_quadratic", make_utility(model, previous, updates, None, X, y, rule="weighted_mean"), 9,
                      seed=0, budget=budget), exact)
         for budget in (60, 200, 512)
     ]

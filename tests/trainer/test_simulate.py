@@ -11,8 +11,10 @@ import torch
 from trainer.attacks import UnknownAttackError, rebase
 from trainer.merges import UnknownRuleError
 from trainer.models import build_model
-from trainer.simulate import SimulationConfigError, centralized, derive_seed, local_only, simulate
-from trainer.training import TrainConfig
+from trainer.ledger import Economy
+from trainer.scoring import ScoringInputError, make_utility, score
+from trainer.simulate import Rogue, SimulationConfigError, centralized, derive_seed, local_only, simulate
+from trainer.training import TrainConfig, train_local
 
 simulate_module = importlib.import_module("trainer.simulate")  # `trainer.simulate` is also the function
 FAST = TrainConfig(lr=0.05, batch_size=16, steps=4)
@@ -91,11 +93,33 @@ def test_median_validation_is_the_median_of_per_validator_scores(wine_split):
     lone = dict(epochs=2, attack="free_rider", rogue_ids=[0, 1, 2])
     union, median = _run(wine_split, **lone), _run(wine_split, validation="median", **lone)
     assert all(np.array_equal(a.scores, b.scores) for a, b in zip(union.epochs, median.epochs))
-    assert median.epochs[0].evaluations == union.epochs[0].evaluations
-    # With four validators each scores on its own rows: more evaluations, other values.
+    # With four validators each scores on its own rows (one shared pass: same evaluations).
     union, median = _run(wine_split, epochs=1), _run(wine_split, epochs=1, validation="median")
-    assert median.epochs[0].evaluations == 4 * union.epochs[0].evaluations
+    assert median.epochs[0].evaluations == union.epochs[0].evaluations == 2**4
+    per_validator = union.epochs[0].validator_scores
+    np.testing.assert_array_equal(median.epochs[0].scores, np.median(per_validator, axis=0))
+    sizes = np.array([len(node.y_val) for node in wine_split.nodes], dtype=float)
+    np.testing.assert_allclose(union.epochs[0].scores, sizes @ per_validator / sizes.sum(), rtol=1e-12)
     assert not np.allclose(median.epochs[0].scores, union.epochs[0].scores)
+
+
+def test_every_validator_scores_on_its_own_rows(wine_split):
+    """Validator v's row is the Shapley value of the merge valued on v's rows alone."""
+    result = _run(wine_split, epochs=1)
+    record = result.epochs[0]
+    model = build_model("mlp", 13, 3, seed=0, hidden=(8,))
+    previous = {k: v.clone() for k, v in model.state_dict().items()}
+    updates = []
+    for i, node in enumerate(wine_split.nodes):
+        model.load_state_dict(previous)
+        train_local(model, node.X_train, node.y_train, FAST, derive_seed(0, "train", 0, i))
+        updates.append({k: v.clone() for k, v in model.state_dict().items()})
+    for v, node in enumerate(wine_split.nodes):
+        utility = make_utility(model, previous, updates, result.n_train, node.X_val, node.y_val, rule="mean",
+                               anchor=record.leader)
+        np.testing.assert_allclose(record.validator_scores[v], score("exact_shapley", utility, 4,
+                                                                     seed=derive_seed(0, "epoch", 0)),
+                                   rtol=1e-5, atol=1e-9)  # float32 forward passes over other row batches
 
 
 def _spy_attacks(monkeypatch):
@@ -199,3 +223,121 @@ def test_baselines_train_on_the_same_split(wine_split):
     assert central.accuracy > 0.85
     again = local_only(wine_split, epochs=3, train=FAST, seed=0, model_options={"hidden": (8,)})
     assert [m.loss for m in local] == [m.loss for m in again]
+
+
+# --------------------------------------------------------------------------- the money
+
+
+def test_every_epoch_is_settled_by_the_reference_rule(wine_split):
+    """The payouts are swarmtoken.rewards.settle's on the integer reports the validators sent."""
+    from swarmtoken.rewards import Participant, Report, settle
+    from trainer.ledger import address
+
+    result = _run(wine_split, epochs=3)
+    economy = result.economy
+    carry = 0
+    smoothed = [0] * 4
+    for record in result.epochs:
+        money = record.money
+        assert money.participants == money.reporters == (0, 1, 2, 3)
+        expected = settle(economy.budget + carry,
+                          [Participant(samples=result.n_train[i], node=address(i), smoothed=smoothed[i],
+                                       leader=i == record.leader) for i in range(4)],
+                          [Report(metric=0, scores=vector, valid=0b1111, reporter=address(r))
+                           for r, vector in zip(money.reporters, money.reports)],
+                          rule=economy.rule, commits=4, participants_bitmap=0b1111)
+        assert money.payouts == expected.payouts and money.smoothed == expected.smoothed
+        # the integer reports are the computed scores, clipped and scaled as a node sends them
+        assert money.reports[1] == tuple(round(float(v) * 10**9) for v in record.validator_scores[1])
+        carry, smoothed = expected.carried, list(expected.smoothed)
+    assert sum(map(sum, result.payouts())) + carry == 3 * economy.budget
+    assert result.total_payouts() == [sum(column) for column in zip(*result.payouts())]
+    assert all(total > 0 for total in result.total_payouts())
+
+
+def test_money_is_deterministic_and_can_be_switched_off(wine_split):
+    one, two = _run(wine_split, epochs=2), _run(wine_split, epochs=2)
+    assert one.payouts() == two.payouts()
+    with pytest.raises(SimulationConfigError, match="without money"):
+        _run(wine_split, epochs=1, economy=None).payouts()
+
+
+def test_each_rogue_runs_its_own_attack(wine_split, monkeypatch):
+    calls = _spy_attacks(monkeypatch)
+    result = _run(wine_split, epochs=1, rogues=[Rogue(3, "scaled", {"scale": 2.0}), Rogue(1, "sign_flip")])
+    assert result.rogue_ids == [1, 3] and [r.attack for r in result.rogues] == ["sign_flip", "scaled"]
+    assert len(calls) == 2
+    for call in calls:
+        step = {k: call["forged"][k] - call["previous"][k] for k in call["forged"]}
+        honest = {k: call["honest"][k] - call["previous"][k] for k in call["honest"]}
+        ratio = float((step["0.bias"] / honest["0.bias"]).mean())
+        assert ratio == pytest.approx(-1.0, abs=1e-5) or ratio == pytest.approx(2.0, abs=1e-5)
+
+
+def test_a_lying_validator_reports_plus_one_for_itself_and_minus_one_for_the_others(wine_split):
+    result = _run(wine_split, epochs=2, rogues=[Rogue(2, report="lying")])
+    for record in result.epochs:
+        lie = record.money.reports[record.money.reporters.index(2)]
+        assert lie == (-10**9, -10**9, 10**9, -10**9)
+    # Reports never feed back into the model: replaying the honest run with the liar gives
+    # exactly this run's money.
+    honest = _run(wine_split, epochs=2)
+    assert all(torch.equal(honest.final_state[k], result.final_state[k]) for k in honest.final_state)
+    replayed = honest.replay({2: "lying"})
+    assert replayed.diverged is None and replayed.totals() == result.total_payouts()
+    assert honest.replay({}).totals() == honest.total_payouts()
+
+
+def test_a_suspended_node_stops_taking_part(wine_split):
+    result = _run(wine_split, epochs=4, rogues=[Rogue(0, "sign_flip", {"scale": 5.0})],
+                  economy=Economy(suspend_after=1))
+    first = result.epochs[0].money
+    assert first.smoothed[0] <= 0 and first.suspended[0] and first.strikes[0] == 1
+    assert result.suspended() == [0]
+    for record in result.epochs[1:]:
+        assert 0 not in record.participants and 0 not in record.reporters
+        assert record.money.payouts[0] == 0 and 0 <= record.leader != 0
+    never = _run(wine_split, epochs=4, rogues=[Rogue(0, "sign_flip", {"scale": 5.0})],
+                 economy=Economy(suspend_after=0))
+    assert never.suspended() == [] and all(0 in r.participants for r in never.epochs)
+
+
+def test_an_extrapolated_copy_of_the_last_merged_step_is_rejected_and_unpaid(wine_split):
+    result = _run(wine_split, epochs=3, rogues=[Rogue(1, "extrapolated", {"c": 1.0})])
+    # Epoch 0 has no previous step: the copy is the global model (a free rider, worth 0).
+    assert result.epochs[0].participants == (0, 1, 2, 3) and result.epochs[0].scores[1] == 0
+    for record in result.epochs[1:]:
+        assert record.rejected == (1,) and 1 not in record.participants
+        assert record.step_cosines[1] == pytest.approx(1.0) and max(
+            record.step_cosines[i] for i in (0, 2, 3)) < 0.95
+    assert result.total_payouts()[1] == 0
+    unchecked = _run(wine_split, epochs=3, rogues=[Rogue(1, "extrapolated")], copy_cosine=None)
+    assert all(r.rejected == () for r in unchecked.epochs)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"rogues": [Rogue(1, "sign_flip")], "attack": "sign_flip"}, SimulationConfigError, "not both"),
+    ({"rogues": [Rogue(1, "sign_flip"), Rogue(1, "scaled")]}, SimulationConfigError, "name a node twice"),
+    ({"rogues": [Rogue(4, "sign_flip")]}, SimulationConfigError, "rogue node 4 must lie in"),
+    ({"rogues": [Rogue(1)]}, SimulationConfigError, "neither an attack nor a report attack"),
+    ({"rogues": [Rogue(1, report="flattering")]}, SimulationConfigError, "unknown report attack 'flattering'"),
+    ({"rogues": [Rogue(1, "teleport")]}, UnknownAttackError, "unknown attack 'teleport'"),
+    ({"copy_cosine": 1.5}, SimulationConfigError, "copy_cosine must be in"),
+])
+def test_bad_rogue_and_money_arguments_are_named(wine_split, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        _run(wine_split, epochs=1, **kwargs)
+
+
+def test_the_default_utility_pays_each_node_its_part_of_the_merged_step(wine_split):
+    """absent="share": an update the merge gives no trust (reversed) scores exactly 0 with
+    every validator; a rule whose step is no combination of the updates is scored with
+    "previous" by default (as the nodes do) and refuses "share"."""
+    result = _run(wine_split, epochs=2, merge="fltrust_median", rogues=[Rogue(2, "sign_flip")])
+    for record in result.epochs:
+        assert (record.validator_scores[:, 2] == 0).all() and (record.validator_scores[:, [0, 1, 3]] != 0).all()
+    previous = _run(wine_split, epochs=1, merge="fltrust_median", rogues=[Rogue(2, "sign_flip")], absent="previous")
+    assert (previous.epochs[0].validator_scores[:, 2] != 0).any()
+    with pytest.raises(ScoringInputError, match="absent='share' needs a rule"):
+        _run(wine_split, epochs=1, merge="median", absent="share")
+    assert _run(wine_split, epochs=1, merge="median").epochs[0].scores is not None

@@ -2,13 +2,14 @@
 
 ``make_utility`` builds ``u(S)`` (validation performance of the model the swarm's merge
 rule makes of coalition ``S``: the previous global model moved by ``merge(rule, ...)``
-with the nodes outside ``S`` sending nothing new; by default the sample-weighted mean);
+with the nodes outside ``S`` sending nothing new; by default the swarm's ``fltrust_median``);
+``ValidatorUtilities`` gives every validator its own ``u_v`` at the cost of one;
 ``score`` runs a registered scorer of ``SCORERS`` on it. The math is in the docstrings of
 :mod:`trainer.scoring.utility`, :mod:`trainer.scoring.coalition_merge` and
 :mod:`trainer.scoring.estimators`.
 """
 
-from trainer.scoring.coalition_merge import ABSENT
+from trainer.scoring.coalition_merge import ABSENT, swarm_absent
 from trainer.scoring.errors import (
     CoalitionError,
     ParticipantCountError,
@@ -18,7 +19,7 @@ from trainer.scoring.errors import (
 )
 from trainer.scoring.estimators import RECOMMENDED, SCORERS, register_scorer, score
 from trainer.scoring.game import CachedGame, SetFunctionGame
-from trainer.scoring.utility import METRICS, Utility, make_utility
+from trainer.scoring.utility import METRICS, Utility, ValidatorUtilities, make_utility
 
 __all__ = [
     "ABSENT",
@@ -33,7 +34,9 @@ __all__ = [
     "SetFunctionGame",
     "UnknownScorerError",
     "Utility",
+    "ValidatorUtilities",
     "make_utility",
     "register_scorer",
     "score",
+    "swarm_absent",
 ]

@@ -28,18 +28,29 @@ of :mod:`trainer.merges`), sample counts ``w_i`` and the swarm's ``rule``, ``opt
   small coalition at all (``multi_krum`` needs more than 2f + 2 updates) raises
   ``ScoringInputError``.
 
-``g({}) = 0`` in both. Integer buffers are not merged: every coalition keeps
+* ``absent="share"``: each member keeps the coefficient it has in the epoch's merge of
+  all n updates, ``g(S) = sum_{i in S} c_i(N) x_i`` with ``g(N)`` the leader's merge: the
+  part of the merged step that came from ``S``. The game is then additive in the merge's
+  own coefficients (like the weighted-mean share, which it is for ``weighted_mean``): what
+  the rule gives no weight (a reversed or random update, trust 0) or rescales (a scaled
+  update) is worth exactly that, and a coalition short of a majority still moves the model
+  by its members' part. Only for rules whose step is a combination of the updates (the
+  linear rules, ``fltrust``, ``fltrust_median``); others raise ``ScoringInputError``.
+
+``g({}) = 0`` in all three. Integer buffers are not merged: every coalition keeps
 ``previous``'s (no registered model has any).
 
 Three paths, chosen once per utility, give the same numbers up to float round-off as
 calling ``trainer.merges.merge`` coalition by coalition (``tests/trainer/test_merged_utility.py``):
 
 1. ``mean``, ``weighted_mean``: closed-form coefficients ``g(S) = sum_i c_i(S) x_i``.
-2. Batched over coalitions (``BATCHED``): ``median`` and ``trimmed_mean`` sort every
-   coordinate's k row values for the whole batch at once; ``fltrust`` and
-   ``fltrust_median`` compute the batch's norms, references and cosines at once (norms
-   and dot products from the n deltas, not per coalition) and return coefficients
-   (their step lies in the span of the deltas).
+2. Batched over coalitions (``BATCHED``): ``trimmed_mean`` sorts every coordinate's k row
+   values for the whole batch at once; ``median`` (and ``fltrust_median``'s reference)
+   sorts the n deltas once per coordinate and finds each coalition's middle values by
+   counting present rows per sorted position, one 0/1 matrix product
+   (:meth:`Batch.median_rows`); ``fltrust`` and ``fltrust_median`` compute the batch's
+   norms, references and cosines at once (norms and dot products from the n deltas, not
+   per coalition) and return coefficients (their step lies in the span of the deltas).
 3. Any other rule (``geometric_median``, ``multi_krum``, ``centered_clipping``, a newly
    registered one): a loop calling the registered rule function on each coalition's
    member deltas, i.e. the very code the leader runs.
@@ -65,6 +76,7 @@ from trainer.merges import (
     MergeOptionError,
     PreconditionError,
     RobustnessWarning,
+    half_of,
     merge,
 )
 from trainer.params import StateDict, flatten, float_keys
@@ -72,7 +84,8 @@ from trainer.scoring.errors import ScoringInputError
 from trainer.scoring.game import merge_coefficients
 
 #: What an absent node is in a coalition's merge (see the module docstring).
-ABSENT = ("previous", "dropped")
+ABSENT = ("previous", "dropped", "share")
+
 
 #: ``kernel(batch: Batch, **options)`` -> ``(B, k)`` coefficients over the batch's member
 #: rows, or ``(B, d)`` aggregated deltas.
@@ -102,6 +115,7 @@ class Batch:
     weights: torch.Tensor  # (B, k) float64
     anchors: torch.Tensor  # (B,) int64
     all_rows: bool  # every coalition's rows are all n updates, in index order (absent="previous")
+    columns: Callable[[], SortedColumns]  # the epoch's deltas sorted per coordinate, built once
 
     def stack(self, b: int) -> torch.Tensor:
         """Coalition ``b``'s ``(k, d)`` rows: the input of a rule function."""
@@ -127,20 +141,67 @@ class Batch:
         rows.sort(axis=-1)
         return torch.from_numpy(rows)
 
+    def median_rows(self, columns: SortedColumns) -> torch.Tensor:
+        """``(B, d)``: the coordinate-wise median of each coalition's k rows (the values of
+        ``trainer.merges._median_rows``, bit for bit), without sorting per coalition. A
+        coalition's row is ``x_i`` (present) or 0 (absent; a non-member under
+        ``absent="dropped"`` has no row) and the n deltas are sorted once per coordinate
+        (``columns``), so how many present rows lie at or below each sorted position is one
+        matrix product of 0/1 counts (exact in float32); the absent zeros join at the first
+        non-negative position. The r-th smallest value is then a negative present value,
+        else 0 if the zeros reach rank r, else a non-negative present value."""
+        k = self.members.shape[1]
+        n = self.deltas.shape[0]
+        B = len(self.members)
+        present = torch.zeros((B, n), dtype=torch.float32).scatter(1, self.members, self.present.float())
+        absent = k - present.sum(dim=1)
+        counts = (present @ columns.at_or_below).view(B, n, -1)  # (B, sorted position, d)
+        before_zero = torch.gather(counts, 1, (columns.negatives - 1).clamp(min=0).expand(B, 1, -1))[:, 0]
+        before_zero = before_zero * (columns.negatives > 0) + absent[:, None]
+        counts.addcmul_(absent[:, None, None], columns.non_negative)  # in place: (B, n, d) is the cost
+
+        def order_statistic(rank: int) -> torch.Tensor:
+            """The ``rank``-th smallest (from 1): where the counts first reach ``rank``."""
+            first = (counts < rank).view(torch.uint8).sum(dim=1, dtype=torch.uint8).to(torch.int64)
+            value = torch.gather(columns.values.expand(B, -1, -1), 1, first.clamp(max=n - 1)[:, None])[:, 0]
+            zero = (first == n) | ((first >= columns.negatives) & (before_zero >= rank))
+            return torch.where(zero, torch.zeros_like(value), value)
+
+        if k % 2:
+            return order_statistic(k // 2 + 1)
+        return (order_statistic(k // 2) + order_statistic(k // 2 + 1)) / 2
+
+
+@dataclass(frozen=True)
+class SortedColumns:
+    """The epoch's deltas sorted once per coordinate, for :meth:`Batch.median_rows`:
+    ``values`` ``(n, d)``, each column ascending (stable); ``at_or_below`` ``(n, n * d)``, 1
+    where update i's sorted position in coordinate c is <= k (column ``k * d + c``);
+    ``negatives`` ``(1, d)``, how many values are < 0; ``non_negative`` ``(n, d)``, 1 from
+    that position on."""
+
+    values: torch.Tensor
+    at_or_below: torch.Tensor
+    negatives: torch.Tensor
+    non_negative: torch.Tensor
+
+    @classmethod
+    def of(cls, deltas: torch.Tensor) -> SortedColumns:
+        """Sort ``deltas`` ``(n, d)`` per coordinate."""
+        n, d = deltas.shape
+        ordered = torch.sort(deltas, dim=0, stable=True)
+        rank = torch.empty_like(ordered.indices).scatter_(0, ordered.indices, torch.arange(n)[:, None].expand(n, d))
+        at_or_below = (rank[:, None, :] <= torch.arange(n)[None, :, None]).to(torch.float32).reshape(n, n * d)
+        negatives = (ordered.values < 0).sum(dim=0, keepdim=True)
+        non_negative = (torch.arange(n)[:, None] >= negatives).to(torch.float32)
+        return cls(ordered.values, at_or_below, negatives, non_negative)
+
 
 # --------------------------------------------------------------------------- batched rules
 
 
-def _middle(ordered: torch.Tensor) -> torch.Tensor:
-    """Median along the last, sorted axis (mean of the middle two when it is even)."""
-    k = ordered.shape[-1]
-    if k % 2:
-        return ordered[..., k // 2]
-    return (ordered[..., k // 2 - 1] + ordered[..., k // 2]) / 2
-
-
 def _batched_median(batch: Batch, *, f: int | None = None) -> torch.Tensor:
-    return _middle(batch.sorted_rows()).T
+    return batch.median_rows(batch.columns())
 
 
 def _batched_trimmed_mean(batch: Batch, *, beta: float = 0.25, f: int | None = None) -> torch.Tensor:
@@ -149,18 +210,26 @@ def _batched_trimmed_mean(batch: Batch, *, beta: float = 0.25, f: int | None = N
     return batch.sorted_rows()[..., trim : k - trim].mean(dim=-1).T
 
 
-def _trust_coefficients(batch: Batch, reference: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _trust_coefficients(batch: Batch, reference: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     """Batched ``trainer.merges._trust_weighted`` as coefficients over the rows:
-    ``c_j = t_j / sum t * target / ||x_j||``, ``t_j = ReLU(cos(x_j, reference))``; a zero
-    row has trust 0; a zero reference or no positive trust gives a zero step."""
+    ``c_j = w_j t_j / sum w t * target / ||x_j||``, ``t_j = ReLU(cos(x_j, reference))``; a
+    zero row has trust 0; a zero reference or no positive trusted weight gives a zero step.
+    ``target=None``: the weighted lower median norm of the trusted rows."""
     norms = batch.row_norms()
     ref_norm = torch.linalg.vector_norm(reference, dim=1)
     safe = norms.clamp(min=1e-300)
     cos = batch.row_dots(reference) / (safe * ref_norm.clamp(min=1e-300)[:, None])
     trust = torch.where(norms > 0, cos.clamp(min=0.0), torch.zeros_like(cos))
-    total = trust.sum(dim=1)
+    influence = batch.weights * trust
+    total = influence.sum(dim=1)
     moves = (ref_norm > 0) & (total > 0)
-    coef = trust / torch.where(moves, total, torch.ones_like(total))[:, None] * (target[:, None] / safe)
+    if target is None:
+        ordered = torch.sort(norms, dim=1, stable=True)
+        trusted = torch.gather(torch.where(trust > 0, batch.weights, torch.zeros_like(trust)), 1, ordered.indices)
+        cumulative = trusted.cumsum(dim=1)
+        first = (cumulative < half_of(cumulative[:, -1:])).sum(dim=1, keepdim=True).clamp(max=norms.shape[1] - 1)
+        target = torch.gather(ordered.values, 1, first)[:, 0]
+    coef = influence / torch.where(moves, total, torch.ones_like(total))[:, None] * (target[:, None] / safe)
     return torch.where(moves[:, None], coef, torch.zeros_like(coef))
 
 
@@ -173,8 +242,7 @@ def _batched_fltrust(batch: Batch) -> torch.Tensor:
 
 
 def _batched_fltrust_median(batch: Batch) -> torch.Tensor:
-    target = _middle(torch.sort(batch.row_norms(), dim=1).values)
-    return _trust_coefficients(batch, _middle(batch.sorted_rows()).T.contiguous(), target)
+    return _trust_coefficients(batch, batch.median_rows(batch.columns()), None)
 
 
 #: Batched forms, keyed by the rule *function* so a rule replaced in ``MERGES`` is never
@@ -186,6 +254,22 @@ BATCHED: dict[str, tuple[Callable[..., torch.Tensor], str, BatchedRule]] = {
     "fltrust_median": (MERGES["fltrust_median"], "coefficients", _batched_fltrust_median),
 }
 _LINEAR = {"mean": MERGES["mean"], "weighted_mean": MERGES["weighted_mean"]}
+
+
+def shares_its_step(rule: str) -> bool:
+    """Whether ``rule``'s step is a combination ``sum_i c_i d_i`` of the updates, so that
+    ``absent="share"`` can value each node by its part of it."""
+    function = MERGES.get(rule)
+    batched = BATCHED.get(rule)
+    return function is not None and (_LINEAR.get(rule) is function or (
+        batched is not None and batched[0] is function and batched[1] == "coefficients"))
+
+
+def swarm_absent(rule: str) -> str:
+    """What an absent node is when the swarm scores ``rule``'s merge, in the simulator and
+    in the nodes alike: ``"share"`` (each node valued by its part of the step the merge
+    took; benchmarks/fairness.py shows why) where the rule allows it, else ``"previous"``."""
+    return "share" if shares_its_step(rule) else "previous"
 
 
 # --------------------------------------------------------------------------- the coalition merge
@@ -220,13 +304,18 @@ class CoalitionMerge:
                 merge(rule, updates, previous=previous, weights=list(self.weights), anchor=self.anchor, **self.options)
             except (MergeOptionError, InvalidAnchorError, PreconditionError) as error:
                 raise ScoringInputError(f"merge rule {rule!r} cannot merge these updates: {error}") from error
+        if absent == "share" and not shares_its_step(rule):
+            raise ScoringInputError(f"absent='share' needs a rule whose step is a combination of the updates "
+                                    f"(mean, weighted_mean, fltrust, fltrust_median), not {rule!r}")
         if self._linear:
             return
+        self._share: torch.Tensor | None = None
         self._function = function
         self._base = flatten(previous)
         self._deltas = torch.stack([flatten(u) for u in updates]) - self._base
         self._deltas_t = self._deltas.T.contiguous()
         self._norms = torch.linalg.vector_norm(self._deltas, dim=1)
+        self._columns: SortedColumns | None = None
         keys = float_keys(previous)
         self._layout = [(key, previous[key].shape, previous[key].dtype) for key in keys]
 
@@ -234,6 +323,14 @@ class CoalitionMerge:
         """``g(S)`` for each row of a boolean ``(B, n)`` membership matrix."""
         if self._linear:
             return Steps(coefficients=torch.from_numpy(self._linear_coefficients(membership)))
+        if self.absent == "share":
+            if self._share is None:
+                self._share = self._merged(np.ones((1, self.n), dtype=bool)).coefficients[0]  # type: ignore[index]
+            return Steps(coefficients=torch.from_numpy(membership).to(torch.float64) * self._share)
+        return self._merged(membership)
+
+    def _merged(self, membership: np.ndarray) -> Steps:
+        """The rule's step for each coalition (``absent`` "previous" or "dropped")."""
         width = self.n if self._kind == "coefficients" else self._deltas.shape[1]
         out = torch.zeros((len(membership), width), dtype=torch.float64)
         with warnings.catch_warnings():
@@ -262,12 +359,12 @@ class CoalitionMerge:
 
     def _linear_coefficients(self, membership: np.ndarray) -> np.ndarray:
         if self.rule == "weighted_mean":
-            if self.absent == "previous":
+            if self.absent != "dropped":
                 return merge_coefficients(membership, self.weights)
             shares = membership * self.weights
             totals = shares.sum(axis=1, keepdims=True)
             return np.divide(shares, totals, out=np.zeros_like(shares), where=totals > 0)
-        counts = np.full((len(membership), 1), float(self.n)) if self.absent == "previous" \
+        counts = np.full((len(membership), 1), float(self.n)) if self.absent != "dropped" \
             else membership.sum(axis=1, keepdims=True).astype(np.float64)
         return np.divide(membership, counts, out=np.zeros(membership.shape), where=counts > 0)
 
@@ -276,7 +373,7 @@ class CoalitionMerge:
         in ``membership``, the :class:`Batch`, and which keep the previous model (all members
         weigh 0 under ``absent="dropped"``)."""
         sizes = membership.sum(axis=1)
-        if self.absent == "previous":
+        if self.absent != "dropped":
             groups = [(np.flatnonzero(sizes > 0), None)]
         else:
             groups = [(np.flatnonzero(sizes == k), k) for k in sorted(set(sizes.tolist()) - {0})]
@@ -300,8 +397,15 @@ class CoalitionMerge:
                 void = totals[:, 0] == 0
             batch = Batch(self._deltas, self._deltas_t, self._norms, torch.from_numpy(members),
                           torch.from_numpy(present), torch.from_numpy(weights),
-                          torch.from_numpy(anchor.astype(np.int64)), all_rows=k is None)
+                          torch.from_numpy(anchor.astype(np.int64)), all_rows=k is None,
+                          columns=self._sorted_columns)
             yield rows, batch, void
+
+    def _sorted_columns(self) -> SortedColumns:
+        """The deltas sorted per coordinate, built on first use and kept for the epoch."""
+        if self._columns is None:
+            self._columns = SortedColumns.of(self._deltas)
+        return self._columns
 
     def _loop(self, batch: Batch, void: np.ndarray) -> torch.Tensor:
         """The registered rule function on each coalition's rows."""

@@ -16,37 +16,52 @@ or ``h = 1[argmax = y]`` (metric "accuracy"). ``g(S)`` is
 ``trainer.merges.merge(rule, ...)`` over all n slots in which every node outside ``S``
 sent the previous model back (a zero delta), with the epoch's weights, anchor and
 options, so ``theta(N)`` is exactly the leader's merge (design principle 1, "pay for the
-model you merged"); with ``absent="dropped"`` it merges the members of ``S`` alone.
+model you merged"); with ``absent="dropped"`` it merges the members of ``S`` alone; with
+``absent="share"`` (the simulator's default) ``g(S) = sum_{i in S} c_i(N) d_i`` is the part
+of the leader's merged step that came from ``S``, each member keeping the coefficient the
+merge gave it (rules whose step combines the updates: the linear rules, ``fltrust``,
+``fltrust_median``).
 
 What that buys: what the rule rescales earns nothing for its scale. Under
-``fltrust_median`` a node that scales its update by 10 is rescaled to the median norm in
-every coalition, so it is paid about what its honest update earns (measured on the wine
-epoch of the tests: 0.95-1.44x per node, the remainder being the one rank it moves in the
-median norm; valued as a weighted-mean share it got -14x to +6.3x; in the simulator,
-digits, 8 nodes, 2 scaling rogues, 8 epochs: 0.88-0.94x what the same nodes earn
-honestly). A free rider (an update equal to ``theta_prev``) changes no coalition's merge
-under any rule, so its Shapley value is exactly 0. With the default
-``rule="weighted_mean"`` the step is each member's share of the full weighted step,
-``g(S) = sum_{i in S} w_i d_i / sum_{j in N} w_j``, the values this module always
-produced.
+``fltrust_median`` a node that scales its update by 10 is rescaled to the median norm of
+the trusted updates in every coalition, so it is paid about what its honest update earns
+or less (wine epoch of the tests: 0.96 0.93 -0.05 1.34 -5.27 1.18 times per node; valued
+as a weighted-mean share it got -14x to +6.3x). A free rider (an update equal to
+``theta_prev``) changes no coalition's merge under any rule, so its Shapley value is
+exactly 0. An update the rule does not trust (a reversed step, noise) no longer counts in
+the step's length: ``fltrust_median`` takes the weighted median norm over the trusted
+updates only, and weights each trusted update by samples x trust, so splitting one
+node's data over two identities does not change the merge's weights.
+``simulate`` and the swarm value their own merge rule (``rule="fltrust_median"``, the
+default here); ``rule="weighted_mean"`` gives each member's share of the full weighted
+step, ``g(S) = sum_{i in S} w_i d_i / sum_{j in N} w_j``, the values this module produced
+before it valued the merge.
 
-What it does not buy: a node is paid for everything its update does to the merged
-model, including what a rule takes from it besides its direction. ``fltrust_median``
-gives a sign-flipped or noise update trust 0 but still counts its norm in the median
-norm, and against an absent node's zero delta that enlarges the step, so such rogues
-are paid. ``absent="dropped"`` charges them instead, but pays free riders (a zero delta
-shrinks a small coalition's step, which helps near convergence), gives honest non-IID
-nodes large negative scores (a lone member merges its whole biased step) and cannot
-value Krum. Rogue detection with ``benchmarks/robustness.py`` run on a simulator that
-passed its merge rule and leader to this utility (that wiring is not the simulator's
-default yet; fltrust_median, digits,
-2 of 8 rogues, 20 seeds x 10 epochs; fraction of seeds whose accumulated scores rank
-both rogues last), as weighted-mean share / ``"previous"`` / ``"dropped"``:
-sign_flip 1.00 / 0.65 / 0.95, gaussian_noise 1.00 / 0.05 / 1.00, label_flip
-1.00 / 0.20 / 1.00, alie 0.10 / 0.10 / 0.00, free_rider 1.00 / 1.00 / 0.25 (paid up to
-0.95x the median honest score), scaled 0.60 (paid up to 20x) / 0.00 (paid about its
-honest value, mean 1.1x the median honest) / 1.00. Which trade-off the payout wants is
-a decision for it; both counterfactuals are offered and tested.
+What "previous" does not buy: the coordinate-wise median reference makes ``u`` close to
+a *majority game*. An absent node's zero delta votes in the median, so a coalition
+holding fewer than half of the updates has a reference that is 0 in most coordinates and
+moves the model little; the value is created where a coalition crosses the majority, and
+whoever completes it is paid for the step it unlocks, and per identity rather than per
+sample. Any present update, even a reversed or random one (trust 0), pushes an absent
+zero out of the median's middle order statistics, so it is paid for that: on digits
+(Dirichlet 0.5, 8 nodes, seed 0) a sign-flipping rogue's first-epoch score was
+0.80-0.95x what the same node earned honestly, and ``benchmarks/fairness.py`` paid 2
+rogues of 8 under sign flip, noise, label flip and stale copies 0.2-0.8 of the honest
+mean. ``absent="dropped"`` avoids the threshold (a coalition merges its own members) but
+pays a lone non-IID member for its whole biased step, which on digits gave most honest
+specialists negative scores; it cannot value Krum either.
+
+Why "share" pays for the model merged: ``u(N)`` is the leader's merge and every node is
+valued by what the merge actually took from it, so what the rule neutralises is worth
+exactly what the rule kept of it: an update with trust 0 (reversed, noise, a stale copy
+of the global model plus noise, a label-flipped update pointing away from the others)
+has coefficient 0 and is a dummy player, paid 0 by every scorer; a scaled update is
+rescaled to the trusted median norm and is paid like the honest update it is; weights
+are samples x trust, so a node's part follows its data, not its identities. There is no
+majority threshold (a coalition moves the model by its members' part), so the sampled
+estimators fit the game as well as the weighted-mean share. What it does not charge: a
+rogue's effect on the *other* updates' coefficients (on the median reference and the
+trusted norm) is not the rogue's; it is bounded by the rule's robustness, not priced.
 
 Speed: when ``g(S)`` is a combination ``sum_i c_i(S) d_i`` of the deltas (the linear
 rules in closed form; ``fltrust`` and ``fltrust_median`` from batched norms and cosines),
@@ -59,7 +74,9 @@ row. Other rules give each coalition's full step (``median`` and ``trimmed_mean`
 by sorting, any other rule by calling it coalition by coalition), added to
 ``theta_prev`` and run through the same vmapped forward pass. Measured (digits MLP, 9,610
 parameters, one node's 14 validation rows, 1 thread): ``exact_shapley`` at n = 8 takes
-0.23 s with ``fltrust_median``, 0.008 s with ``weighted_mean``.
+0.23 s with ``fltrust_median``, 0.008 s with ``weighted_mean``. Every validator's own
+utility for the same epoch costs one pooled evaluation (:class:`ValidatorUtilities`): the
+merged models are the same, only the rows differ.
 
 Linearity (what the swarm relies on): ``u`` is a mean over validation rows, and
 ``theta(S)`` does not depend on the validation rows for *any* merge rule (the merge sees
@@ -84,10 +101,18 @@ linearity above do not care (they read ``u`` only). What no longer holds is the 
 ``shapley_quadratic``'s surrogate, a quadratic in those fixed ``c(S)``: for a non-linear
 rule it is just a regressor. The estimator stays consistent (its stratified residual
 term corrects the surrogate, and with every coalition evaluated it equals exact
-Shapley), only the variance reduction depends on how well the surrogate fits. Measured
-with ``benchmarks/shapley.py --rule fltrust_median`` at n = 12 and 480 evaluations:
-Spearman 0.986 and relative L2 error 0.039 against exact Shapley (1.000 and 0.001 with
-the weighted mean; KernelSHAP and permutation sampling: 0.86-0.88 and 0.17-0.18).
+Shapley), only the variance reduction depends on how well the surrogate fits; and the
+closer ``u`` is to a majority game (see "What it does not buy"), the worse it fits.
+Measured with ``benchmarks/shapley.py --rule fltrust_median --sizes 8 12`` (12 epochs x 3
+repeats, 1 thread): at n = 12 and 480 evaluations Spearman 0.956 (p10 0.909), Pearson
+0.990, relative L2 error 0.066 (p90 0.085) against exact Shapley (KernelSHAP 0.811 /
+0.238, permutation sampling 0.775 / 0.280; with the unweighted, all-norm rule before the
+trusted-norm change: 0.986 / 0.039; with the weighted mean: 1.000 / 0.001); exact scoring
+at n = 8 over all 8 validators' 288 rows costs 0.35-0.50 s CPU per epoch. With
+``absent="share"`` the game is additive in fixed coefficients, the quadratic surrogate's
+own premise: at n = 12 and 480 evaluations Spearman 1.000, relative L2 0.001 (KernelSHAP
+and permutation sampling 1.000 / 0.001 too), and exact scoring at n = 8 costs 0.10 s CPU
+per epoch (the linear path: one coefficient vector, no per-coalition merge).
 """
 
 from __future__ import annotations
@@ -99,6 +124,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from trainer.merges import DEFAULT_MERGE
 from trainer.params import StateDict, validate_updates
 from trainer.scoring.coalition_merge import CoalitionMerge
 from trainer.scoring.errors import ScoringInputError
@@ -143,7 +169,7 @@ class Utility(CachedGame):
         metric: str = "loss",
         batch_size: int = 64,
         *,
-        rule: str = "weighted_mean",
+        rule: str = DEFAULT_MERGE,
         anchor: int | None = None,
         options: Mapping[str, object] | None = None,
         absent: str = "previous",
@@ -185,10 +211,16 @@ class Utility(CachedGame):
                 self._input_deltas += d_bias[:, None, :]
             self._body = model[1:]
 
-    @torch.no_grad()
     def _evaluate(self, coalitions: Sequence[frozenset[int]]) -> list[float]:
-        """Evaluate in chunks of ``batch_size`` merged models, one vmapped forward pass each."""
-        values: list[float] = []
+        """The mean of :meth:`row_values` over the validation rows."""
+        return self.row_values(coalitions).mean(dim=1).tolist()
+
+    @torch.no_grad()
+    def row_values(self, coalitions: Sequence[frozenset[int]]) -> torch.Tensor:
+        """``(len(coalitions), m)`` float64: the row metric of every validation row under each
+        coalition's merged model, in chunks of ``batch_size`` models, one vmapped forward pass
+        each. Not cached (:class:`ValidatorUtilities` caches the row means it needs)."""
+        values: list[torch.Tensor] = []
         for start in range(0, len(coalitions), self._batch_size):
             chunk = coalitions[start : start + self._batch_size]
             membership = np.zeros((len(chunk), self.n), dtype=bool)
@@ -201,8 +233,8 @@ class Utility(CachedGame):
             else:
                 logits = self._mixed_logits(steps.coefficients.to(self._dtype))
             rows = self._row_metric(logits.flatten(0, 1), self._y.repeat(len(chunk)))
-            values += rows.double().view(len(chunk), -1).mean(dim=1).tolist()
-        return values
+            values.append(rows.double().view(len(chunk), -1))
+        return torch.cat(values) if values else torch.zeros((0, len(self._y)), dtype=torch.float64)
 
     def _mixed_logits(self, coef: torch.Tensor) -> torch.Tensor:
         """Logits of the B models ``theta_prev + sum_i coef[b, i] d_i``, mixing the precomputed
@@ -221,6 +253,53 @@ class Utility(CachedGame):
     def _forward_full(self, params: dict[str, torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
         """Logits of the whole model with every floating parameter in ``params``."""
         return functional_call(self._model, {**params, **self._fixed}, (inputs,))
+
+
+class ValidatorUtilities:
+    """Every validator's own utility ``u_v(S)`` (the mean over *its* rows) for one epoch, at
+    the cost of one: each coalition's merged model runs once on all validators' rows, and
+    the row metrics are averaged per validator. ``games[v]`` is validator ``v``'s game, to
+    hand to a scorer; a coalition any of them asks for is evaluated for all of them."""
+
+    def __init__(self, model: nn.Module, previous: StateDict, updates: Sequence[StateDict],
+                 weights: Sequence[float] | None, validators: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                 metric: str = "loss", *, rule: str = DEFAULT_MERGE, anchor: int | None = None,
+                 options: Mapping[str, object] | None = None, absent: str = "previous") -> None:
+        """Check each validator's rows and build the pooled :class:`Utility` over them."""
+        if len(validators) == 0:
+            raise ScoringInputError("validators is empty: at least one validator's rows are needed")
+        checked = [_check_validation(X, y) for X, y in validators]
+        self._pooled = Utility(model, previous, updates, weights, torch.cat([X for X, _ in checked]),
+                               torch.cat([y for _, y in checked]), metric, rule=rule, anchor=anchor,
+                               options=options, absent=absent)
+        self._sizes = [len(y) for _, y in checked]
+        self._cache: dict[frozenset[int], np.ndarray] = {}
+        self.games = [_ValidatorGame(self, v) for v in range(len(checked))]
+
+    @property
+    def evaluations(self) -> int:
+        """Distinct coalitions evaluated (each once for every validator)."""
+        return len(self._cache)
+
+    def values(self, coalitions: Sequence[frozenset[int]]) -> np.ndarray:
+        """``(len(coalitions), validators)``: each validator's utility of each coalition."""
+        missing = list(dict.fromkeys(s for s in coalitions if s not in self._cache))
+        if missing:
+            rows = self._pooled.row_values(missing)
+            means = torch.stack([chunk.mean(dim=1) for chunk in torch.split(rows, self._sizes, dim=1)], dim=1)
+            self._cache.update(zip(missing, means.numpy(), strict=True))
+        return np.array([self._cache[s] for s in coalitions]).reshape(len(coalitions), len(self._sizes))
+
+
+class _ValidatorGame(CachedGame):
+    """Validator ``v``'s game, read from the shared :class:`ValidatorUtilities`."""
+
+    def __init__(self, shared: ValidatorUtilities, v: int) -> None:
+        super().__init__(shared._pooled.n, shared._pooled.weights)
+        self._shared, self._v = shared, v
+
+    def _evaluate(self, coalitions: Sequence[frozenset[int]]) -> list[float]:
+        return self._shared.values(coalitions)[:, self._v].tolist()
 
 
 @torch.no_grad()
@@ -276,7 +355,7 @@ def make_utility(
     y_val: torch.Tensor,
     metric: str = "loss",
     *,
-    rule: str = "weighted_mean",
+    rule: str = DEFAULT_MERGE,
     anchor: int | None = None,
     options: Mapping[str, object] | None = None,
     absent: str = "previous",
@@ -290,8 +369,8 @@ def make_utility(
     ``options`` are the swarm's merge, exactly as passed to
     ``trainer.merges.merge``; ``absent`` ("previous" or "dropped") is what a node
     outside a coalition is in that coalition's merge (see
-    :mod:`trainer.scoring.coalition_merge`). The defaults value each coalition's
-    share of the weighted-mean step, as before these arguments existed.
+    :mod:`trainer.scoring.coalition_merge`). The default rule is the swarm's,
+    ``fltrust_median``; pass the swarm's own rule when it uses another.
 
     Raises ``ScoringInputError`` on an empty update list, bad weights or validation
     rows, a ``previous`` that does not fit ``model``, an unknown rule, an anchor

@@ -4,8 +4,10 @@ ledger, a balance or a file that does not add up."""
 
 import copy
 import hashlib
+from dataclasses import replace
 
 from swarmtoken.audit import audit_balances, audit_files, audit_settlements, audit_swarm
+from swarmtoken.config import chain_rule
 from swarmtoken.ledger import read_ledger
 from swarmtoken.rewards import Forfeit
 from swarmtoken.store import UnreachableError, commit_url
@@ -13,7 +15,6 @@ from swarmtoken.store.server import ROUTE
 from tests.fixtures.deployments import ALLOWANCE, MERGED, commitment, param_hash
 
 REWARD = 1000 * 10**18
-BETA_BPS = 3000
 OTHER = "22" * 32
 
 
@@ -38,8 +39,10 @@ def test_ledger_replays_each_epoch_from_events(swarm, nodes, protocol):
     assert first.participant_nodes() == [m.address for m in members]
     assert first.leader == swarm.leaderOf(1) and first.merged_hash == MERGED == first.model_hash
     assert first.quorate and first.disputes == []
-    assert [(r.reporter, r.as_report()) for r in second.reports] == protocol.reports[2]
-    assert second.settlement_args() == protocol.settlement_args(2)
+    assert [(r.reporter, r.as_report()) for r in second.reports] == [
+        (reporter, replace(report, reporter=reporter)) for reporter, report in protocol.reports[2]
+    ]
+    assert second.settlement_args(swarm.config()["trimBps"]) == protocol.settlement_args(2)
     assert [o.forfeit for o in second.outcomes] == [Forfeit.NONE] * 3 + [Forfeit.NOT_REPORTED]
     assert [o.forfeited for o in second.outcomes] == [False, False, False, True]
     assert ledger.claims == [(members[0].address, first.outcomes[0].payout + second.outcomes[0].payout)]
@@ -57,11 +60,16 @@ def test_audit_passes_on_an_honest_history(swarm, token, nodes, protocol):
 def test_audit_names_a_payout_that_the_reports_do_not_justify(swarm, token, nodes, protocol):
     _two_epochs(protocol, nodes, swarm)
     ledger = copy.deepcopy(read_ledger(swarm))
-    for tampered in ledger.epochs[1].reports[:3]:  # a majority, or the median would not move
+    members = nodes[:4]
+    # The first three reports: node 0's own (ignored for node 0) and two of its three other
+    # reporters, or the trimmed mean (which drops one score from each end) would not move.
+    for tampered in ledger.epochs[1].reports[:3]:
         tampered.scores[0] += 10**6
-    report = audit_settlements(ledger, reward_per_epoch=REWARD, beta_bps=BETA_BPS)
+    report = audit_settlements(ledger, reward_per_epoch=REWARD, rule=chain_rule(swarm.config()))
     assert not report.ok
-    assert report.discrepancies[0].startswith("epoch 1:") and "median score" in report.discrepancies[0]
+    assert report.discrepancies[0] == f"epoch 1: {members[0].address} score 40, reference {10**6 + 40}"
+    assert f"epoch 1: {members[0].address} smoothed score 20, reference {(10**6 + 40) // 2}" in report.discrepancies
+    assert any(d.startswith(f"epoch 1: {members[0].address} paid ") for d in report.discrepancies)
 
 
 def test_audit_catches_supply_and_claimable_mismatches(swarm, token, nodes, protocol):
@@ -132,24 +140,25 @@ def test_audit_reports_a_tampered_outcome_of_a_disputed_epoch(swarm, nodes, prot
     protocol.enroll(members)
     leader, _, _ = _disputed_and_censored_epoch(swarm, protocol, members)
     ledger = read_ledger(swarm)
-    assert audit_settlements(ledger, reward_per_epoch=REWARD, beta_bps=BETA_BPS).ok
+    rule = chain_rule(swarm.config())
+    assert audit_settlements(ledger, reward_per_epoch=REWARD, rule=rule).ok
 
     forgiven = copy.deepcopy(ledger)
     outcome = next(o for o in forgiven.epochs[1].outcomes if o.node == members[leader].address)
     outcome.forfeit = Forfeit.NONE
-    report = audit_settlements(forgiven, reward_per_epoch=REWARD, beta_bps=BETA_BPS)
+    report = audit_settlements(forgiven, reward_per_epoch=REWARD, rule=rule)
     assert report.discrepancies == [
         f"epoch 1: {members[leader].address} forfeit NONE, reference says MERGE_CONTRADICTED"
     ]
 
     relabelled = copy.deepcopy(ledger)
     relabelled.epochs[1].model_hash = MERGED
-    report = audit_settlements(relabelled, reward_per_epoch=REWARD, beta_bps=BETA_BPS)
+    report = audit_settlements(relabelled, reward_per_epoch=REWARD, rule=rule)
     assert report.discrepancies == [f"epoch 1: model {MERGED}, reference {OTHER}"]
 
     undisputed = copy.deepcopy(ledger)
     undisputed.epochs[1].disputes.pop()  # the UpdateCensored event "lost"
-    report = audit_settlements(undisputed, reward_per_epoch=REWARD, beta_bps=BETA_BPS)
+    report = audit_settlements(undisputed, reward_per_epoch=REWARD, rule=rule)
     assert report.discrepancies == ["epoch 1: 1 disputes emitted, reference finds 2"]
 
 
@@ -213,7 +222,7 @@ def test_audit_checks_served_files_against_their_commitments(swarm, nodes, proto
     mismatch = f"epoch 1 commit of {members[0].address}: the served file does not open its commitment"
     twice = f"epoch 1: {members[2].address}, {members[3].address} committed the same file {copied.hex()[:12]}"
     assert report.findings == [mismatch, twice, twice]
-    # Nodes 0 and 2 were paid for those files; node 3's median is negative, so it was not.
+    # Nodes 0 and 2 were paid for those files; node 3's score is negative, so it was not.
     assert report.discrepancies == [f"{mismatch}, yet {members[0].address} was paid",
                                     f"{twice}, yet {members[2].address} was paid"]
 

@@ -17,7 +17,7 @@ REWARD = 1000 * 10**18
 DECLARED = [100, 400, 1200, 250, 600]
 SAMPLES = [100, 400, 1000, 250, 600]
 # Score vectors over the five participants, one per reporter (nodes 0-3; node 4 is silent).
-# Node 2 inflates its own score; the median across reporters discards it.
+# Node 2 inflates its own score; a participant's own report's score for itself is ignored.
 SCORES = {
     1: [[120, 80, 40, -10, 30], [110, 90, 35, -5, 25], [100, 85, 9_000, -8, 28], [115, 70, 45, 0, 20]],
     2: [[90, 60, 50, 20, 10], [95, 65, 45, 25, 15], [85, 55, 7_000, 30, 5], [100, 70, 40, 15, 12]],
@@ -42,7 +42,7 @@ def test_three_epoch_swarm_pays_by_the_reference_rule_and_balances(create_swarm,
         before = [swarm.claimable(node) for node in members]
         chain.sleep(swarm.config()["reportWindow"] + 1)  # the silent node never reports
         tx = protocol.settle(caller=members[0])
-        expected = expected_settlement(budget, participants, protocol.reports[epoch], swarm.config())
+        expected = expected_settlement(budget, participants, protocol.reports[epoch], swarm)
         assert_settled_as_expected(tx, swarm, members, before, expected, budget)
         assert tx.events["EpochSettled"]["reporters"] == len(protocol.reports[epoch])
         assert tx.events["EpochOpened"]["epoch"] == epoch + 1
@@ -70,8 +70,10 @@ def test_three_epoch_swarm_pays_by_the_reference_rule_and_balances(create_swarm,
     expected = settle_epoch(
         1, [Participant(samples=s, reported=i != 4, over_declared=i == 2) for i, s in enumerate(SAMPLES)]
     )
-    assert expected.forfeits[2] is Forfeit.OVER_DECLARED and expected.medians[2] > 0
-    assert expected.forfeits[4] is Forfeit.NOT_REPORTED and expected.payouts[3] == 0  # node 3's median is -5
+    # Node 2's 9_000 for itself is ignored: its score is the trimmed mean of 40, 35 and 45.
+    assert expected.forfeits[2] is Forfeit.OVER_DECLARED and expected.scores[2] == 40
+    assert expected.forfeits[4] is Forfeit.NOT_REPORTED and expected.payouts[3] == 0  # node 3's score is -8
+    assert (expected.scores[3], expected.smoothed[3], expected.standing[3]) == (-8, -4, False)
     assert expected.forfeits[3] is Forfeit.NONE  # unpaid is not forfeited
 
     # Epoch 2: the elected leader times out; the next candidate publishes.
@@ -94,6 +96,7 @@ def test_three_epoch_swarm_pays_by_the_reference_rule_and_balances(create_swarm,
         ],
     )
     assert expected.forfeits[timed_out] is Forfeit.LEADER_TIMED_OUT
+    assert expected.scores[2] == 45  # again not node 2's 7_000 for itself
     assert expected.forfeits[4] is (Forfeit.LEADER_TIMED_OUT if timed_out == 4 else Forfeit.NOT_REPORTED)
 
     # Epoch 3: after the merge the admin removes node 3, which can no longer report.

@@ -8,10 +8,15 @@ waits for the report deadline), each report's metric, scores (up to the score bo
 merge hash it recomputed (the leader's, another one, or zero: drawn around an epoch-wide
 favourite so that some epochs have a strict majority against the leader) and its bitmap of
 updates found valid (likewise, so that some left-out updates are censored), a leader that
-times out, and removed nodes. Every example runs one or two epochs, so the second budget
-includes the first epoch's carry. Checked against the reference: every payout, forfeit
-reason and median, the credited total and carry, the median metric, quorum, the epoch's
-model hash, and the MergeDisputed and UpdateCensored events.
+times out, and removed nodes. Every example runs two to four epochs on one swarm, so each
+budget after the first includes the previous carry and each participant's smoothed score
+carries over from the epochs before (a member's own report's score for itself is ignored,
+whether or not the others reporting are participants). Checked against the reference, which
+is given each participant's address and its smoothed score as the previous epochs left it
+in a model kept here: every payout, forfeit reason, score, smoothed score and good
+standing, the credited total and carry, the median metric, quorum, the epoch's model hash,
+the MergeDisputed and UpdateCensored events, and every enrolled node's smoothed score
+(`memberOf`, participants or not) against the model.
 
 Deployments are costly, so the swarms (one per beta / allowances / reward below, each
 with eight enrolled nodes) are deployed once per test function; brownie's ``given``
@@ -28,6 +33,7 @@ from brownie.test import given
 from hypothesis import HealthCheck, example, settings
 from hypothesis import strategies as st
 
+from swarmtoken.config import SwarmConfig, chain_rule
 from swarmtoken.rewards import ZERO_HASH, Participant, Report, settle
 from tests.fixtures.deployments import MERGED, Protocol
 
@@ -39,17 +45,20 @@ OTHER, THIRD = "22" * 32, "33" * 32
 # first) is a hash that contradicts the leader.
 HASHES = [OTHER, MERGED, ZERO_HASH, THIRD]
 
-# (beta, per-node allowances, reward_per_epoch): data-only and quality-only splits, a beta
-# of one basis point, allowances of one sample up to the whole uint64 range, rewards of a
-# few wei (rounding dominates) and of the largest allowed, 10**12 tokens (products far
-# beyond 128 bits).
+# (beta, per-node allowances, reward_per_epoch, (trim, smoothing, standing)): data-only and
+# quality-only splits, a beta of one basis point, allowances of one sample up to the whole
+# uint64 range, rewards of a few wei (rounding dominates) and of the largest allowed, 10**12
+# tokens (products far beyond 128 bits); no trimming and trimming to the median, no
+# smoothing and the slowest, no standing threshold and the strictest (the default rule in
+# the first and fifth).
+DEFAULT_RULE = (SwarmConfig.trim, SwarmConfig.smoothing, SwarmConfig.standing)
 SWARM_CONFIGS = [
-    (0.3, (1000,) * 8, "1000"),
-    (0.0, (1, 77, 1000, 5000, 2**40, UINT64_MAX, 1, 3), "1000"),
-    (1.0, (UINT64_MAX,) * 8, "0.000000000000000007"),
-    (0.0001, (2**40, 1, 10**18, 77, UINT64_MAX, 1000, 3, 2**63), "1000000000000"),
-    (0.9999, (77,) * 8, "3.000000000000000001"),
-    (0.4321, (10**18, 1, 2, 1000, 999, 1001, UINT64_MAX - 1, 50), "0.000000000000001234"),
+    (0.3, (1000,) * 8, "1000", DEFAULT_RULE),
+    (0.0, (1, 77, 1000, 5000, 2**40, UINT64_MAX, 1, 3), "1000", (0.0, 1.0, 0.0)),
+    (1.0, (UINT64_MAX,) * 8, "0.000000000000000007", (0.5, 0.0001, 1.0)),
+    (0.0001, (2**40, 1, 10**18, 77, UINT64_MAX, 1000, 3, 2**63), "1000000000000", (0.1, 0.3333, 0.5)),
+    (0.9999, (77,) * 8, "3.000000000000000001", DEFAULT_RULE),
+    (0.4321, (10**18, 1, 2, 1000, 999, 1001, UINT64_MAX - 1, 50), "0.000000000000001234", (0.4999, 0.9999, 0.0001)),
 ]
 
 
@@ -129,7 +138,7 @@ def epoch_plans(draw, allowances):
 def swarm_and_plans():
     return st.integers(0, len(SWARM_CONFIGS) - 1).flatmap(
         lambda which: st.tuples(
-            st.just(which), st.lists(epoch_plans(SWARM_CONFIGS[which][1]), min_size=1, max_size=2)
+            st.just(which), st.lists(epoch_plans(SWARM_CONFIGS[which][1]), min_size=2, max_size=4)
         )
     )
 
@@ -139,8 +148,9 @@ def swarms(create_swarm, admin, nodes):
     """Every configuration of SWARM_CONFIGS deployed, with all eight nodes enrolled under
     their allowances."""
     deployed = []
-    for beta, allowances, reward in SWARM_CONFIGS:
-        swarm, token = create_swarm(beta=beta, reward_per_epoch=reward, suspend_after=0)
+    for beta, allowances, reward, (trim, smoothing, standing) in SWARM_CONFIGS:
+        swarm, token = create_swarm(beta=beta, reward_per_epoch=reward, suspend_after=0, trim=trim,
+                                    smoothing=smoothing, standing=standing)
         protocol = Protocol(swarm, admin)
         for node, allowance in zip(nodes, allowances):
             protocol.enroll([node], allowance=allowance)
@@ -152,8 +162,10 @@ def hex_of(value) -> str:
     return bytes(value).hex() if isinstance(value, bytes) else str(value).removeprefix("0x")
 
 
-def run_epoch_and_check(swarm, token, admin, nodes, allowances, plan: EpochPlan):
-    """Drive one epoch by ``plan``, then hold settlement to swarmtoken.rewards.settle."""
+def run_epoch_and_check(swarm, token, admin, nodes, allowances, plan: EpochPlan, smoothed: dict):
+    """Drive one epoch by ``plan``, then hold settlement to swarmtoken.rewards.settle, each
+    participant starting from its smoothed score in ``smoothed`` (address -> value), which
+    is then moved to the reference's and compared with every node's on chain."""
     protocol = Protocol(swarm, admin)
     epoch = protocol.epoch
     config = swarm.config()
@@ -199,11 +211,13 @@ def run_epoch_and_check(swarm, token, admin, nodes, allowances, plan: EpochPlan)
                 removed=i in plan.removed,
                 leader=i == leader,
                 over_declared=plan.declared[i] > samples[i],
+                node=committers[i].address,
+                smoothed=smoothed[committers[i].address],
             )
             for i in participants
         ],
-        [Report(r.metric, list(r.scores[:n]), r.merged, r.valid) for r in plan.reports],
-        beta_bps=config["betaBps"],
+        [Report(r.metric, list(r.scores[:n]), r.merged, r.valid, committers[r.reporter].address) for r in plan.reports],
+        rule=chain_rule(config),
         commits=commits,
         participants_bitmap=bitmap,
         published_hash=MERGED,
@@ -222,13 +236,21 @@ def run_epoch_and_check(swarm, token, admin, nodes, allowances, plan: EpochPlan)
     assert hex_of(settled["modelHash"]) == expected.verdict.model_hash == hex_of(swarm.epochState(epoch)["modelHash"])
 
     rows = [
-        (e["epoch"], e["node"], e["samples"], e["medianScore"], e["payout"], e["forfeit"])
+        (e["epoch"], e["node"], e["samples"], e["score"], e["smoothedScore"], e["standing"], e["payout"], e["forfeit"])
         for e in tx.events["ParticipantSettled"]
     ]
     assert rows == [
-        (epoch, committers[i].address, samples[i], median, payout, int(forfeit))
-        for i, median, payout, forfeit in zip(participants, expected.medians, expected.payouts, expected.forfeits)
+        (epoch, committers[i].address, samples[i], score, after, standing, payout, int(forfeit))
+        for i, score, after, standing, payout, forfeit in zip(
+            participants, expected.scores, expected.smoothed, expected.standing, expected.payouts, expected.forfeits
+        )
     ]
+    # The smoothed scores persist on chain: the participants' moved (only with evidence),
+    # every other node's unchanged.
+    for i, after, evidence in zip(participants, expected.smoothed, expected.evidence):
+        assert evidence or after == smoothed[committers[i].address]
+        smoothed[committers[i].address] = after
+    assert [swarm.memberOf(node)["smoothedScore"] for node in nodes] == [smoothed[node.address] for node in nodes]
 
     leader_address = committers[leader].address
     disputed = [(e["epoch"], e["leader"], hex_of(e["publishedHash"]), hex_of(e["majorityHash"]))
@@ -254,6 +276,14 @@ def run_epoch_and_check(swarm, token, admin, nodes, allowances, plan: EpochPlan)
 
 def _report(reporter, merged=MERGED, valid=0b11111, metric=500_000, score=SCORE_BOUND):
     return ReportPlan(reporter, metric, merged, valid, (score,) * 8)
+
+
+def _self_serving(reporter, valid):
+    """A report that rates position ``reporter`` (the reporter's own, when nothing before
+    it was left out) at the bound and the others by who reports: excluding each reporter's
+    own score changes every trimmed mean."""
+    scores = tuple(SCORE_BOUND if j == reporter else 100 * (reporter + 1) - 37 * j for j in range(8))
+    return ReportPlan(reporter, 400_000 + reporter, MERGED, valid, scores)
 
 
 @settings(
@@ -293,9 +323,25 @@ def _report(reporter, merged=MERGED, valid=0b11111, metric=500_000, score=SCORE_
 @example(  # two of five report (not quorate): their contradicting hash and valid bits do not count
     drawn=(5, [EpochPlan((9,) * 5, (1, 3), (_report(1, OTHER), _report(3, OTHER)), False, ())]),
 )
+@example(  # non-participants report too (left-out committers, after and among participants); smoothed
+    # scores carry over three quorate epochs, then a non-quorate one leaves them as they are
+    drawn=(
+        0,
+        [
+            EpochPlan((10, 20, 30, 40, 50, 60), (1, 4), tuple(_self_serving(p, 0b111111) for p in (4, 1, 0, 2, 3, 5)),
+                      False, ()),
+            EpochPlan((100, 200, 300, 400, 500), (2,), tuple(_self_serving(p, 0b11011) for p in (2, 0, 4, 3)), False,
+                      ()),
+            EpochPlan((70,) * 7, (), tuple(_self_serving(p, 0x7F) for p in (6, 5, 4, 3, 2, 1)), False, (1,)),
+            EpochPlan((70,) * 7, (0, 3), tuple(_self_serving(p, 0x7F) for p in (0, 3, 6)), False, ()),
+        ],
+    ),
+)
 def test_settlement_matches_reference_rule_to_the_wei(swarms, admin, nodes, drawn):
     which, plans = drawn
     swarm, token = swarms[which]
     allowances = SWARM_CONFIGS[which][1]
+    # Each example starts from the snapshot (brownie reverts the chain between examples).
+    smoothed = {node.address: swarm.memberOf(node)["smoothedScore"] for node in nodes}
     for plan in plans:
-        run_epoch_and_check(swarm, token, admin, nodes, allowances, plan)
+        run_epoch_and_check(swarm, token, admin, nodes, allowances, plan, smoothed)

@@ -19,7 +19,7 @@ block jumps in any order, and five adversaries with them:
 Each rule asks the model what its call must do and asserts exactly that: the state change
 and events, or the custom error with its arguments. Every settlement is predicted with
 ``swarmtoken.rewards.settle`` (commits, participants bitmap, published hash) and compared
-to the wei: payouts, forfeits, medians, carry, model hash, disputes, censorship, strikes
+to the wei: payouts, forfeits, scores, smoothed scores, carry, model hash, disputes, censorship, strikes
 and suspensions. With an honest majority the verdict must also be the truth (the model
 hash is the honest merge; the leader is faulted exactly for garbage or censorship).
 
@@ -53,7 +53,7 @@ import random
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 import requests
@@ -64,6 +64,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
+from swarmtoken.config import chain_rule
 from swarmtoken.rewards import ZERO_HASH, Forfeit, Participant, Report, settle_arguments
 from swarmtoken.rewards import settle as reference_settle
 from tests.fixtures.deployments import NO_REPORTS, commitment
@@ -193,6 +194,7 @@ class MemberModel:
     expiry: int = 0
     last_submit_epoch: int = 0
     allowance: int = 0
+    smoothed: int = 0
     credited: int = 0  # every payout settlement credited to it
     claimed: int = 0
 
@@ -252,7 +254,7 @@ class SwarmMachine(RuleBasedStateMachine):
         self.reward = cfg["rewardPerEpoch"]
         self.min_peers, self.max_peers = cfg["minPeers"], cfg["maxPeers"]
         self.windows = {COMMIT: cfg["commitWindow"], MERGE: cfg["mergeWindow"], REPORT: cfg["reportWindow"]}
-        self.beta_bps, self.suspend_after, self.max_epochs = cfg["betaBps"], cfg["suspendAfter"], cfg["maxEpochs"]
+        self.rule, self.suspend_after, self.max_epochs = chain_rule(cfg), cfg["suspendAfter"], cfg["maxEpochs"]
         self.patience, self.target, self.min_delta = cfg["patience"], cfg["targetMetric"], cfg["minDelta"]
         self.members = [
             MemberModel(
@@ -910,27 +912,29 @@ class SwarmMachine(RuleBasedStateMachine):
     @precondition(lambda self: self._in(REPORT))
     @rule(
         tamper=st.sampled_from(
-            [None] * 6 + ["score", "hash", "valid", "order", "drop", "packed", "medians", "median", "metric"]
+            [None] * 6 + ["score", "hash", "valid", "order", "drop", "packed", "cuts", "cut", "metric"]
         ),
         pick=st.integers(0, 7),
         wait=st.sampled_from([True, False, False]),
     )
     def settle(self, tamper, pick, wait):
         """Anyone settles once every committer reported or the report deadline passed, with
-        the reports as emitted and the lower medians as hints; the outcome must match
+        the reports as emitted and the trimming cuts and metric median as hints; the outcome must match
         swarmtoken.rewards.settle to the wei. Forged, reordered, dropped or truncated
         reports and wrong hints are refused with the error that names them."""
         s = self.state
         k, c = len(s.reports), len(s.commits)
         t = self._advance_to(s.deadline + 1) if wait and k < c else self._next_time()
         n = popcount(s.participants)
-        (reporters, metrics, hashes, valids, packed), medians, metric = settle_arguments(s.reports, n)
+        nodes = [self._at(s.commits[c].node).address for c in bits(s.participants)]
+        (reporters, metrics, hashes, valids, packed), cuts, metric = settle_arguments(s.reports, nodes,
+                                                                                      self.rule.trim_bps)
         error = ("SettlementNotDue", self.epoch, k, c, s.deadline) if k < c and t <= s.deadline else None
         forged = None
         if tamper == "drop" and k:
             reporters, forged = reporters[:-1], ("ReportCountMismatch", k - 1, k)
-        elif tamper == "medians":
-            medians, forged = medians + [0], ("ScoreCountMismatch", n + 1, n)
+        elif tamper == "cuts":
+            cuts, forged = cuts + [0, 0], ("ScoreCountMismatch", 2 * n + 2, 2 * n)
         elif tamper == "packed" and k:
             packed, forged = packed[:-8], ("PackedScoresLength", len(packed) - 8, len(packed))
         elif tamper == "score" and k:
@@ -941,15 +945,15 @@ class SwarmMachine(RuleBasedStateMachine):
             valids, forged = valids[:-1] + [valids[-1] ^ 1], ("ReportsMismatch", self.epoch)
         elif tamper == "order" and k >= 2:
             swapped = [s.reports[1], s.reports[0]] + s.reports[2:]
-            (reporters, metrics, hashes, valids, packed), _, _ = settle_arguments(swapped, n)
+            (reporters, metrics, hashes, valids, packed), _, _ = settle_arguments(swapped, nodes, self.rule.trim_bps)
             forged = ("ReportsMismatch", self.epoch)
-        elif tamper == "median":
+        elif tamper == "cut":
             j = pick % n
-            medians = medians[:j] + [medians[j] + 1] + medians[j + 1 :]
-            forged = ("WrongMedian", j, medians[j])
+            cuts = cuts[: 2 * j] + [cuts[2 * j] + 1] + cuts[2 * j + 1 :]
+            forged = ("WrongCut", j, cuts[2 * j], cuts[2 * j + 1])
         elif tamper == "metric":
-            metric, forged = metric + 1, ("WrongMedian", n, metric + 1)
-        args = (self.epoch, (reporters, metrics, hashes, valids, packed), medians, metric)
+            metric, forged = metric + 1, ("WrongMetricMedian", metric + 1)
+        args = (self.epoch, (reporters, metrics, hashes, valids, packed), cuts, metric)
         copycats = [cm.node for cm in s.commits if not cm.valid]
         before = batch_call([(self.swarm.claimable, (self._at(i),)) for i in copycats])
         tx = self._call(error or forged, self.swarm.settle, *args, {"from": self._at(OUTSIDER)})
@@ -957,9 +961,9 @@ class SwarmMachine(RuleBasedStateMachine):
             after = batch_call([(self.swarm.claimable, (self._at(i),)) for i in copycats])
             for i, was, now in zip(copycats, before, after):
                 self.copycat_gains[(self.epoch, i)] = now - was
-            self._settled(tx, medians, metric)
+            self._settled(tx, metric)
 
-    def _settled(self, tx, medians, metric):
+    def _settled(self, tx, metric):
         """Check a settlement against the reference rule and the protocol's promises, then
         move the model on."""
         s = self.state
@@ -977,17 +981,18 @@ class SwarmMachine(RuleBasedStateMachine):
                     removed=self.members[s.commits[c].node].status == REMOVED,
                     leader=c == s.leader,
                     over_declared=s.commits[c].over_declared,
+                    node=self._at(s.commits[c].node).address,
+                    smoothed=self.members[s.commits[c].node].smoothed,
                 )
                 for c in order
             ],
-            [report for _, report in s.reports],
-            beta_bps=self.beta_bps,
+            [replace(report, reporter=reporter) for reporter, report in s.reports],
+            rule=self.rule,
             commits=len(s.commits),
             participants_bitmap=s.participants,
             published_hash=s.published,
         )
         verdict = expected.verdict
-        assert list(expected.medians) == list(medians)
         SEEN["epochs settled"] += 1
         SEEN["quorate" if expected.quorate else "not quorate"] += 1
         SEEN[f"verdict {verdict.fault.name}"] += expected.quorate
@@ -998,10 +1003,12 @@ class SwarmMachine(RuleBasedStateMachine):
 
         # the ledger, to the wei
         per_node = events(tx, "ParticipantSettled")
-        fields = ("epoch", "node", "samples", "medianScore", "payout", "forfeit")
+        fields = ("epoch", "node", "samples", "score", "smoothedScore", "standing", "payout", "forfeit")
         assert [tuple(e[name] for name in fields) for e in per_node] == [
-            (self.epoch, self._at(i).address, s.commits[c].samples, med, pay, int(why))
-            for i, c, med, pay, why in zip(nodes, order, expected.medians, expected.payouts, expected.forfeits)
+            (self.epoch, self._at(i).address, s.commits[c].samples, score, smoothed, standing, pay, int(why))
+            for i, c, score, smoothed, standing, pay, why in zip(
+                nodes, order, expected.scores, expected.smoothed, expected.standing, expected.payouts, expected.forfeits
+            )
         ]
         settled = tx.events["EpochSettled"]
         assert (
@@ -1045,20 +1052,20 @@ class SwarmMachine(RuleBasedStateMachine):
             )
             assert (verdict.model_hash, verdict.fault, verdict.censored) == (truth, fault, left_out)
             SEEN["honest majorities"] += 1
-        for c, med, pay in zip(order, expected.medians, expected.payouts):
+        for c, pay in zip(order, expected.payouts):
             if not s.commits[c].valid:  # a copycat the leader merged anyway
                 SEEN["copycat participants"] += 1
                 assert pay == 0
-                assert med <= 0 or not expected.quorate
 
         # credits, strikes, suspensions; expired seats are released (participants first)
         suspended, expired = [], []
-        for i, c, med, pay in zip(nodes, order, expected.medians, expected.payouts):
+        for i, c, smoothed, evidence, pay in zip(nodes, order, expected.smoothed, expected.evidence, expected.payouts):
             m = self.members[i]
             m.credited += pay
+            m.smoothed = smoothed
             self.credits[(self.epoch, i)] = pay
             if expected.quorate:
-                if med <= 0 or (c == s.leader and verdict.fault is not Forfeit.NONE):
+                if (evidence and smoothed <= 0) or (c == s.leader and verdict.fault is not Forfeit.NONE):
                     m.strikes = min(m.strikes + 1, 255)
                     if self.suspend_after and m.strikes >= self.suspend_after and m.status in (ACTIVE, NONE):
                         m.status = SUSPENDED
@@ -1307,7 +1314,7 @@ class SwarmMachine(RuleBasedStateMachine):
             else:
                 assert epoch == last_epoch + 1 and seen[1] == COMMIT
                 assert (last_phase, previous[0]) in {(REPORT, SETTLED), (MERGE, ABANDONED), (COMMIT, ABANDONED)}
-                assert hex32(previous[14]) == self.model_hashes.get(last_epoch, ZERO_HASH)
+                assert hex32(previous[13]) == self.model_hashes.get(last_epoch, ZERO_HASH)
         self.last_seen = seen
 
         # the model
@@ -1316,12 +1323,11 @@ class SwarmMachine(RuleBasedStateMachine):
         assert active == sum(m.status == ACTIVE for m in self.members)
         drawn_leader = self._at(self._leader_commit().node).address if s.drawn else ZERO_ADDRESS
         assert leader == drawn_leader
-        assert tuple(state[:12]) == (
+        assert tuple(state[:11]) == (
             s.phase,
             s.deadline,
             len(s.commits),
             popcount(s.participants),
-            len(s.reports),
             s.leader if s.drawn else 0,
             s.failovers,
             s.draw_block,
@@ -1330,13 +1336,15 @@ class SwarmMachine(RuleBasedStateMachine):
             s.reporters,
             s.skipped,
         )
-        assert (hex32(state[12]), hex32(state[13]), hex32(state[14])) == (s.digest.hex(), s.published, s.model_hash)
+        assert popcount(s.reporters) == len(s.reports)
+        assert (hex32(state[11]), hex32(state[12]), hex32(state[13])) == (s.digest.hex(), s.published, s.model_hash)
 
         assert [tuple(x) for x in commits] == [
             (self._at(cm.node).address, cm.samples, cm.over_declared) for cm in s.commits
         ]
         assert [tuple(x) for x in members] == [
-            (m.allow_listed, m.status, m.strikes, m.commit_index, m.expiry, m.last_submit_epoch, m.allowance)
+            (m.allow_listed, m.status, m.strikes, m.commit_index, m.expiry, m.last_submit_epoch, m.allowance,
+             m.smoothed)
             for m in self.members
         ]
 

@@ -55,6 +55,11 @@ def elect_leader_other_than(swarm, protocol, avoid):
     raise AssertionError("the draw kept picking the same node")
 
 
+def report_count(swarm, epoch=1):
+    """How many committers reported in ``epoch`` (its reporters bitmap's population)."""
+    return bin(swarm.epochState(epoch)["reporters"]).count("1")
+
+
 def bitmap_without(index):
     return ALL & ~(1 << index)
 
@@ -63,7 +68,7 @@ def settle_checked(swarm, protocol, nodes, participants, **placement):
     """Settle and hold the outcome to the reference rule; returns (tx, expected)."""
     before = [swarm.claimable(node) for node in nodes]
     tx = protocol.settle()
-    expected = expected_settlement(REWARD, participants, protocol.reports[1], swarm.config(), **placement)
+    expected = expected_settlement(REWARD, participants, protocol.reports[1], swarm, **placement)
     assert_settled_as_expected(tx, swarm, nodes, before, expected, REWARD)
     return tx, expected
 
@@ -72,7 +77,10 @@ def settle_checked(swarm, protocol, nodes, participants, **placement):
 def test_copied_commitment_is_accepted_and_paid_nothing_once_reporters_reject_it(swarm, protocol, members):
     """The contract cannot tell a copy from an update (binding is checked off chain, where
     the copy does not open for the copier's address). The honest reporters mark it invalid
-    and score it 0: its median is 0, so it is paid nothing and takes a strike."""
+    and score it 0: its score (the trimmed mean of the other reporters' scores; its own
+    vouching for itself is ignored) is 0, its smoothed score stays 0, so it is not in good
+    standing; as no strict majority found it valid it forfeits (Invalid), is paid nothing
+    and takes a strike."""
     original, copier = members[0], members[1]
     copied = commitment(original, 1)
     swarm.submitUpdate(1, copied, 100, {"from": original})
@@ -93,9 +101,12 @@ def test_copied_commitment_is_accepted_and_paid_nothing_once_reporters_reject_it
     participants = [Participant(samples=s, leader=i == leader) for i, s in enumerate([100, 200, 300, 400])]
     tx, expected = settle_checked(swarm, protocol, members, participants)
 
-    assert expected.medians[1] == 0
+    assert (expected.scores[1], expected.smoothed[1], expected.standing[1]) == (0, 0, False)
+    assert swarm.memberOf(copier)["smoothedScore"] == 0
     assert swarm.claimable(copier) == 0
     assert tx.events["ParticipantSettled"][1]["payout"] == 0
+    assert expected.forfeits[1] is Forfeit.INVALID
+    assert tx.events["ParticipantSettled"][1]["forfeit"] == int(Forfeit.INVALID)
     assert all(swarm.claimable(node) > 0 for node in [original] + members[2:])
     assert swarm.memberOf(copier)["strikes"] == 1
 
@@ -131,7 +142,8 @@ def test_leader_leaving_out_a_copied_commitment_is_not_censoring(swarm, protocol
 # ------------------------------------------------------------------ non-participants report
 def test_non_participant_reports_and_settlement_waits_for_every_committer(swarm, protocol, merging):
     """A committer the leader left out still reports (its score vector covers the
-    participants); settlement is not due until every committer reported, then at once."""
+    participants, and it is one of each participant's other reporters); settlement is not
+    due until every committer reported, then at once."""
     left_out = (leader_index(swarm) + 1) % 4
     bitmap = bitmap_without(left_out)
     protocol.publish(bitmap)
@@ -146,12 +158,15 @@ def test_non_participant_reports_and_settlement_waits_for_every_committer(swarm,
     event = tx.events["ValidationReported"]
     assert (event["reporter"], list(event["scores"])) == (merging[left_out], [40, 50, 60])
     state = swarm.epochState(1)
-    assert (state["reportCount"], state["reporters"]) == (4, ALL)
+    assert state["reporters"] == ALL
     leader = leader_index(swarm)
     participants = [Participant(samples=SAMPLES[i], leader=i == leader) for i in range(4) if i != left_out]
     tx, expected = settle_checked(swarm, protocol, participants_nodes, participants, commits=4, participants_bitmap=bitmap)
     assert tx.events["EpochSettled"]["reporters"] == 4
-    assert expected.medians == (10, 20, 30)  # lower medians of the four reports
+    # Each participant's score: the trimmed mean of the three other reports (two
+    # participants' and the non-participant's), which drops one from each end.
+    assert expected.scores == (10, 20, 30)
+    assert [e["score"] for e in tx.events["ParticipantSettled"]] == [10, 20, 30]
     assert len(tx.events["ParticipantSettled"]) == 3
     assert swarm.claimable(merging[left_out]) == 0
 
@@ -183,7 +198,8 @@ def test_settlement_without_every_committer_waits_for_the_report_deadline(swarm,
 )
 def test_leader_contradicted_by_majority_forfeits_and_is_struck(swarm, protocol, merging, hashes, majority):
     """The majority's hash becomes the epoch's model; the leader forfeits
-    (MergeContradicted) and takes a strike although its median score is positive."""
+    (MergeContradicted) and takes a strike although its score and smoothed score are
+    positive."""
     protocol.publish()
     leader = leader_index(swarm)
     for node, merged in zip(merging, hashes):
@@ -202,7 +218,7 @@ def test_leader_contradicted_by_majority_forfeits_and_is_struck(swarm, protocol,
     assert tx.events["EpochSettled"]["modelHash"] == "0x" + majority == swarm.epochState(1)["modelHash"]
     assert swarm.epochState(1)["mergedHash"] == "0x" + MERGED
     settled = tx.events["ParticipantSettled"][leader]
-    assert settled["medianScore"] > 0
+    assert settled["score"] > 0 and settled["smoothedScore"] > 0
     assert (settled["payout"], settled["forfeit"]) == (0, int(Forfeit.MERGE_CONTRADICTED))
     assert swarm.memberOf(merging[leader])["strikes"] == 1
     assert expected.verdict.fault is Forfeit.MERGE_CONTRADICTED
@@ -292,8 +308,8 @@ def test_contradicted_leader_that_also_censored_forfeits_as_contradicted(swarm, 
 # ------------------------------------------------------------------ quorum
 def test_epoch_without_quorum_pays_nothing_strikes_nobody_and_judges_nobody(swarm, protocol, merging):
     """Two reports of four commits (2 * 2 <= 4): the whole budget is carried, a negative
-    median gives no strike, the leader is not judged although both reporters contradict it,
-    and the metric does not count for the stopping rule."""
+    score gives no strike and moves no smoothed score, the leader is not judged although
+    both reporters contradict it, and the metric does not count for the stopping rule."""
     protocol.publish()
     for node in merging[:2]:
         protocol.report(node, [10, 20, 30, -40], metric=800_000, merged=OTHER)
@@ -307,7 +323,12 @@ def test_epoch_without_quorum_pays_nothing_strikes_nobody_and_judges_nobody(swar
     assert settled["modelHash"] == "0x" + MERGED  # nobody judged the leader
     assert "MergeDisputed" not in tx.events
     assert [e["payout"] for e in tx.events["ParticipantSettled"]] == [0] * 4
-    assert [e["medianScore"] for e in tx.events["ParticipantSettled"]] == [10, 20, 30, -40]
+    # The scores are still recorded (each the other reporter's, or both reporters' mean)...
+    assert [e["score"] for e in tx.events["ParticipantSettled"]] == [10, 20, 30, -40]
+    # ... but no smoothed score moves, so nobody stands well.
+    assert [e["smoothedScore"] for e in tx.events["ParticipantSettled"]] == [0] * 4
+    assert [e["standing"] for e in tx.events["ParticipantSettled"]] == [False] * 4
+    assert [swarm.memberOf(n)["smoothedScore"] for n in merging] == [0] * 4
     assert [e["forfeit"] for e in tx.events["ParticipantSettled"]] == [0, 0, 1, 1]
     assert "NodeSuspended" not in tx.events
     assert [swarm.memberOf(n)["strikes"] for n in merging] == [0] * 4
@@ -331,10 +352,11 @@ def test_epoch_with_a_strict_majority_of_reports_pays(swarm, protocol, merging):
 
 def test_two_colluding_reporters_can_no_longer_get_the_others_struck(swarm, protocol, members):
     """The old exploit: of four participants, two report and push the other two to the
-    lowest score, whose lower median of two is then that score. Without quorum it counts
-    for nothing, epoch after epoch (suspendAfter is 2). Once three of four report the epoch
-    is quorate and the lower median applies: two colluders among three reporters still set
-    it."""
+    lowest score, which is then the victims' score (the mean of the two colluders' scores).
+    Without quorum it counts for nothing, epoch after epoch (suspendAfter is 2): no smoothed
+    score moves and nobody is struck. Once three of four report the epoch is quorate and the
+    trimmed mean of the other reporters applies: the two colluders are a majority of each
+    victim's other reporters and still set its score, which then moves its smoothed score."""
     colluders, victims = members[:2], members[2:]
     rigged = [SCORE_BOUND, SCORE_BOUND, -SCORE_BOUND, -SCORE_BOUND]
     for _ in range(2):
@@ -346,11 +368,13 @@ def test_two_colluding_reporters_can_no_longer_get_the_others_struck(swarm, prot
         chain.sleep(61)
         tx = protocol.settle()
         assert not tx.events["EpochSettled"]["quorate"]
-        assert [e["medianScore"] for e in tx.events["ParticipantSettled"]][2:] == [-SCORE_BOUND] * 2
+        assert [e["score"] for e in tx.events["ParticipantSettled"]][2:] == [-SCORE_BOUND] * 2
+        assert [e["smoothedScore"] for e in tx.events["ParticipantSettled"]] == [0] * 4
         assert tx.events["EpochSettled"]["credited"] == 0
         assert "NodeSuspended" not in tx.events
     for node in victims:
-        assert (swarm.memberOf(node)["status"], swarm.memberOf(node)["strikes"]) == (1, 0)
+        member = swarm.memberOf(node)
+        assert (member["status"], member["strikes"], member["smoothedScore"]) == (1, 0, 0)
 
     protocol.submit(members, SAMPLES)
     protocol.elect()
@@ -359,9 +383,17 @@ def test_two_colluding_reporters_can_no_longer_get_the_others_struck(swarm, prot
         protocol.report(node, rigged)
     protocol.report(victims[0], [10, 10, 10, 10])
     chain.sleep(61)
+    leader = leader_index(swarm, 3)
+    before = [swarm.claimable(node) for node in members]
+    budget = REWARD + swarm.carry()  # the two non-quorate epochs carried their budgets
+    assert budget == 3 * REWARD
     tx = protocol.settle()
+    participants = [Participant(samples=s, leader=i == leader, reported=i < 3) for i, s in enumerate(SAMPLES)]
+    expected = expected_settlement(budget, participants, protocol.reports[3], swarm)
+    assert_settled_as_expected(tx, swarm, members, before, expected, budget)
     assert tx.events["EpochSettled"]["quorate"]
-    assert [e["medianScore"] for e in tx.events["ParticipantSettled"]] == rigged
+    assert [e["score"] for e in tx.events["ParticipantSettled"]][2:] == [-SCORE_BOUND] * 2
+    assert [swarm.memberOf(n)["smoothedScore"] for n in victims] == [-SCORE_BOUND // 2] * 2
     assert [swarm.memberOf(n)["strikes"] for n in victims] == [1, 1]
     assert [swarm.claimable(n) for n in victims] == [0, 0]
     assert all(swarm.claimable(n) > 0 for n in colluders)
@@ -384,11 +416,11 @@ def test_scores_must_lie_within_the_score_bound(swarm, reporting):
     for score in (SCORE_BOUND + 1, -SCORE_BOUND - 1, 2**63 - 1, -(2**63)):
         with reverts_with("ScoreOutOfRange", 2, score):
             report_raw(swarm, reporting[0], [1, 1, score, 1])
-    assert swarm.epochState(1)["reportCount"] == 0
+    assert report_count(swarm) == 0
     for node, score in zip(reporting, (SCORE_BOUND, SCORE_BOUND - 1, -SCORE_BOUND, -SCORE_BOUND + 1)):
         tx = report_raw(swarm, node, [1, 1, score, 1])
         assert list(tx.events["ValidationReported"]["scores"]) == [1, 1, score, 1]
-    assert swarm.epochState(1)["reportCount"] == 4
+    assert report_count(swarm) == 4
 
 
 def test_metric_must_lie_within_the_metric_bound(swarm, reporting):
@@ -397,11 +429,11 @@ def test_metric_must_lie_within_the_metric_bound(swarm, reporting):
     for metric in (METRIC_BOUND + 1, -1, 2**63 - 1, -(2**63)):
         with reverts_with("MetricOutOfRange", metric):
             report_raw(swarm, reporting[0], [1] * 4, metric)
-    assert swarm.epochState(1)["reportCount"] == 0
+    assert report_count(swarm) == 0
     for node, metric in zip(reporting, (METRIC_BOUND, METRIC_BOUND - 1, 0, 1)):
         tx = report_raw(swarm, node, [1] * 4, metric)
         assert tx.events["ValidationReported"]["metric"] == metric
-    assert swarm.epochState(1)["reportCount"] == 4
+    assert report_count(swarm) == 4
 
 
 def test_out_of_range_score_is_reported_at_its_first_index(swarm, reporting):
@@ -420,7 +452,7 @@ def test_score_word_that_is_not_a_clean_int64_is_refused(swarm, reporting):
     tx = {"from": reporting[0].address, "to": swarm.address, "data": "0x" + data.hex(), "gas": 1_000_000}
     receipt = web3.eth.wait_for_transaction_receipt(web3.eth.send_transaction(tx))
     assert receipt.status == 0
-    assert swarm.epochState(1)["reportCount"] == 0
+    assert report_count(swarm) == 0
     tx["data"] = "0x" + bytes(bytearray(data[:at]) + clean + data[at + 32 :]).hex()
     assert web3.eth.wait_for_transaction_receipt(web3.eth.send_transaction(tx)).status == 1
-    assert swarm.epochState(1)["reportCount"] == 1
+    assert report_count(swarm) == 1

@@ -5,13 +5,15 @@ data volume can only lose."""
 
 from brownie import chain
 
+from swarmtoken.config import chain_rule
 from swarmtoken.rewards import Forfeit, Report, settle
 from tests.fixtures.deployments import ALLOWANCE, MERGED, Protocol, commitment
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
 
 REWARD = 1000 * 10**18
-# One score vector per reporter (every median positive, and distinct per participant).
+# One score vector per reporter (every participant's score, the trimmed mean of the other
+# reporters' scores, positive, and distinct per participant).
 SCORES = [[300, 100, 50, 80], [310, 90, 40, 70], [290, 110, 60, 75], [305, 95, 45, 65]]
 
 
@@ -53,7 +55,7 @@ def test_declared_count_above_the_allowance_counts_as_the_allowance(swarm, proto
 
     assert [e["samples"] for e in tx.events["ParticipantSettled"]] == counted
     participants = [Participant(samples=s, over_declared=o) for s, o in zip(counted, over)]
-    expected = expected_settlement(REWARD, participants, protocol.reports[1], swarm.config())
+    expected = expected_settlement(REWARD, participants, protocol.reports[1], swarm)
     assert_settled_as_expected(tx, swarm, members, [0] * 4, expected, REWARD)
     assert [int(f) for f in expected.forfeits] == [6, 0, 0, 6]
     assert expected.payouts[0] == expected.payouts[3] == 0
@@ -75,22 +77,29 @@ def test_declaring_ten_times_the_allowance_gains_nothing_and_forfeits_the_payout
         protocol.enroll(members)
         tx = run(protocol, members, [declared] + others)
         assert swarm.commitAt(1, 0)["samples"] == ALLOWANCE
-        ledger = [(e["node"], e["samples"], e["medianScore"]) for e in tx.events["ParticipantSettled"]]
+        ledger = [(e["node"], e["samples"], e["score"], e["smoothedScore"], e["standing"])
+                  for e in tx.events["ParticipantSettled"]]
         forfeits = [e["forfeit"] for e in tx.events["ParticipantSettled"]]
         outcomes[declared] = ([swarm.claimable(node) for node in members], swarm.carry(), ledger, forfeits)
 
     (paid, carry, ledger, forfeits), (paid_10x, carry_10x, ledger_10x, forfeits_10x) = outcomes.values()
-    assert ledger_10x == ledger  # same counted samples, same medians
+    assert ledger_10x == ledger  # same counted samples, same scores, smoothed scores and standing
     assert forfeits == [0, 0, 0, 0]
     assert forfeits_10x == [int(Forfeit.OVER_DECLARED), 0, 0, 0]
     assert paid_10x == [0] + paid[1:]
     assert carry_10x == carry + paid[0]
 
-    reports = [Report(900_000, scores, MERGED, 0b1111) for scores in SCORES]
-    capped = settle(REWARD, [Participant(samples=s) for s in [ALLOWANCE] + others], reports, beta_bps=3000)
+    rule = chain_rule(swarm.config())
+    reports = [Report(900_000, scores, MERGED, 0b1111, node.address) for node, scores in zip(members, SCORES)]
+
+    def reference(samples):
+        participants = [Participant(samples=s, node=node.address) for node, s in zip(members, samples)]
+        return settle(REWARD, participants, reports, rule=rule, published_hash=MERGED)
+
+    capped = reference([ALLOWANCE] + others)
     assert paid == list(capped.payouts)
-    uncapped = settle(REWARD, [Participant(samples=s) for s in [10 * ALLOWANCE] + others], reports, beta_bps=3000)
-    assert uncapped.payouts[0] > capped.payouts[0] > 0
+    uncapped = reference([10 * ALLOWANCE] + others)
+    assert uncapped.standing[0] and uncapped.payouts[0] > capped.payouts[0] > 0
 
 
 def test_over_declaring_has_the_lowest_forfeit_precedence(swarm, protocol, nodes):

@@ -15,23 +15,9 @@ from tests.fixtures.ledger import Participant, assert_settled_as_expected, expec
 UINT64_MAX = 2**64 - 1
 ABANDONED = 4
 
-# Index of each field in the SwarmLearning.Config tuple.
-FIELDS = [
-    "minPeers",
-    "maxPeers",
-    "commitWindow",
-    "mergeWindow",
-    "reportWindow",
-    "betaBps",
-    "suspendAfter",
-    "maxEpochs",
-    "patience",
-    "targetMetric",
-    "minDelta",
-    "rewardPerEpoch",
-    "mergeRule",
-    "scorer",
-]
+# Index of each field in the SwarmLearning.Config tuple (test_contract_accepts_config_at_the_bounds
+# holds the contract's struct to this order).
+FIELDS = list(TEST_CONFIG.contract_fields())
 ZERO32 = b"\x00" * 32
 
 
@@ -60,6 +46,10 @@ def raw_config(**fields):
         ({"mergeWindow": 0}, "mergeWindow", 0),
         ({"reportWindow": 0}, "reportWindow", 0),
         ({"betaBps": 10_001}, "betaBps", 10_001),
+        ({"trimBps": 5_001}, "trimBps", 5_001),
+        ({"smoothingBps": 0}, "smoothingBps", 0),
+        ({"smoothingBps": 10_001}, "smoothingBps", 10_001),
+        ({"standingBps": 10_001}, "standingBps", 10_001),
         ({"maxEpochs": 0}, "maxEpochs", 0),
         ({"targetMetric": -5}, "targetMetric", 5),
         ({"targetMetric": 10**6 + 1}, "targetMetric", 10**6 + 1),
@@ -83,6 +73,9 @@ def test_contract_accepts_config_at_the_bounds(SwarmLearning, token, admin):
         minPeers=MAX_PEERS,
         maxPeers=MAX_PEERS,
         betaBps=10_000,
+        trimBps=5_000,
+        smoothingBps=10_000,
+        standingBps=10_000,
         suspendAfter=0,
         patience=0,
         targetMetric=10**6,
@@ -91,8 +84,8 @@ def test_contract_accepts_config_at_the_bounds(SwarmLearning, token, admin):
     )
     swarm = SwarmLearning.deploy(config, token, admin, {"from": admin})
     assert plain(swarm.config()) == plain(config)
-    zero_beta = raw_config(minPeers=1, maxPeers=1, betaBps=0)
-    assert SwarmLearning.deploy(zero_beta, token, admin, {"from": admin}).config()["betaBps"] == 0
+    lowest = raw_config(minPeers=1, maxPeers=1, betaBps=0, trimBps=0, smoothingBps=1, standingBps=0)
+    assert plain(SwarmLearning.deploy(lowest, token, admin, {"from": admin}).config()) == plain(lowest)
 
 
 def test_contract_rejects_zero_token_address(SwarmLearning, admin):
@@ -266,8 +259,7 @@ def test_carry_of_abandoned_epochs_at_the_largest_reward_does_not_overflow(creat
     budget = 6 * MAX_REWARD_WEI
     scores = [10**9, 10**9 - 1, 1]
     tx = protocol.run_epoch(members, scores, samples=UINT64_MAX)
-    expected = expected_settlement(budget, [Participant(samples=UINT64_MAX)] * 3, protocol.reports[6],
-                                   swarm.config())
+    expected = expected_settlement(budget, [Participant(samples=UINT64_MAX)] * 3, protocol.reports[6], swarm)
     assert_settled_as_expected(tx, swarm, members, [0, 0, 0], expected, budget)
     assert token.totalSupply() == expected.credited == budget - expected.carried
     assert tx.events["EpochOpened"]["budget"] == MAX_REWARD_WEI + expected.carried

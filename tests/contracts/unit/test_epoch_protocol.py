@@ -312,7 +312,6 @@ def test_committer_reports_and_the_digest_chains_the_reports(swarm, reporting):
         head = web3.keccak(encode(["address", "int64", "bytes32", "uint256"], [node.address, metric, merged, valid]))
         digest = web3.keccak(encode(["bytes32", "bytes32", "int64[]"], [digest, head, scores]))
     state = swarm.epochState(1)
-    assert state["reportCount"] == 2
     assert state["reporters"] == 0b11
     assert bytes(state["reportsDigest"]) == bytes(digest)
 
@@ -323,7 +322,7 @@ def test_only_committers_report(swarm, reporting, protocol, nodes, outsider):
     for account in (outsider, nodes[4]):
         with reverts_with("NotCommitter", account, 1):
             report(swarm, account, [1, 1, 1, 1])
-    assert swarm.epochState(1)["reportCount"] == 0
+    assert swarm.epochState(1)["reporters"] == 0
 
 
 def test_valid_bitmap_may_only_name_committed_updates(swarm, reporting):
@@ -394,7 +393,10 @@ def test_anyone_settles_once_everyone_reported(swarm, token, reporting, protocol
     per_node = tx.events["ParticipantSettled"]
     assert [e["node"] for e in per_node] == [n.address for n in reporting]
     assert [e["samples"] for e in per_node] == [100, 200, 300, 400]
-    assert [e["medianScore"] for e in per_node] == scores
+    assert [e["score"] for e in per_node] == scores
+    # Smoothed from 0 with the default weight of one half, truncated toward zero.
+    assert [e["smoothedScore"] for e in per_node] == [20, 15, 10, 5]
+    assert [swarm.memberOf(n)["smoothedScore"] for n in reporting] == [20, 15, 10, 5]
     assert [e["payout"] for e in per_node] == [swarm.claimable(n) for n in reporting]
     assert [e["forfeit"] for e in per_node] == [0] * 4
 
@@ -433,11 +435,11 @@ def test_settlement_must_resupply_every_report(swarm, reporting, protocol):
     for node in reporting:
         protocol.report(node, [1, 2, 3, 4])
     made = protocol.reports[1]
-    _, medians, metric = protocol.settlement_args(1)
+    _, cuts, metric = protocol.settlement_args(1)
     with reverts_with("ReportCountMismatch", 3, 4):
-        swarm.settle(1, pack(made[:3], 4), medians, metric, {"from": reporting[0]})
+        swarm.settle(1, pack(made[:3], 4), cuts, metric, {"from": reporting[0]})
     with reverts_with("ReportCountMismatch", 5, 4):
-        swarm.settle(1, pack(made + made[:1], 4), medians, metric, {"from": reporting[0]})
+        swarm.settle(1, pack(made + made[:1], 4), cuts, metric, {"from": reporting[0]})
     reporters, metrics, hashes, valids, scores = pack(made, 4)
     for short in (
         (reporters, metrics[:3], hashes, valids, scores),
@@ -445,10 +447,10 @@ def test_settlement_must_resupply_every_report(swarm, reporting, protocol):
         (reporters, metrics, hashes, valids[:3], scores),
     ):
         with reverts_with("ReportCountMismatch", 3, 4):
-            swarm.settle(1, short, medians, metric, {"from": reporting[0]})
+            swarm.settle(1, short, cuts, metric, {"from": reporting[0]})
     for wrong in (scores[:-1], scores + b"\x00", scores[:-8]):
         with reverts_with("PackedScoresLength", len(wrong), 4 * 4 * 8):
-            swarm.settle(1, (reporters, metrics, hashes, valids, wrong), medians, metric, {"from": reporting[0]})
+            swarm.settle(1, (reporters, metrics, hashes, valids, wrong), cuts, metric, {"from": reporting[0]})
     assert swarm.epochState(1)["phase"] == REPORT
 
 
@@ -456,7 +458,7 @@ def test_settlement_must_resupply_every_report(swarm, reporting, protocol):
 def test_settlement_refuses_reports_that_differ_from_those_made(swarm, reporting, protocol, tamper):
     for i, node in enumerate(reporting):
         protocol.report(node, [1, 2, -3, 4], metric=500_000 + i)
-    _, medians, metric = protocol.settlement_args(1)
+    _, cuts, metric = protocol.settlement_args(1)
     reports = [list(r) for r in protocol.reports[1]]
     if tamper == "score":
         reports[2][1] = replace(reports[2][1], scores=[1, 2, -3, 999])
@@ -471,38 +473,66 @@ def test_settlement_refuses_reports_that_differ_from_those_made(swarm, reporting
     else:
         reports[3][0] = reporting[0].address
     with reverts_with("ReportsMismatch", 1):
-        swarm.settle(1, pack(reports, 4), medians, metric, {"from": reporting[0]})
+        swarm.settle(1, pack(reports, 4), cuts, metric, {"from": reporting[0]})
     assert swarm.epochState(1)["phase"] == REPORT
 
 
-@pytest.mark.parametrize("wrong", ["above", "below", "absent", "metric", "length"])
-def test_settlement_refuses_a_median_hint_that_is_not_the_lower_median(swarm, reporting, protocol, wrong):
-    """The settler supplies the medians; the contract verifies them by counting."""
-    vectors = [[10, 20, 30, 40], [11, 21, 31, 41], [12, 22, 32, 42], [13, 23, 33, 43]]
+def test_a_reporters_score_for_itself_is_ignored(swarm, reporting, protocol):
+    """Each node rates itself at the bound; its score is what the three others gave it."""
+    others = [[10, 20, 30, 40], [11, 21, 31, 41], [12, 22, 32, 42], [13, 23, 33, 43]]
     for i, node in enumerate(reporting):
-        protocol.report(node, vectors[i], metric=500_000 + i)
-    reports, medians, metric = protocol.settlement_args(1)
-    assert medians == [11, 21, 31, 41] and metric == 500_001  # lower medians of four values
-    if wrong == "above":
-        medians[0], error = 12, ("WrongMedian", 0, 12)
-    elif wrong == "below":
-        medians[3], error = 40, ("WrongMedian", 3, 40)
+        vector = list(others[i])
+        vector[i] = swarm.SCORE_BOUND()
+        protocol.report(node, vector)
+    tx = protocol.settle()
+    # Three other scores each, one trimmed from each end: the middle one.
+    assert [e["score"] for e in tx.events["ParticipantSettled"]] == [12, 22, 31, 41]
+
+
+@pytest.mark.parametrize("wrong", ["low above", "low below", "high above", "high below", "absent", "metric",
+                                   "length"])
+def test_settlement_refuses_cuts_that_are_not_the_trimmed_means_ends(swarm, protocol, admin, nodes, wrong):
+    """The settler supplies each participant's trimming cuts; the contract verifies them by
+    counting. Eight reporters of eight participants: seven other scores each, two trimmed
+    from each end, so the cuts are the third and fifth of the seven."""
+    members = nodes[:8]
+    protocol.enroll(members)
+    protocol.submit(members)
+    protocol.elect()
+    protocol.publish()
+    for i, node in enumerate(members):
+        protocol.report(node, [10 * j + i for j in range(8)], metric=500_000 + i)
+    reports, cuts, metric = protocol.settlement_args(1)
+    # Participant 0 has 1 .. 7 from the others and keeps 3, 4, 5; participant 1 keeps 13, 14, 15.
+    assert cuts[:4] == [3, 5, 13, 15] and metric == 500_003
+    if wrong == "low above":
+        cuts[0], error = 4, ("WrongCut", 0, 4, 5)
+    elif wrong == "low below":
+        cuts[0], error = 2, ("WrongCut", 0, 2, 5)
+    elif wrong == "high above":
+        cuts[3], error = 16, ("WrongCut", 1, 13, 16)
+    elif wrong == "high below":
+        cuts[3], error = 14, ("WrongCut", 1, 13, 14)
     elif wrong == "absent":
-        medians[1], error = 0, ("WrongMedian", 1, 0)
+        cuts[4:6], error = [0, 0], ("WrongCut", 2, 0, 0)
     elif wrong == "metric":
-        metric, error = 500_002, ("WrongMedian", 4, 500_002)
+        metric, error = 500_004, ("WrongMetricMedian", 500_004)
     else:
-        medians, error = medians[:3], ("ScoreCountMismatch", 3, 4)
+        cuts, error = cuts[:14], ("ScoreCountMismatch", 14, 16)
     with reverts_with(*error):
-        swarm.settle(1, reports, medians, metric, {"from": reporting[0]})
+        swarm.settle(1, reports, cuts, metric, {"from": admin})
     assert swarm.epochState(1)["phase"] == REPORT
+    tx = protocol.settle()
+    assert [e["score"] for e in tx.events["ParticipantSettled"]][:2] == [4, 14]
 
 
 def test_settlement_without_reports_needs_zero_hints(swarm, reporting, protocol):
     chain.sleep(swarm.config()["reportWindow"] + 1)
-    with reverts_with("WrongMedian", 2, 5):
-        swarm.settle(1, NO_REPORTS, [0, 0, 5, 0], 0, {"from": reporting[0]})
-    swarm.settle(1, NO_REPORTS, [0, 0, 0, 0], 0, {"from": reporting[0]})
+    with reverts_with("WrongCut", 2, 5, 0):
+        swarm.settle(1, NO_REPORTS, [0, 0, 0, 0, 5, 0, 0, 0], 0, {"from": reporting[0]})
+    with reverts_with("WrongMetricMedian", 7):
+        swarm.settle(1, NO_REPORTS, [0] * 8, 7, {"from": reporting[0]})
+    swarm.settle(1, NO_REPORTS, [0] * 8, 0, {"from": reporting[0]})
     assert swarm.currentEpoch() == 2
 
 

@@ -16,8 +16,10 @@ from tests.fixtures.ledger import Participant, assert_settled_as_expected, expec
 
 REWARD = 1000 * 10**18
 SAMPLES = [100, 200, ALLOWANCE, 50]  # declared exactly at the allowance is no over-declaration
-# One score vector per reporter, in the reporters' order; medians are all positive.
-SCORES = [[300, 100, 50, 80], [310, 90, 40, 70], [290, 110, 60, 75], [305, 95, 45, 65]]
+# One score vector per reporter, in the reporters' order; every participant's score (the
+# trimmed mean of the other reporters' scores) is positive and, per sample, high enough for
+# good standing, so that every participant (whichever the draw makes leader) is paid.
+SCORES = [[300, 100, 250, 80], [310, 90, 240, 70], [290, 110, 260, 75], [305, 95, 245, 65]]
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ def settle_and_check(swarm, protocol, members, participants, budget=REWARD, **pl
     before = [swarm.claimable(node) for node in members]
     epoch = protocol.epoch
     tx = protocol.settle()
-    expected = expected_settlement(budget, participants, protocol.reports.get(epoch, []), swarm.config(),
+    expected = expected_settlement(budget, participants, protocol.reports.get(epoch, []), swarm,
                                    **placement)
     # The fixture's asserts are not rewritten by pytest; this one shows the numbers.
     assert [swarm.claimable(node) - b for node, b in zip(members, before)] == list(expected.payouts)
@@ -65,7 +67,7 @@ def test_participant_that_does_not_report_forfeits_its_share(swarm, protocol, me
     assert expected.forfeits == (Forfeit.NONE,) * 3 + (Forfeit.NOT_REPORTED,)
     assert swarm.claimable(members[3]) == 0
     # What the silent node would have earned had it reported is in the carry.
-    honest = expected_settlement(REWARD, [Participant(samples=s) for s in SAMPLES], protocol.reports[1], swarm.config())
+    honest = expected_settlement(REWARD, [Participant(samples=s) for s in SAMPLES], protocol.reports[1], swarm)
     assert honest.payouts[3] > 0
     assert swarm.carry() == honest.carried + honest.payouts[3]
 
@@ -174,7 +176,7 @@ def hex_of(value) -> str:
 
 def test_leader_contradicted_by_majority_forfeits_and_is_struck(swarm, protocol, members):
     """Three of four reporters recomputed another merge: that merge becomes the epoch's
-    model, the leader forfeits its (positive) share as MergeContradicted and takes a strike
+    model, the leader forfeits its share (positive: it stands well) as MergeContradicted and takes a strike
     anyway; the others are paid as if the leader had been honest."""
     open_report_phase(protocol, members)
     leader = leader_index(swarm)
@@ -190,9 +192,8 @@ def test_leader_contradicted_by_majority_forfeits_and_is_struck(swarm, protocol,
     assert "UpdateCensored" not in tx.events
     assert hex_of(tx.events["EpochSettled"]["modelHash"]) == OTHER == hex_of(swarm.epochState(1)["modelHash"])
     assert reasons(tx) == [Forfeit.MERGE_CONTRADICTED if i == leader else Forfeit.NONE for i in range(4)]
-    assert expected.medians[leader] > 0 and swarm.claimable(members[leader]) == 0
-    honest = expected_settlement(REWARD, [Participant(samples=s) for s in SAMPLES], protocol.reports[1],
-                                 swarm.config())
+    assert expected.scores[leader] > 0 and expected.standing[leader] and swarm.claimable(members[leader]) == 0
+    honest = expected_settlement(REWARD, [Participant(samples=s) for s in SAMPLES], protocol.reports[1], swarm)
     assert swarm.carry() == honest.carried + honest.payouts[leader]
     assert [swarm.memberOf(node)["strikes"] for node in members] == [int(i == leader) for i in range(4)]
 
@@ -286,13 +287,13 @@ def test_non_quorate_epoch_judges_nobody_and_pays_nobody(swarm, protocol, member
     assert hex_of(settled["modelHash"]) == MERGED
     assert "MergeDisputed" not in tx.events and "UpdateCensored" not in tx.events
     assert reasons(tx) == [Forfeit.NONE if i in reporters else Forfeit.NOT_REPORTED for i in kept]
-    assert [swarm.memberOf(node)["strikes"] for node in members] == [0] * 4  # a -5 median, yet no strike
+    assert [swarm.memberOf(node)["strikes"] for node in members] == [0] * 4  # a -5 score, yet no strike
 
 
 def test_forfeit_reasons_follow_their_precedence_even_when_nothing_was_due(create_swarm, admin, nodes):
     """Seven committers, every one declaring more samples than its allowance: the drawn
     leader times out (then stays silent), its successor publishes, is contradicted and does
-    not report; a third is removed before reporting with a negative median; four report.
+    not report; a third is removed before reporting with a negative score; four report.
     Each gets the reason that ranks first for it (OverDeclared only for those with no other),
     recorded even where the payout would have been zero anyway."""
     swarm, _ = create_swarm()
@@ -321,5 +322,6 @@ def test_forfeit_reasons_follow_their_precedence_even_when_nothing_was_due(creat
     want = {timed_out: Forfeit.LEADER_TIMED_OUT, leader: Forfeit.MERGE_CONTRADICTED, removed: Forfeit.REMOVED}
     assert reasons(tx) == [want.get(i, Forfeit.OVER_DECLARED) for i in range(7)]
     assert tx.events["EpochSettled"]["credited"] == 0 and swarm.carry() == REWARD
-    assert expected.medians[timed_out] < 0 and expected.medians[removed] < 0
+    assert expected.scores[timed_out] < 0 and expected.scores[removed] < 0
+    assert expected.smoothed[timed_out] < 0 and expected.smoothed[removed] < 0
     assert tx.events["MergeDisputed"]["leader"] == members[leader]

@@ -1,0 +1,40 @@
+"""benchmarks/fairness.py --quick writes the report its full run writes, with sane numbers
+(the targets are for the full run: 2 epochs say nothing about them)."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ONLY = ["base", "lying", "sybil", "quality", "sign_flip", "extrapolated_c1"]
+
+
+def test_quick_fairness_report(tmp_path):
+    out = tmp_path / "fairness.json"
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fairness.py"), "--quick", "--out", str(out),
+                          "--partitions", "dirichlet", "--only", *ONLY], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["config"]["epochs"] == 2 and report["config"]["seeds"] == [0]
+    assert set(report["figures"]) == {"dirichlet", "quality"}
+    expected = {"honest_zero_pairs", "honest_suspended", "worst_payout_to_data", "accuracy", "copy_cosine_max",
+                "lying_1", "lying_2", "sybil_split", "sybil_pool", "rogue_sign_flip", "rogue_extrapolated_c1"}
+    for partition in ("dirichlet",):
+        figures = report["figures"][partition]
+        assert set(figures) == expected
+        for figure in figures.values():
+            assert set(figure) == {"mean", "worst", "per_seed", "seeds"} and len(figure["per_seed"]) <= 1
+            assert all(math.isfinite(v) for v in figure["per_seed"]) and len(figure["seeds"]) == len(figure["per_seed"])
+        assert 0 <= figures["honest_zero_pairs"]["mean"] <= 1 and 0 <= figures["lying_1"]["mean"] <= 1
+        assert 0.3 < figures["accuracy"]["mean"] <= 1 and -1 <= figures["copy_cosine_max"]["mean"] < 0.95
+        assert figures["sybil_split"]["mean"] > 0 and figures["sybil_pool"]["mean"] > 0
+        assert figures["rogue_extrapolated_c1"]["mean"] >= 0 and figures["worst_payout_to_data"]["mean"] >= 0
+    assert -1 <= report["figures"]["quality"]["quality_spearman"]["mean"] <= 1
+    targets = report["targets"]
+    assert {"dirichlet.lying_1", "dirichlet.worst_payout_to_data", "quality.quality_spearman"} <= set(targets)
+    assert all(isinstance(t["pass"], bool) and isinstance(t["pass_mean"], bool) for t in targets.values())
+    assert targets["dirichlet.worst_payout_to_data"]["threshold"] == [">=", 0.5]
+    assert targets["dirichlet.sybil_pool"]["threshold"] == [0.95, 1.05]

@@ -1,0 +1,106 @@
+"""The settlement audit, chain-free: a ledger assembled from recorded events (as
+`ledger.read_ledger` would read them) is recomputed with the reference rule, the smoothed
+scores replayed epoch by epoch from 0, and every emitted field that disagrees is named."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import pytest
+
+from swarmtoken.audit import audit_settlements, audit_smoothed_scores
+from swarmtoken.ledger import Ledger, MembershipEvent
+from swarmtoken.rewards import Forfeit, Rule, settle_arguments
+from tests.swarmtoken.recorded import REWARD, RULE, A, B, C, D, RecordedSwarm, history
+
+
+def audit(ledger: Ledger, rule: Rule = RULE):
+    return audit_settlements(ledger, reward_per_epoch=REWARD, rule=rule)
+
+
+def test_ledger_reads_the_new_settlement_fields():
+    swarm = RecordedSwarm()
+    swarm.enroll(A, B, C)
+    result = swarm.settle_epoch(1, {A: 100, B: 200, C: 300}, {A: [5, 6, 7], B: [4, 6, 8], C: [6, 5, 9]})
+    outcomes = swarm.ledger().epochs[1].outcomes
+    assert [(o.node, o.score, o.smoothed, o.standing, o.payout, o.forfeit) for o in outcomes] == [
+        (node, result.scores[j], result.smoothed[j], result.standing[j], result.payouts[j], result.forfeits[j])
+        for j, node in enumerate((A, B, C))
+    ]
+    assert result.smoothed != result.scores  # smoothing from 0 halves: the two fields are not confused
+
+
+def test_settlement_args_ignore_each_reporters_score_for_itself():
+    """A reporter that rates itself 10^9 moves neither its own trimming cuts nor anyone's."""
+    swarm = RecordedSwarm()
+    swarm.enroll(A, B, C, D)
+    swarm.settle_epoch(1, {A: 100, B: 100, C: 100, D: 100},
+                       {A: [10**9, 1, 2, 3], B: [5, 2, 3, 4], C: [6, 3, 4, 5], D: [7, 4, 5, 6]})
+    record = swarm.ledger().epochs[1]
+    packed, cuts, metric = record.settlement_args(RULE.trim_bps)
+    pairs = [(r.reporter, r.as_report()) for r in record.reports]
+    assert (packed, cuts, metric) == settle_arguments(pairs, [A, B, C, D], RULE.trim_bps)
+    assert cuts[:2] == [6, 6]  # A's others: 5, 6, 7; t = min(ceil(3 / 4), 1) = 1 trims one from each end
+    assert 10**9 not in cuts
+    assert len(cuts) == 2 * 4 and metric == 900_000
+
+
+def test_audit_replays_smoothed_scores_across_leaving_and_abandoned_epochs():
+    swarm = history(RecordedSwarm())
+    ledger = swarm.ledger()
+    report = audit(ledger)
+    assert report.ok, report.discrepancies
+    assert report.smoothed == swarm.smoothed
+    # The replay mattered: D comes back to epoch 4 with epoch 1's evidence, and settling
+    # epoch 4 from scratch would have given it another smoothed score.
+    assert ledger.epochs[1].outcomes[3].smoothed > 0
+    unpaid = ledger.epochs[2].outcomes[2]
+    assert (unpaid.node, unpaid.standing, unpaid.payout, unpaid.forfeit) == (C, False, 0, Forfeit.NONE)
+    fresh = audit(Ledger({4: ledger.epochs[4]}, ledger.claims, ledger.membership))
+    assert any("smoothed score" in d for d in fresh.discrepancies)
+
+
+def test_a_contract_that_resets_smoothed_scores_on_enrolment_is_caught_where_it_matters():
+    ledger = history(RecordedSwarm(forget_on_enrol=True)).ledger()
+    report = audit(ledger)
+    assert not report.ok
+    assert report.discrepancies[0].startswith(f"epoch 4: {D} smoothed score ")
+    assert not any(d.startswith(("epoch 1:", "epoch 2:")) for d in report.discrepancies)
+
+
+def test_audit_recomputes_with_the_swarms_rule_not_a_default():
+    ledger = history(RecordedSwarm(rule=replace(RULE, smoothing_bps=10_000))).ledger()
+    assert audit(ledger, rule=replace(RULE, smoothing_bps=10_000)).ok
+    assert not audit(ledger).ok
+
+
+@pytest.mark.parametrize("field_name, value, message", [
+    ("score", 12345, f"epoch 2: {B} score 12345, reference "),
+    ("smoothed", 12345, f"epoch 2: {B} smoothed score 12345, reference "),
+    ("standing", False, f"epoch 2: {B} in good standing=False, reference says True"),
+    ("payout", 1, f"epoch 2: {B} paid 1, reference rule gives "),
+    ("forfeit", Forfeit.NOT_REPORTED, f"epoch 2: {B} forfeit NOT_REPORTED, reference says NONE"),
+])
+def test_audit_names_each_settled_field_that_the_reports_do_not_justify(field_name, value, message):
+    ledger = copy.deepcopy(history(RecordedSwarm()).ledger())
+    outcome = ledger.epochs[2].outcomes[1]
+    assert outcome.node == B and outcome.standing and outcome.payout > 0
+    setattr(outcome, field_name, value)
+    report = audit(ledger)
+    assert report.discrepancies[0].startswith(message), report.discrepancies
+
+
+def test_on_chain_smoothed_scores_must_equal_the_replay():
+    swarm = history(RecordedSwarm())
+    ledger = swarm.ledger()
+    newcomer = "0x" + "e" * 40
+    ledger.membership.append(MembershipEvent("enrolled", newcomer, (swarm.block, 0)))  # never settled: 0 on chain
+    replayed = audit(ledger).smoothed
+    on_chain = {**swarm.smoothed, newcomer: 0}
+    assert audit_smoothed_scores(ledger, replayed, on_chain.__getitem__).ok
+    for account in (C, newcomer):
+        skewed = {**on_chain, account: on_chain[account] + 1}
+        report = audit_smoothed_scores(ledger, replayed, skewed.__getitem__)
+        assert report.discrepancies == [f"{account}: smoothed score {skewed[account]} on chain, the replay of every "
+                                        f"settled epoch gives {on_chain[account]}"]

@@ -1,0 +1,110 @@
+"""The simulator's money: the chain's state across epochs, settled by the reference rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from swarmtoken.rewards import Participant, Report, Rule, settle
+from trainer.attacks import UnknownAttackError
+from trainer.ledger import Economy, EconomyError, Ledger, SettlementInput, address, replay
+
+SAMPLES = [100, 50, 50, 200]
+GOOD = np.array([[0.02, 0.01, 0.01, 0.04]] * 4)
+
+
+def test_an_epoch_is_the_reference_rules_settlement_of_the_integer_reports() -> None:
+    ledger = Ledger(SAMPLES, Economy())
+    money = ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 2, [0, 1, 2, 3], GOOD)
+    expected = settle(Economy().budget, [Participant(samples=s, node=address(i), leader=i == 2)
+                                         for i, s in enumerate(SAMPLES)],
+                      [Report(metric=0, scores=(20_000_000, 10_000_000, 10_000_000, 40_000_000), valid=0b1111,
+                              reporter=address(r)) for r in range(4)], rule=Rule())
+    assert money.settlement == expected and money.payouts == expected.payouts
+    assert ledger.smoothed == list(expected.smoothed) and ledger.carry == expected.carried
+    # the next epoch's budget adds what was not credited
+    carried = ledger.carry
+    assert ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD).budget == Economy().budget + carried
+
+
+def test_carry_and_budget_add_up() -> None:
+    ledger = Ledger(SAMPLES, Economy(budget=10**18))
+    paid = 0
+    for _ in range(3):
+        money = ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD)
+        paid += sum(money.payouts)
+    assert paid + ledger.carry == 3 * 10**18
+
+
+def test_scores_are_clipped_to_the_contract_bounds() -> None:
+    money = Ledger(SAMPLES, Economy()).settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD * 1000)
+    assert all(abs(v) <= 10**9 for report in money.reports for v in report)
+
+
+def test_a_rejected_update_is_committed_but_neither_merged_nor_paid() -> None:
+    ledger = Ledger(SAMPLES, Economy())
+    money = ledger.settle([0, 1, 2, 3], [0, 2, 3], 0, [0, 1, 2, 3], GOOD[:, [0, 2, 3]])
+    assert money.payouts[1] == 0 and money.participants == (0, 2, 3)
+    assert all(f.name == "NONE" for f in money.settlement.forfeits)
+    assert money.settlement.verdict.censored == ()
+
+
+def test_strikes_accumulate_and_suspend() -> None:
+    bad = GOOD.copy()
+    bad[:, 1] = -0.01
+    ledger = Ledger(SAMPLES, Economy(suspend_after=2))
+    first = ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], bad)
+    assert first.strikes == (0, 1, 0, 0) and not any(first.suspended)
+    second = ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], bad)
+    assert second.strikes[1] == 2 and second.suspended == (False, True, False, False)
+    with pytest.raises(EconomyError, match=r"suspended nodes \[1\] cannot take part"):
+        ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], bad)
+    never = Ledger(SAMPLES, Economy(suspend_after=0))
+    for _ in range(4):
+        money = never.settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], bad)
+    assert money.strikes[1] == 4 and not any(money.suspended)
+
+
+def test_a_lying_reporter_is_trimmed() -> None:
+    honest = Ledger(SAMPLES, Economy()).settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD)
+    lied = Ledger(SAMPLES, Economy()).settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD, {3: "lying"})
+    assert lied.reports[3] == (-10**9, -10**9, -10**9, 10**9)
+    # of 3 other reports per node, t = 1 is trimmed from each end: the lie is dropped
+    assert lied.settlement.scores == honest.settlement.scores
+
+
+def test_replay_is_exact_until_the_suspensions_differ() -> None:
+    inputs = [SettlementInput((0, 1, 2, 3), (0, 1, 2, 3), 0, (0, 1, 2, 3), GOOD) for _ in range(3)]
+    economy = Economy(suspend_after=1)
+    run = Ledger(SAMPLES, economy)
+    epochs = [run.settle(i.committed, i.participants, i.leader, i.reporters, i.scores) for i in inputs]
+    suspended = [e.suspended for e in epochs]
+    same = replay(SAMPLES, inputs, suspended, economy, {})
+    assert same.diverged is None and same.totals() == [sum(e.payouts[i] for e in epochs) for i in range(4)]
+    # two liars of four: every other node is pushed to -1 and struck, so the replay diverges
+    lied = replay(SAMPLES, inputs, suspended, economy, {0: "lying", 3: "lying"})
+    assert lied.diverged == 0 and len(lied.epochs) == 1
+    with pytest.raises(EconomyError, match="diverged after epoch 0"):
+        lied.totals()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"budget": -1}, "budget must be a non-negative int"),
+    ({"budget": 1.5}, "budget must be a non-negative int"),
+    ({"suspend_after": 256}, r"suspend_after must be an int in \[0, 255\]"),
+])
+def test_bad_economies_are_refused(kwargs, message) -> None:
+    with pytest.raises(EconomyError, match=message):
+        Economy(**kwargs)
+
+
+def test_bad_settlement_inputs_are_refused() -> None:
+    ledger = Ledger(SAMPLES, Economy())
+    with pytest.raises(EconomyError, match=r"scores has shape \(4, 3\), expected \(4 reporters, 4 participants\)"):
+        ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD[:, :3])
+    with pytest.raises(EconomyError, match="scores must be finite"):
+        ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD * np.nan)
+    with pytest.raises(EconomyError, match=r"participants \[3\] did not commit"):
+        ledger.settle([0, 1, 2], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD)
+    with pytest.raises(UnknownAttackError, match="unknown report attack 'flattering'"):
+        ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD, {1: "flattering"})
