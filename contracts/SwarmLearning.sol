@@ -662,7 +662,7 @@ contract SwarmLearning is Ownable2Step {
         e.phase = Phase.Settled;
         settledEpochs += 1;
 
-        Split memory split;
+        Split memory split = Split(0, 0, 0, 0, 0, 0, false, Forfeit.None);
         // Cannot overflow: k and commitCount are at most maxPeers.
         split.quorate = 2 * k > e.commitCount;
         if (split.quorate) {
@@ -837,13 +837,13 @@ contract SwarmLearning is Ownable2Step {
      * ripple carry, so the cost grows with the reports, not with reports x participants.
      */
     function _validByMajority(uint256[] calldata valids) private pure returns (uint256 majority) {
-        uint256[8] memory planes;
+        uint256[] memory planes = new uint256[](8);
         for (uint256 r = 0; r < valids.length; ++r) {
-            uint256 carry = valids[r];
-            for (uint256 b = 0; carry != 0; ++b) {
+            uint256 rippling = valids[r];
+            for (uint256 b = 0; rippling != 0; ++b) {
                 uint256 plane = planes[b];
-                planes[b] = plane ^ carry;
-                carry &= plane;
+                planes[b] = plane ^ rippling;
+                rippling &= plane;
             }
         }
         // count > floor(k / 2), compared from the most significant plane down.
