@@ -343,9 +343,10 @@ def settle(
     total_score = sum(smoothed[j] for j in paid)
     indices = [i for i in range(bitmap.bit_length()) if bitmap >> i & 1]
     valid = [not quorate or 2 * sum(r.valid >> i & 1 for r in reports) > len(reports) for i in indices]
-    forfeits = tuple(forfeit_of(p, verdict.fault, ok) for p, ok in zip(participants, valid))
-    faulted = [not ok or (p.leader and verdict.fault is not Forfeit.NONE) for p, ok in zip(participants, valid)]
-    struck = tuple(quorate and strikes_after(0, smoothed[j], evidence[j], faulted[j]) > 0 for j in range(n))
+    forfeits = tuple(forfeit_of(p, verdict.fault, ok) for p, ok in zip(participants, valid, strict=True))
+    faulted = [not ok or (p.leader and verdict.fault is not Forfeit.NONE)
+               for p, ok in zip(participants, valid, strict=True)]
+    struck = tuple(quorate and ((evidence[j] and smoothed[j] <= 0) or faulted[j]) for j in range(n))
     payouts = [0] * n
     for j in paid:
         if forfeits[j] is Forfeit.NONE:
@@ -356,7 +357,7 @@ def settle(
                       struck, credited, budget - credited, metric, quorate, verdict)
 
 
-def strikes_after(strikes: int, smoothed: int, evidence: bool, fault: bool) -> int:
-    """A participant's strike count after a quorate epoch (capped at uint8's maximum);
-    ``fault``: it led the epoch at fault or was merged without a valid update."""
-    return min(strikes + 1, 255) if (evidence and smoothed <= 0) or fault else 0
+def strikes_after(strikes: int, struck: bool) -> int:
+    """A participant's strike count after a quorate epoch (capped at uint8's maximum), given
+    whether the epoch struck it (``Settlement.struck``)."""
+    return min(strikes + 1, 255) if struck else 0

@@ -152,8 +152,7 @@ class Ledger:
             self.smoothed[i] = outcome.smoothed[j]
             self.standing[i] = outcome.standing[j]
             if outcome.quorate:
-                self.strikes[i] = strikes_after(self.strikes[i], outcome.smoothed[j], outcome.evidence[j],
-                                                outcome.struck[j])
+                self.strikes[i] = strikes_after(self.strikes[i], outcome.struck[j])
                 limit = self.economy.suspend_after
                 self.suspended[i] = self.suspended[i] or (limit > 0 and self.strikes[i] >= limit)
         return EpochMoney(budget, tuple(participants), tuple(reporters), tuple(reports), outcome, tuple(payouts),

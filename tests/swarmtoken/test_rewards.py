@@ -167,7 +167,14 @@ def test_without_evidence_the_smoothed_score_stays_and_no_strike_is_due():
     """The only reporter is the participant itself: its own score does not count."""
     result = settle(BUDGET, [Participant(100, node="a", smoothed=-7)], [Report(0, [10**9], valid=ALL, reporter="a")])
     assert result.quorate and result.evidence == (False,) and result.scores == (0,) and result.smoothed == (-7,)
-    assert strikes_after(1, result.smoothed[0], result.evidence[0], fault=False) == 0
+    assert result.struck == (False,) and strikes_after(1, result.struck[0]) == 0
+
+
+def test_a_smoothed_score_that_moved_to_zero_or_below_is_struck():
+    """0 is no contribution: struck like a negative score; a positive one is not."""
+    participants = [Participant(100, node=n) for n in "abc"]
+    result = settle(BUDGET, participants, [Report(0, [0, -8, 8], valid=ALL, reporter=r) for r in "xyz"])
+    assert result.smoothed == (0, -1, 1) and result.struck == (True, True, False)
 
 
 def test_good_standing_needs_a_share_of_the_average_score_per_sample():
@@ -307,11 +314,9 @@ def test_leader_at_fault_forfeits_and_is_struck():
     assert faulted.carried == fine.carried + fine.payouts[1]
     assert faulted.verdict.model_hash == OTHER
     # A positive smoothed score does not save a leader at fault from its strike.
-    assert strikes_after(1, 5, True, fault=True) == 2
-    assert strikes_after(1, 5, True, fault=False) == 0
-    assert strikes_after(0, 0, True, fault=False) == 1
-    assert strikes_after(255, -1, True, fault=False) == 255
-    assert strikes_after(1, -1, False, fault=False) == 0
+    assert faulted.struck == (False, True, False) and fine.struck == (False,) * 3
+    assert strikes_after(1, True) == 2 and strikes_after(1, False) == 0
+    assert strikes_after(255, True) == 255  # uint8's maximum
 
 
 def test_a_censoring_leader_forfeits_as_censored():

@@ -65,7 +65,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from swarmtoken.config import chain_rule
-from swarmtoken.rewards import ZERO_HASH, Forfeit, Participant, Report, settle_arguments
+from swarmtoken.rewards import ZERO_HASH, Forfeit, Participant, Report, settle_arguments, strikes_after
 from swarmtoken.rewards import settle as reference_settle
 from tests.fixtures.deployments import NO_REPORTS, commitment
 from tests.fixtures.errors import reverts_with
@@ -1059,20 +1059,17 @@ class SwarmMachine(RuleBasedStateMachine):
 
         # credits, strikes, suspensions; expired seats are released (participants first)
         suspended, expired = [], []
-        for i, c, smoothed, evidence, pay in zip(nodes, order, expected.smoothed, expected.evidence, expected.payouts):
+        for i, smoothed, struck, pay in zip(nodes, expected.smoothed, expected.struck, expected.payouts):
             m = self.members[i]
             m.credited += pay
             m.smoothed = smoothed
             self.credits[(self.epoch, i)] = pay
             if expected.quorate:
-                if (evidence and smoothed <= 0) or (c == s.leader and verdict.fault is not Forfeit.NONE):
-                    m.strikes = min(m.strikes + 1, 255)
-                    if self.suspend_after and m.strikes >= self.suspend_after and m.status in (ACTIVE, NONE):
-                        m.status = SUSPENDED
-                        SEEN["suspensions"] += 1
-                        suspended.append((self._at(i).address, m.strikes))
-                else:
-                    m.strikes = 0
+                m.strikes = strikes_after(m.strikes, struck)
+                if struck and self.suspend_after and m.strikes >= self.suspend_after and m.status in (ACTIVE, NONE):
+                    m.status = SUSPENDED
+                    SEEN["suspensions"] += 1
+                    suspended.append((self._at(i).address, m.strikes))
             if m.status == ACTIVE and self._expired(m, tx.timestamp):
                 m.status = NONE
                 expired.append(self._at(i).address)
