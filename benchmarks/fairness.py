@@ -3,7 +3,7 @@
 Setup (issue 8, acceptance): digits, 8 nodes, 10 epochs, seeds 0..N-1, Dirichlet 0.5 and
 IID partitions, the default merge (``fltrust_median``), ``TrainConfig`` and scorer, every
 epoch settled by :func:`trainer.simulate.simulate`'s money model (``swarmtoken.rewards.settle``
-exactly as the contract; budget 1000 tokens per epoch plus carry; ``--beta``, ``--trim``,
+exactly as the contract; budget 1000 tokens per epoch plus carry; ``--beta``,
 ``--smoothing``, ``--standing`` are the ``Rule`` in basis points, default the contract's).
 Per partition and seed:
 
@@ -97,7 +97,7 @@ PAYOUT_TO_DATA = {"dirichlet": 0.5, "iid": 0.85}
 
 def economy_of(args: argparse.Namespace) -> Economy:
     """The settlement parameters of the run."""
-    return Economy(budget=1000 * 10**18, rule=Rule(beta_bps=args.beta, trim_bps=args.trim,
+    return Economy(budget=1000 * 10**18, rule=Rule(beta_bps=args.beta,
                                                     smoothing_bps=args.smoothing, standing_bps=args.standing),
                    suspend_after=args.suspend_after)
 
@@ -337,7 +337,6 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (one per (partition, seed))")
     defaults = Rule()
     parser.add_argument("--beta", type=int, default=defaults.beta_bps, help="Rule.beta_bps")
-    parser.add_argument("--trim", type=int, default=defaults.trim_bps, help="Rule.trim_bps")
     parser.add_argument("--smoothing", type=int, default=defaults.smoothing_bps, help="Rule.smoothing_bps")
     parser.add_argument("--standing", type=int, default=defaults.standing_bps, help="Rule.standing_bps")
     parser.add_argument("--suspend-after", type=int, default=3)

@@ -106,12 +106,12 @@ def node_accounts(accounts, admin, n: int) -> list:
     return nodes
 
 
-def settle_args(epoch: int, reports: list[tuple], nodes: list[str], trim_bps: int) -> tuple:
+def settle_args(epoch: int, reports: list[tuple], participants: int) -> tuple:
     """``settle``'s arguments: the epoch, its ``(reporter, Report)`` reports packed, and the
-    trimming cuts and metric median the contract verifies (``nodes``: the participants)."""
+    metric median the contract verifies."""
     from swarmtoken.rewards import settle_arguments
 
-    return (epoch, *settle_arguments(reports, nodes, trim_bps))
+    return (epoch, *settle_arguments(reports, participants))
 
 
 class Recorder:
@@ -180,7 +180,7 @@ def run_size(project, accounts, chain, admin, n: int, rng: random.Random) -> dic
             tx = swarm.reportValidation(epoch, metric, merged, bitmap, scores, {"from": node})
             rec.add("report", tx, warm)
             reports.append((node.address, Report(metric, scores, merged.hex(), bitmap)))
-        args = settle_args(epoch, reports, [node.address for node in nodes], swarm.config()["trimBps"])
+        args = settle_args(epoch, reports, len(nodes))
         rec.add("settle", swarm.settle(*args, {"from": admin}), warm)
         if swarm.currentEpoch() != epoch + 1:
             raise RuntimeError(f"epoch {epoch} did not open the next one at n={n}")

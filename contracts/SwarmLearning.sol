@@ -12,10 +12,11 @@ import {SwarmToken} from "./SwarmToken.sol";
  * @title SwarmLearning
  * @notice Keeps a learning swarm's state (members, epoch, phase, leader, merge, validation
  * reports) and pays every participant in SwarmToken at the end of each epoch by measured
- * contribution: among the members in good standing, a `beta` share by data volume (declared,
- * capped by the allowance the admin attested) and a `1 - beta` share by a smoothed score,
- * an integer moving average over epochs of the trimmed mean of the Shapley-style scores the
- * other validators gave it. Settled credits are minted to this contract and pulled by their
+ * contribution: a `beta` share by data weight (the declared samples, capped by the allowance
+ * the admin attested, as far as the node's evidence backs them) and a `1 - beta` share by a
+ * smoothed credit, an integer moving average over epochs of the votes of the other
+ * validators (each gives a participant the share of its positive Shapley-style scores that
+ * the participant holds). Settled credits are minted to this contract and pulled by their
  * owners with `claim()`.
  *
  * Epoch protocol: Commit -> (elect) Merge -> (publish) Report -> (settle) next epoch's Commit,
@@ -29,9 +30,8 @@ import {SwarmToken} from "./SwarmToken.sol";
  * Reports are not stored: each one is folded into a per-epoch hash chain and emitted in
  * `ValidationReported`. Settlement takes the reports back as calldata, in reporting order,
  * and checks them against the chain, so storage per report is O(1) and the event stream is
- * the complete contribution ledger. The settler also supplies each participant's trimming
- * cuts and the metrics' lower median as hints, which the contract verifies by counting
- * rather than sorting.
+ * the complete contribution ledger. The settler also supplies the metrics' lower median
+ * as a hint, which the contract verifies by counting rather than sorting.
  *
  * @dev NOTE: threat assumptions.
  * - Sample allowances are attested by the admin (the consortium knows its members' data
@@ -89,10 +89,9 @@ contract SwarmLearning is Ownable2Step {
         uint32 mergeWindow; // seconds the leader has to publish the merge
         uint32 reportWindow; // seconds committers have to report validation
         uint16 betaBps; // data-volume share of the budget, in basis points
-        uint16 trimBps; // share of the other validators' scores trimmed from each end (<= 5000)
-        uint16 smoothingBps; // weight of an epoch's score in the smoothed score (1..10000)
-        uint16 standingBps; // share of the average smoothed score per sample good standing needs
-        uint8 suspendAfter; // strikes (a non-positive smoothed score, or a leader fault) before suspension (0 = off)
+        uint16 smoothingBps; // weight of an epoch's credit in the smoothed credit (1..10000)
+        uint16 standingBps; // share of the average smoothed credit per sample that full data weight needs
+        uint8 suspendAfter; // strikes (evidence backing under half its data, an invalid update, a leader fault) before suspension (0 = off)
         uint32 maxEpochs; // the swarm finishes after this many settled epochs
         uint32 patience; // epochs without an improvement of minDelta before finishing (0 = off)
         int64 targetMetric; // finish when the median validation metric reaches this (0 = off)
@@ -106,12 +105,12 @@ contract SwarmLearning is Ownable2Step {
     struct Member {
         bool allowListed;
         Status status;
-        uint8 strikes; // consecutive strikes; reset by a quorate epoch with a positive smoothed score
+        uint8 strikes; // consecutive strikes; reset by a quorate epoch without one
         uint16 commitIndex; // index in the epoch's commits, valid when lastSubmitEpoch matches
         uint64 expiry; // authorisation ends at this timestamp (0 = never)
         uint32 lastSubmitEpoch; // last epoch this member committed in
         uint64 allowance; // samples the admin attested this member holds
-        int48 smoothedScore; // moving average of its epoch scores (|value| <= SCORE_BOUND)
+        int48 smoothedScore; // moving average of its epoch credits (in [0, CREDIT_SCALE])
     }
 
     /// @notice An accepted commitment; `samples` is already capped by the allowance, and
@@ -167,6 +166,9 @@ contract SwarmLearning is Ownable2Step {
     /// must lie in [-SCORE_BOUND, SCORE_BOUND]; metrics in [0, METRIC_BOUND] (1e6 = 1.0).
     int64 public constant SCORE_BOUND = 1e9;
     int64 public constant METRIC_BOUND = 1e6;
+    /// @notice One reporter's vote: a participant's epoch credit is the mean over the other
+    /// reporters of the share of their positive scores it holds, in units of CREDIT_SCALE.
+    uint256 public constant CREDIT_SCALE = 1e9;
     /// @dev Bound on rewardPerEpoch (10^12 tokens of 18 decimals): the carry grows at most by
     /// one reward per epoch, so `rewardPerEpoch + carry` cannot overflow in 2^64 epochs.
     uint256 private constant _MAX_REWARD = 1e30;
@@ -174,10 +176,6 @@ contract SwarmLearning is Ownable2Step {
     uint256 private constant _AT = uint256(1) << 128;
     uint256 private constant _BELOW = _AT | 1;
     uint256 private constant _LOW_HALF = _AT - 1;
-    // Packed cut-check counts (see _chainAndCount): four 64-bit counters per participant.
-    uint256 private constant _COUNTER = (uint256(1) << 64) - 1;
-    // Words per participant in the cut check: low cut, high cut, packed counts, sum.
-    uint256 private constant _CUT_WORDS = 4;
 
     SwarmToken public immutable token;
     Config private _config;
@@ -243,9 +241,10 @@ contract SwarmLearning is Ownable2Step {
     event MergeDisputed(uint256 indexed epoch, address indexed leader, bytes32 publishedHash, bytes32 majorityHash);
     /// @notice The leader left out `node`'s update, which a strict majority found valid.
     event UpdateCensored(uint256 indexed epoch, address indexed leader, address indexed node);
-    /// @notice A participant's settled outcome: the epoch's score (trimmed mean of the other
-    /// reporters' scores), its smoothed score after the epoch, whether it stood well (was
-    /// in the paid set) and its payout; a forfeited payout went to `carry`.
+    /// @notice A participant's settled outcome: the epoch's credit (the mean of the other
+    /// reporters' votes), its smoothed credit after the epoch, whether it stood well (its
+    /// evidence backs all of its samples: full data weight) and its payout; a forfeited
+    /// payout went to `carry`.
     event ParticipantSettled(
         uint256 indexed epoch,
         address indexed node,
@@ -352,9 +351,6 @@ contract SwarmLearning is Ownable2Step {
     error PackedScoresLength(uint256 given, uint256 expected);
     /// @notice The supplied reports do not match the ones made on chain.
     error ReportsMismatch(uint256 epoch);
-    /// @notice `low` and `high` are not participant `index`'s trimming cuts: the values the
-    /// trimmed mean of the other reporters' scores keeps first and last (0 and 0 without any).
-    error WrongCut(uint256 index, int64 low, int64 high);
     /// @notice `given` is not the lower median of the reported metrics (0 without reports).
     error WrongMetricMedian(int64 given);
     /// @notice `account` has no credited tokens.
@@ -381,7 +377,6 @@ contract SwarmLearning is Ownable2Step {
         if (c.mergeWindow == 0) revert InvalidConfig("mergeWindow", 0);
         if (c.reportWindow == 0) revert InvalidConfig("reportWindow", 0);
         if (c.betaBps > _BPS) revert InvalidConfig("betaBps", c.betaBps);
-        if (c.trimBps > _BPS / 2) revert InvalidConfig("trimBps", c.trimBps);
         if (c.smoothingBps == 0 || c.smoothingBps > _BPS) revert InvalidConfig("smoothingBps", c.smoothingBps);
         if (c.standingBps > _BPS) revert InvalidConfig("standingBps", c.standingBps);
         if (c.maxEpochs == 0) revert InvalidConfig("maxEpochs", 0);
@@ -641,28 +636,25 @@ contract SwarmLearning is Ownable2Step {
 
     /**
      * @notice Settle `epoch` from its `reports` (see `Reports`: as emitted, in order), with
-     * each participant's trimming cuts (`cuts[2 j]`, `cuts[2 j + 1]`: the lowest and highest
-     * of the other reporters' scores its trimmed mean keeps) and the metrics' lower median as
-     * hints. The contract verifies the hints instead of sorting: a cut is element t (or m - 1
-     * - t) of m sorted values exactly when as many values lie below and at or below it as that
-     * position requires, one counting pass over the reports, which also sums the values
-     * strictly between the cuts. Then the leader's accountability (merge hash and censorship,
-     * when quorate), smoothed scores, payouts by the reference rule, credits, stopping rule.
-     * Anyone may call once every committer reported or the report deadline passed.
+     * the metrics' lower median as a hint the contract verifies instead of sorting. One pass
+     * over the reports checks them against the chain and adds up each participant's votes;
+     * then the leader's accountability (merge hash and censorship, when quorate), smoothed
+     * credits, data weights, payouts by the reference rule, strikes, stopping rule. Anyone
+     * may call once every committer reported or the report deadline passed.
      */
-    function settle(uint256 epoch, Reports calldata reports, int64[] calldata cuts, int64 metric) external {
+    function settle(uint256 epoch, Reports calldata reports, int64 metric) external {
         EpochState storage e = _openEpochState(epoch, Phase.Report);
         uint256 reported = _popCount(e.reporters);
         if (reported < e.commitCount && block.timestamp <= e.deadline) {
             revert SettlementNotDue(epoch, uint16(reported), e.commitCount, e.deadline);
         }
         uint256 k = reports.reporters.length;
-        _checkLengths(e, reports, cuts.length);
-        int64[] memory scores = _checkReports(epoch, e, reports, cuts, metric);
+        _checkLengths(e, reports);
+        int64[] memory scores = _checkReports(epoch, e, reports, metric);
         e.phase = Phase.Settled;
         settledEpochs += 1;
 
-        Split memory split = Split(0, 0, 0, 0, 0, 0, false, Forfeit.None);
+        Split memory split = Split(0, 0, 0, 0, 0, false, Forfeit.None);
         // Cannot overflow: k and commitCount are at most maxPeers.
         split.quorate = 2 * k > e.commitCount;
         if (split.quorate) {
@@ -690,15 +682,14 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /// @dev Every array of `reports` has one entry per report made, the packed scores one per
-    /// report and participant, and there are two cuts per participant.
-    function _checkLengths(EpochState storage e, Reports calldata reports, uint256 cuts) private view {
+    /// report and participant.
+    function _checkLengths(EpochState storage e, Reports calldata reports) private view {
         uint256 k = reports.reporters.length;
         if (k != _popCount(e.reporters)) revert ReportCountMismatch(k, _popCount(e.reporters));
         if (reports.metrics.length != k) revert ReportCountMismatch(reports.metrics.length, k);
         if (reports.mergedHashes.length != k) revert ReportCountMismatch(reports.mergedHashes.length, k);
         if (reports.valids.length != k) revert ReportCountMismatch(reports.valids.length, k);
         uint256 n = e.participantCount;
-        if (cuts != 2 * n) revert ScoreCountMismatch(cuts, 2 * n);
         if (reports.scores.length != k * n * 8) revert PackedScoresLength(reports.scores.length, k * n * 8);
     }
 
@@ -897,10 +888,9 @@ contract SwarmLearning is Ownable2Step {
     /// @dev What every participant's settlement shares (kept in memory to keep the stack small).
     struct Split {
         uint256 budget;
-        uint256 positiveData; // D+: capped samples of the participants with a positive smoothed score
-        uint256 positiveScore; // S+: their smoothed scores
-        uint256 totalData; // D: capped samples over the paid set (good standing)
-        uint256 totalScore; // S: smoothed scores over the paid set
+        uint256 positiveData; // D+: capped samples of the participants with a positive smoothed credit
+        uint256 positiveScore; // S+: their smoothed credits (the paid set's S)
+        uint256 totalWeight; // W: their data weights
         uint256 invalid; // bitmap over commit indices: participants no strict majority found valid
         bool quorate;
         Forfeit leaderFault;
@@ -911,19 +901,19 @@ contract SwarmLearning is Ownable2Step {
         uint256 index; // commit index
         address node;
         uint256 samples;
-        int64 score; // the epoch's trimmed mean of the other reporters' scores
+        int64 score; // the epoch's credit: the mean of the other reporters' votes
         int64 smoothed; // after the epoch
-        bool evidence; // a quorate epoch with at least one other reporter: the smoothed score moved
-        bool standing;
+        bool evidence; // a quorate epoch with at least one other reporter: the smoothed credit moved
+        uint256 weight; // data weight: the samples its evidence backs (0 unless paid)
     }
 
     /**
-     * @dev Moves each participant's smoothed score, finds who stands well, and credits them
-     * by the reference rule; returns the total credited. In an epoch that is not quorate
-     * nobody is paid, no smoothed score moves and nobody takes a strike. Participants that
-     * did not report, were skipped as leader, were removed, led the epoch and were found at
-     * fault, were merged without a valid update, or over-declared forfeit their payout to
-     * `carry`.
+     * @dev Moves each participant's smoothed credit, gives each participant with a positive
+     * one its data weight, and credits them by the reference rule; returns the total
+     * credited. In an epoch that is not quorate nobody is paid, no smoothed credit moves and
+     * nobody takes a strike. Participants that did not report, were skipped as leader, were
+     * removed, led the epoch and were found at fault, were merged without a valid update, or
+     * over-declared forfeit their payout to `carry`.
      */
     function _credit(uint256 epoch, EpochState storage e, int64[] memory scores, Split memory split)
         private
@@ -934,14 +924,16 @@ contract SwarmLearning is Ownable2Step {
         for (uint256 j = 0; j < outcomes.length; ++j) {
             Outcome memory o = outcomes[j];
             if (!split.quorate || o.smoothed <= 0) continue;
-            uint256 value = uint256(uint64(o.smoothed));
-            // Good standing: a smoothed score per sample of at least standingBps of the
-            // average. Cannot overflow: |smoothed| <= 1e9, samples < 2^64, n <= 112.
-            if (value * split.positiveData * _BPS >= standingBps * split.positiveScore * o.samples) {
-                o.standing = true;
-                split.totalData += o.samples;
-                split.totalScore += value;
-            }
+            // w = min(d, e * D+ * BPS / (standingBps * S+)): full weight at standingBps of the
+            // average credit per sample, proportionally less below it. Cannot overflow:
+            // smoothed <= 1e9, samples < 2^64, n <= 112.
+            o.weight = standingBps == 0
+                ? o.samples
+                : Math.min(
+                    o.samples,
+                    uint256(uint64(o.smoothed)) * split.positiveData * _BPS / (standingBps * split.positiveScore)
+                );
+            split.totalWeight += o.weight;
         }
         for (uint256 j = 0; j < outcomes.length; ++j) {
             credited += _settleOne(epoch, e, outcomes[j], split);
@@ -949,8 +941,8 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @dev The participants in commit-index order, each with its smoothed score moved (and
-     * stored) when it has evidence: smoothed' = (smoothingBps * score + (BPS - smoothingBps)
+     * @dev The participants in commit-index order, each with its smoothed credit moved (and
+     * stored) when it has evidence: smoothed' = (smoothingBps * credit + (BPS - smoothingBps)
      * * smoothed) / BPS, truncated toward zero. Fills in D+ and S+.
      */
     function _smoothScores(uint256 epoch, EpochState storage e, int64[] memory scores, Split memory split)
@@ -968,11 +960,11 @@ contract SwarmLearning is Ownable2Step {
             bool evidence = split.quorate && reported > (selfReported ? 1 : 0);
             int64 smoothed = m.smoothedScore;
             if (evidence) {
-                // A convex combination of values within +-SCORE_BOUND stays within it.
+                // A convex combination of values within [0, CREDIT_SCALE] stays within it.
                 smoothed = int64((weight * scores[j] + (int256(_BPS) - weight) * smoothed) / int256(_BPS));
                 m.smoothedScore = int48(smoothed);
             }
-            outcomes[j] = Outcome(indices[j], c.node, c.samples, scores[j], smoothed, evidence, false);
+            outcomes[j] = Outcome(indices[j], c.node, c.samples, scores[j], smoothed, evidence, 0);
             if (smoothed > 0) {
                 split.positiveData += c.samples;
                 split.positiveScore += uint256(uint64(smoothed));
@@ -991,34 +983,38 @@ contract SwarmLearning is Ownable2Step {
         Forfeit reason = _forfeitOf(e, o.index, m, fault);
         if (reason == Forfeit.None && invalid) reason = Forfeit.Invalid;
         if (reason == Forfeit.None && _commits[epoch][o.index].overDeclared) reason = Forfeit.OverDeclared;
-        if (o.standing && reason == Forfeit.None) {
-            payout = _payout(split.budget, o.samples, uint256(uint64(o.smoothed)), split.totalData, split.totalScore);
+        if (split.quorate && o.smoothed > 0 && reason == Forfeit.None) {
+            payout = _payout(split.budget, o.weight, uint256(uint64(o.smoothed)), split.totalWeight, split.positiveScore);
             if (payout != 0) claimable[o.node] += payout;
         }
         if (split.quorate) {
-            _strike(epoch, o.node, m, (o.evidence && o.smoothed <= 0) || fault != Forfeit.None || invalid);
+            // A strike when its evidence backs under half of its samples (none: a smoothed
+            // credit of 0), for an invalid update, or for a fault as leader.
+            _strike(epoch, o.node, m, (o.evidence && 2 * o.weight < o.samples) || fault != Forfeit.None || invalid);
         }
         if (m.status == Status.Active && _expired(m)) _release(o.node, m);
-        emit ParticipantSettled(epoch, o.node, uint64(o.samples), o.score, o.smoothed, o.standing, payout, reason);
+        bool standing = o.weight != 0 && o.weight == o.samples;
+        emit ParticipantSettled(epoch, o.node, uint64(o.samples), o.score, o.smoothed, standing, payout, reason);
     }
 
     /**
      * @dev The reference reward rule (swarmtoken/rewards.py mirrors it to the wei). With
-     * d_i the allowance-capped samples, e_i > 0 the smoothed score, D and S their sums over
-     * the paid set (good standing):
-     *   payout_i = floor(budget * (beta * d_i * S + (1 - beta) * e_i * D) / (D * S))
-     * which is floor(budget * (beta * d_i / D + (1 - beta) * e_i / S)). The numerators sum
+     * w_i the data weight, e_i > 0 the smoothed credit, W and S their sums over the paid set
+     * (positive smoothed credit):
+     *   payout_i = floor(budget * (beta * w_i * S + (1 - beta) * e_i * W) / (W * S))
+     * which is floor(budget * (beta * w_i / W + (1 - beta) * e_i / S)). The numerators sum
      * to the denominator over the paid set and each payout is floored, so the payouts never
-     * sum to more than the budget.
+     * sum to more than the budget. W > 0 whenever the paid set is not empty: a participant
+     * with at least the average credit per sample has full weight.
      */
-    function _payout(uint256 budget, uint256 samples, uint256 score, uint256 totalData, uint256 totalScore)
+    function _payout(uint256 budget, uint256 weight, uint256 score, uint256 totalWeight, uint256 totalScore)
         private
         view
         returns (uint256)
     {
         uint256 betaBps = _config.betaBps;
-        uint256 numerator = betaBps * samples * totalScore + (_BPS - betaBps) * score * totalData;
-        return Math.mulDiv(budget, numerator, _BPS * totalData * totalScore);
+        uint256 numerator = betaBps * weight * totalScore + (_BPS - betaBps) * score * totalWeight;
+        return Math.mulDiv(budget, numerator, _BPS * totalWeight * totalScore);
     }
 
     /// @dev Why a participant forfeits, if it does: removed, timed out as leader, at fault as
@@ -1037,8 +1033,7 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @dev A strike for a non-positive smoothed score that moved, or a leader fault, else the
-     * count resets. At
+     * @dev A strike (see `_settleOne` for when), else the count resets. At
      * `suspendAfter` strikes the member is suspended whatever its status (leaving does not
      * dodge it); only the admin's `authorize` lifts a suspension.
      */
@@ -1077,44 +1072,33 @@ contract SwarmLearning is Ownable2Step {
 
     /**
      * @dev One pass over the reports: rebuild the hash chain (the reports are the ones made
-     * on chain) and, per participant, count the other reporters' scores below and at or below
-     * each cut and sum those strictly between the cuts; then check the cuts and return each
-     * participant's trimmed mean (`_trimmedMean`), and check the metrics' lower median. The
-     * caller checked the lengths. This pass is the only part of settlement that grows with
-     * reports x participants, so its inner loop (`_chainAndCount`) is in assembly.
+     * on chain) and add up every participant's votes (`_chainAndVote`); then check the
+     * metrics' lower median and return each participant's credit, its votes' total over its
+     * other reporters. The caller checked the lengths. This pass is the only part of
+     * settlement that grows with reports x participants, so its inner loops are in assembly.
      */
-    function _checkReports(
-        uint256 epoch,
-        EpochState storage e,
-        Reports calldata reports,
-        int64[] calldata cuts,
-        int64 metric
-    ) private view returns (int64[] memory scores) {
+    function _checkReports(uint256 epoch, EpochState storage e, Reports calldata reports, int64 metric)
+        private
+        view
+        returns (int64[] memory scores)
+    {
         uint256 n = e.participantCount;
-        uint256[] memory acc = _cutAccumulators(cuts, n);
+        uint256[] memory votes = new uint256[](n);
         uint256 selfReported = 0; // bitmap over participant positions whose node reported
         bytes32 digest = bytes32(0); // the chain starts from zero, as in reportValidation
         uint256 k = reports.reporters.length;
         for (uint256 r = 0; r < k; ++r) {
             uint256 self = _participantPosition(epoch, e, reports.reporters[r]);
             if (self < n) selfReported |= uint256(1) << self;
-            digest = _chainAndCount(digest, _reportHead(reports, r), reports.scores[r * n * 8:(r + 1) * n * 8], acc, self);
+            digest = _chainAndVote(digest, _reportHead(reports, r), reports.scores[r * n * 8:(r + 1) * n * 8], votes, self);
         }
         if (digest != e.reportsDigest) revert ReportsMismatch(epoch);
         _checkMetricMedian(reports.metrics, metric);
         scores = new int64[](n);
-        uint256 trimBps = _config.trimBps;
         for (uint256 j = 0; j < n; ++j) {
-            scores[j] = _trimmedMean(acc, j, k - ((selfReported >> j) & 1), trimBps);
-        }
-    }
-
-    /// @dev The cut check's accumulators (see `_chainAndCount`), the cuts filled in.
-    function _cutAccumulators(int64[] calldata cuts, uint256 n) private pure returns (uint256[] memory acc) {
-        acc = new uint256[](_CUT_WORDS * n);
-        for (uint256 j = 0; j < n; ++j) {
-            acc[_CUT_WORDS * j] = uint256(int256(cuts[2 * j]));
-            acc[_CUT_WORDS * j + 1] = uint256(int256(cuts[2 * j + 1]));
+            uint256 others = k - ((selfReported >> j) & 1);
+            // At most CREDIT_SCALE: each vote gives at most CREDIT_SCALE.
+            if (others != 0) scores[j] = int64(uint64(votes[j] / others));
         }
     }
 
@@ -1148,46 +1132,6 @@ contract SwarmLearning is Ownable2Step {
         return _popCount(e.participants & ((uint256(1) << index) - 1));
     }
 
-    /**
-     * @dev Participant `j`'s trimmed mean of its `m` other scores from the counts and sum of
-     * `_chainAndCount`, after checking its cuts: the low cut is sorted element t when
-     * #{v < low} <= t < #{v <= low}, the high cut element m - 1 - t likewise. The kept values
-     * are those strictly between the cuts plus (#{v <= low} - t) copies of the low cut and
-     * (m - t - #{v < high}) of the high one (m - 2t copies of one value when the cuts are
-     * equal). Division truncates toward zero, as rewards.py's does.
-     */
-    function _trimmedMean(uint256[] memory acc, uint256 j, uint256 m, uint256 trimBps) private pure returns (int64) {
-        uint256 base = _CUT_WORDS * j;
-        int256 low = int256(acc[base]);
-        int256 high = int256(acc[base + 1]);
-        if (m == 0) {
-            if (low != 0 || high != 0) revert WrongCut(j, int64(low), int64(high));
-            return 0;
-        }
-        uint256 t = Math.min(Math.ceilDiv(m * trimBps, _BPS), (m - 1) / 2);
-        (bool ok, uint256 lowCopies, uint256 highCopies) = _cutCopies(acc[base + 2], t, m);
-        if (!ok) revert WrongCut(j, int64(low), int64(high));
-        int256 kept = int256(m - 2 * t);
-        int256 total = low == high
-            ? low * kept
-            : int256(acc[base + 3]) + low * int256(lowCopies) + high * int256(highCopies);
-        return int64(total / kept);
-    }
-
-    /// @dev From the packed counts of `_chainAndCount`: whether the cuts are sorted elements
-    /// t and m - 1 - t, and how many kept values equal each cut.
-    function _cutCopies(uint256 counts, uint256 t, uint256 m)
-        private
-        pure
-        returns (bool ok, uint256 lowCopies, uint256 highCopies)
-    {
-        uint256 atLow = (counts >> 64) & _COUNTER;
-        uint256 belowHigh = (counts >> 128) & _COUNTER;
-        uint256 last = m - 1 - t;
-        ok = counts & _COUNTER <= t && t < atLow && belowHigh <= last && last < counts >> 192;
-        if (ok) (lowCopies, highCopies) = (atLow - t, m - t - belowHigh);
-    }
-
     /// @dev Index of the first score outside [-SCORE_BOUND, SCORE_BOUND], or the length when
     /// all are in range. Reads the raw calldata words (a word that is not a clean int64 is out
     /// of range too): a report is checked once per reporter, so this loop is on every node's
@@ -1210,19 +1154,20 @@ contract SwarmLearning is Ownable2Step {
 
     /**
      * @dev For one report whose packed scores are `row` (8 bytes each, one per participant):
-     * for every participant j other than `self` (the reporter's own position, or out of
-     * range), add to its packed counts (in `acc`, _CUT_WORDS words per participant: low cut,
-     * high cut, counts, sum) one each for a score below the low cut, at or below it, below the
-     * high cut and at or below it (64-bit counters, lowest first), and add the score to its
-     * sum when strictly between the cuts; return keccak256(abi.encode(digest, head, scores)),
-     * the link reportValidation computed (`head` hashes the report's other fields), by
-     * unpacking the scores into abi words in scratch memory.
+     * add its vote to `votes`, i.e. to every participant j other than `self` (the reporter's
+     * own position, or out of range) floor(max(0, s_j) * CREDIT_SCALE / P) where P is the sum
+     * of the report's positive scores for participants other than `self` (nothing when P = 0);
+     * return keccak256(abi.encode(digest, head, scores)), the link reportValidation computed
+     * (`head` hashes the report's other fields), by unpacking the scores into abi words in
+     * scratch memory, where the second loop reads them back. The scores were range-checked
+     * when reported, and the caller rejects a row whose chain does not match.
      */
-    function _chainAndCount(bytes32 digest, bytes32 head, bytes calldata row, uint256[] memory acc, uint256 self)
+    function _chainAndVote(bytes32 digest, bytes32 head, bytes calldata row, uint256[] memory votes, uint256 self)
         private
         pure
         returns (bytes32 next)
     {
+        uint256 scale = CREDIT_SCALE;
         assembly ("memory-safe") {
             // abi.encode(digest, head, scores) built past the free memory pointer, left
             // unallocated: three head words, the array length, the words.
@@ -1231,28 +1176,29 @@ contract SwarmLearning is Ownable2Step {
             mstore(add(ptr, 0x20), head)
             mstore(add(ptr, 0x40), 0x60) // offset of the array in the head
             mstore(add(ptr, 0x60), shr(3, row.length))
-            let word := add(ptr, 0x80)
-            let at := add(acc, 0x20)
-            let end := add(row.offset, row.length)
+            let words := add(ptr, 0x80)
+            let word := words
+            let positive := 0
             let j := 0
+            let end := add(row.offset, row.length)
             for { let p := row.offset } lt(p, end) { p := add(p, 8) } {
                 let value := signextend(7, shr(192, calldataload(p)))
                 mstore(word, value)
-                if iszero(eq(j, self)) {
-                    let low := mload(at)
-                    let high := mload(add(at, 0x20))
-                    let counts := add(
-                        add(slt(value, low), shl(64, iszero(sgt(value, low)))),
-                        add(shl(128, slt(value, high)), shl(192, iszero(sgt(value, high))))
-                    )
-                    mstore(add(at, 0x40), add(mload(add(at, 0x40)), counts))
-                    if and(sgt(value, low), slt(value, high)) { mstore(add(at, 0x60), add(mload(add(at, 0x60)), value)) }
-                }
+                if and(sgt(value, 0), iszero(eq(j, self))) { positive := add(positive, value) }
                 word := add(word, 0x20)
-                at := add(at, 0x80)
                 j := add(j, 1)
             }
             next := keccak256(ptr, sub(word, ptr))
+            if positive {
+                let at := add(votes, 0x20)
+                for { let i := 0 } lt(i, j) { i := add(i, 1) } {
+                    let value := mload(add(words, shl(5, i)))
+                    if and(sgt(value, 0), iszero(eq(i, self))) {
+                        let slot := add(at, shl(5, i))
+                        mstore(slot, add(mload(slot), div(mul(value, scale), positive)))
+                    }
+                }
+            }
         }
     }
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .rewards import BPS, DEFAULT_BETA_BPS, DEFAULT_SMOOTHING_BPS, DEFAULT_STANDING_BPS, DEFAULT_TRIM_BPS, Rule
+from .rewards import BPS, DEFAULT_BETA_BPS, DEFAULT_SMOOTHING_BPS, DEFAULT_STANDING_BPS, Rule
 from .units import METRIC_SCALE, tokens_to_wei
 
 
@@ -50,7 +50,6 @@ class SwarmConfig:
     report_window: int = 60
     reward_per_epoch: str = "1000"
     beta: float = DEFAULT_BETA_BPS / BPS
-    trim: float = DEFAULT_TRIM_BPS / BPS
     smoothing: float = DEFAULT_SMOOTHING_BPS / BPS
     standing: float = DEFAULT_STANDING_BPS / BPS
     suspend_after: int = 3
@@ -74,12 +73,10 @@ class SwarmConfig:
             (self.merge_window > 0, "merge_window must be > 0 seconds"),
             (self.report_window > 0, "report_window must be > 0 seconds"),
             (0.0 <= self.beta <= 1.0, "beta must be in [0, 1] (the share of the budget split by data volume)"),
-            (0.0 <= self.trim <= 0.5, "trim must be in [0, 0.5] (the fraction of the other validators' scores "
-                                      "dropped from each end)"),
-            (1 <= _bps(self.smoothing) <= BPS, f"smoothing must be in [{1 / BPS}, 1] (the weight of an epoch's score "
-                                               "in the smoothed score; 1 = no smoothing)"),
-            (0.0 <= self.standing <= 1.0, "standing must be in [0, 1] (the fraction of the average smoothed score "
-                                          "per sample that good standing needs)"),
+            (1 <= _bps(self.smoothing) <= BPS, f"smoothing must be in [{1 / BPS}, 1] (the weight of an epoch's credit "
+                                               "in the smoothed credit; 1 = no smoothing)"),
+            (0.0 <= self.standing <= 1.0, "standing must be in [0, 1] (the fraction of the average smoothed credit "
+                                          "per sample that full data weight needs)"),
             (0 <= self.suspend_after <= 255, "suspend_after must be in [0, 255] (0 = off)"),
             (self.max_epochs > 0, "max_epochs must be > 0"),
             (self.patience >= 0, "patience must be >= 0 (0 = off)"),
@@ -121,7 +118,7 @@ class SwarmConfig:
 
     def rule(self) -> Rule:
         """The settlement parameters in basis points, as the contract and `rewards` take them."""
-        return Rule(beta_bps=_bps(self.beta), trim_bps=_bps(self.trim), smoothing_bps=_bps(self.smoothing),
+        return Rule(beta_bps=_bps(self.beta), smoothing_bps=_bps(self.smoothing),
                     standing_bps=_bps(self.standing))
 
     def contract_fields(self) -> dict[str, Any]:
@@ -134,7 +131,6 @@ class SwarmConfig:
             "mergeWindow": self.merge_window,
             "reportWindow": self.report_window,
             "betaBps": rule.beta_bps,
-            "trimBps": rule.trim_bps,
             "smoothingBps": rule.smoothing_bps,
             "standingBps": rule.standing_bps,
             "suspendAfter": self.suspend_after,
@@ -154,8 +150,8 @@ class SwarmConfig:
 
 def chain_rule(config: Mapping[str, Any]) -> Rule:
     """The settlement rule a deployed swarm applies, from its on-chain ``config()``: what
-    the audit recomputes with and the trimming hints a settler must send."""
-    return Rule(beta_bps=int(config["betaBps"]), trim_bps=int(config["trimBps"]),
+    the audit recomputes with."""
+    return Rule(beta_bps=int(config["betaBps"]),
                 smoothing_bps=int(config["smoothingBps"]), standing_bps=int(config["standingBps"]))
 
 

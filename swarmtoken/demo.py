@@ -121,9 +121,9 @@ class NodeProcess:
 
 @dataclass
 class EpochView:
-    """One epoch as the demo shows it. Per participant: ``scores`` is the epoch's score (the
-    trimmed mean of the other validators' scores), ``smoothed`` the smoothed score after it,
-    which payouts follow, ``standing`` the participants in good standing."""
+    """One epoch as the demo shows it. Per participant: ``scores`` is the epoch's credit (the
+    mean of the other validators' votes), ``smoothed`` the smoothed credit after it, which
+    payouts follow, ``standing`` the participants in good standing (full data weight)."""
 
     epoch: int
     leader: str | None = None
@@ -190,7 +190,7 @@ class LocalSwarm:
         opts = self.options
         config = SwarmConfig(min_peers=3, max_peers=max(16, opts.nodes), commit_window=opts.commit_window,
                              merge_window=opts.merge_window, report_window=opts.report_window,
-                             reward_per_epoch="1000", suspend_after=0,
+                             reward_per_epoch="1000",
                              merge_rule=opts.merge, scorer=opts.scorer, max_epochs=opts.epochs)
         deployment = deploy(load_project(), config, accounts[0])
         record_path = write_record(self.out / "deployment.json", network="development", chain_id=chain.id,
@@ -293,7 +293,7 @@ def watch(swarm_env: LocalSwarm, split: Any, model: Any, reference: dict, timeou
         table.add_column("leader")
         table.add_column("test acc")
         for node in swarm_env.nodes:
-            table.add_column(names[node.address] + "\nsmoothed score / tokens")
+            table.add_column(names[node.address] + "\nsmoothed credit / tokens")
         for view in views[-12:]:
             cells = []
             for node in swarm_env.nodes:
@@ -301,7 +301,7 @@ def watch(swarm_env: LocalSwarm, split: Any, model: Any, reference: dict, timeou
                     cells.append("-")
                     continue
                 mark = " forfeit" if node.address in view.forfeited else \
-                    "" if node.address in view.standing else " unpaid"
+                    "" if node.address in view.standing else " unpaid" if not view.payouts[node.address] else " partial"
                 tokens = wei_to_tokens(view.payouts[node.address])
                 cells.append(f"{view.smoothed[node.address]:+.4f} / {tokens:.1f}{mark}")
             table.add_row(str(view.epoch), names.get(view.leader, "-"),

@@ -40,9 +40,9 @@ class ReportRecord:
 
 @dataclass
 class OutcomeRecord:
-    """One participant's settlement as ``ParticipantSettled`` tells it: the epoch's score
-    (trimmed mean of the other reporters' scores), the smoothed score after the epoch, and
-    whether it stood well (was eligible for a payout)."""
+    """One participant's settlement as ``ParticipantSettled`` tells it: the epoch's credit
+    (the mean of the other reporters' votes), the smoothed credit after the epoch, and
+    whether it stood well (full data weight)."""
 
     node: str
     samples: int
@@ -83,12 +83,9 @@ class EpochRecord:
         by_index = {c.index: c.node for c in self.commits}
         return [by_index[i] for i in self.participants]
 
-    def settlement_args(self, trim_bps: int) -> tuple[Reports, list[int], int]:
-        """``settle(epoch, reports, cuts, metric)``'s arguments after the epoch number.
-        ``trim_bps`` is the swarm's (``config()["trimBps"]``): the trimming cuts are hints
-        the contract checks against its own parameter, so a settler must use the same."""
-        return settle_arguments([(r.reporter, r.as_report()) for r in self.reports], self.participant_nodes(),
-                                trim_bps)
+    def settlement_args(self) -> tuple[Reports, int]:
+        """``settle(epoch, reports, metric)``'s arguments after the epoch number."""
+        return settle_arguments([(r.reporter, r.as_report()) for r in self.reports], len(self.participants))
 
 
 @dataclass

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .chain import SwarmHandles
-from .config import ConfigError, chain_rule, check_registered
+from .config import ConfigError, check_registered
 from .epochview import PHASES, read_epoch
 from .ledger import CommitRecord, EpochRecord
 from .localdata import load_local_data
@@ -184,7 +184,6 @@ class Node:
         chain_config = self.swarm.config()
         self.merge_rule = _text(chain_config["mergeRule"])
         self.scorer = _text(chain_config["scorer"])
-        self.trim_bps = chain_rule(chain_config).trim_bps
         try:
             check_registered("the swarm's merge rule", self.merge_rule, MERGES)
             check_registered("the swarm's scorer", self.scorer, SCORERS)
@@ -515,7 +514,7 @@ class Node:
             self._due(int(state["deadline"]), epoch)
         if due:
             with self._timed(epoch, "settle"):
-                args = read_epoch(self.swarm, epoch, self.from_block).settlement_args(self.trim_bps)
+                args = read_epoch(self.swarm, epoch, self.from_block).settlement_args()
                 settled = self._send("settle", epoch, *args)
             if settled:
                 log.info("epoch %d: settled", epoch)

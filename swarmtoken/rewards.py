@@ -12,50 +12,63 @@ model, and the leader is at fault (``MERGE_CONTRADICTED``). A committed update l
 of the merge that a strict majority of reports found valid is censored, and the leader is
 at fault (``CENSORED``). A leader at fault forfeits its payout and takes a strike.
 
-**The epoch's score of a participant** ``i`` is a trimmed mean of what the *other*
-reporters gave it (its own report's score for itself is ignored: every validator values
-its own classes most on non-IID data). Of the ``m`` other scores, sorted, the lowest and
-highest ``t = min(ceil(m * trim_bps / 10_000), (m - 1) // 2)`` are dropped and the rest
-averaged, the division truncated toward zero as in Solidity::
+**The epoch's credit of a participant** ``i`` comes from the *other* reporters' scores
+(a node's score for itself is ignored). Each report is one vote of ``CREDIT_SCALE``: reporter
+``r`` gives participant ``i`` the fraction of its positive scores for the others that ``i``
+holds, and ``i``'s credit is the mean of its ``m_i`` other reporters' votes::
 
-    a_i = trunc(sum(sorted[t : m - t]) / (m - 2 t))            (a_i = 0 when m = 0)
+    P_r = sum_{j != r} max(0, s_rj)
+    a_i = floor(sum_{r != i} floor(max(0, s_ri) * CREDIT_SCALE / P_r) / m_i)
 
-Bound: with ``f <= t`` lying reporters among the ``m``, every kept value lies between the
-``(t - f + 1)``-th smallest and the ``(t - f + 1)``-th largest honest score, so the liars
-move ``a_i`` only within the honest scores' own spread; a plain median (``t`` at
-its maximum) has the same bound but is set by the validators who hold the fewest of
-``i``'s classes.
+(a report with ``P_r = 0`` gives nobody anything; ``a_i = 0`` when ``m_i = 0``). Why a vote and
+not a median or trimmed mean of the raw scores: on non-IID data each validator values the
+classes it holds, so a specialist is rated highly by the few validators that hold its classes
+and below zero by the rest; any order statistic is set by the rest and zeroes it, while the
+mean of votes keeps its supporters. Bound: a reporter can only give or withhold its own vote,
+so ``f`` liars among ``m`` reporters move any participant's credit by at most ``f / m`` of
+``CREDIT_SCALE`` and the credits' total by at most ``f / m`` of it; negative scores cannot
+zero anyone, which is also why they count as 0 (a liar rating a victim ``-1`` withholds its
+vote, no more).
 
-**Evidence accumulates.** Each member carries a smoothed score ``e`` (on chain, 0 at
+**Evidence accumulates.** Each member carries a smoothed credit ``e`` (on chain, 0 at
 first). A quorate epoch in which ``i`` had at least one other reporter moves it::
 
     e_i' = trunc((alpha_bps * a_i + (10_000 - alpha_bps) * e_i) / 10_000)
 
-**Good standing.** Of the participants with ``e' > 0`` (sums ``D+`` of samples, ``S+`` of
-smoothed scores), those whose smoothed score per sample is at least ``standing_bps /
-10_000`` of that average stand well: ``e_i' * D+ * 10_000 >= standing_bps * S+ * d_i``.
-A node that adds noise around zero, or a copy the merge ignores, cannot reach it.
+**Data weight.** Of the participants with ``e' > 0`` (sums ``D+`` of samples, ``S+`` of
+smoothed credits), each is paid for as much of its data as its evidence backs: full weight
+when its smoothed credit per sample is at least ``standing_bps / 10_000`` of that average,
+and proportionally less below it::
+
+    w_i = min(d_i, floor(e_i' * D+ * 10_000 / (standing_bps * S+)))   (w_i = d_i when standing_bps = 0)
+
+A node is *in good standing* when ``w_i = d_i``. The weight is continuous in the credit, so a
+small change of credit (noise, one liar) is a small change of pay, and a node whose update
+the validators cannot tell from noise, or a copy the merge ignores, is paid for almost none
+of its declared data.
 
 **Payouts.** For budget ``R``, the paid set ``P`` of a quorate epoch is the participants
-in good standing, with samples ``d_i`` (the declared count capped by the admin-attested
-allowance, on chain), ``D = sum_P d_j``, ``S = sum_P e_j'`` and ``beta = beta_bps /
-10_000``::
+with ``e' > 0``, with ``W = sum_P w_j``, ``S = sum_P e_j'`` and ``beta = beta_bps / 10_000``
+(``W > 0`` whenever ``P`` is not empty: a node with at least the average credit per sample
+has full weight)::
 
-    payout_i = floor(R * (beta_bps * d_i * S + (10_000 - beta_bps) * e_i' * D)
-                     / (10_000 * D * S))          for i in P, else 0
+    payout_i = floor(R * (beta_bps * w_i * S + (10_000 - beta_bps) * e_i' * W)
+                     / (10_000 * W * S))          for i in P, else 0
 
-which is ``floor(R * (beta * d_i / D + (1 - beta) * e_i' / S))``. A participant that was
+which is ``floor(R * (beta * w_i / W + (1 - beta) * e_i' / S))``. The samples ``d_i`` are the
+declared count capped by the admin-attested allowance, on chain. A participant that was
 removed, timed out as leader, led the epoch at fault, did not report, was merged although
 no strict majority of the reports found its update valid (``INVALID``: a good smoothed
-score earned before cannot pay for an epoch without a valid update), or declared more
+credit earned before cannot pay for an epoch without a valid update), or declared more
 samples than its allowance *forfeits* (that reason, in that precedence, is recorded even
 when it would have been paid nothing): its payout stays in the carry, so nobody profits
 from skipping validation. Everything not credited is carried to the next epoch's budget:
 ``carried = R - sum(credited)``, never negative because the shares sum to one and each
 payout is floored.
 
-**Strikes** (quorate epochs). A participant whose smoothed score moved and is ``<= 0``, one
-merged without a valid update, or a leader at fault, takes a strike; any other participant's strikes reset. At
+**Strikes** (quorate epochs). A participant whose smoothed credit moved and backs less than
+half of its data (``2 w_i < d_i``), one merged without a valid update, or a leader at fault,
+takes a strike; any other participant's strikes reset. At
 ``suspend_after`` strikes the member is suspended, whatever its membership status.
 
 The audit and the tests hold the contract to this module to the wei.
@@ -73,9 +86,11 @@ ZERO_HASH = "00" * 32
 #: Defaults of the settlement parameters (SwarmConfig and the simulator read them here);
 #: benchmarks/fairness.py is the measurement behind them.
 DEFAULT_BETA_BPS = 7_000
-DEFAULT_TRIM_BPS = 2_500
 DEFAULT_SMOOTHING_BPS = 2_000
 DEFAULT_STANDING_BPS = 2_000
+#: One reporter's vote (``SwarmLearning.CREDIT_SCALE``): the credit of a participant that
+#: every other reporter gives all of its positive score.
+CREDIT_SCALE = 10**9
 
 
 class Forfeit(IntEnum):
@@ -94,17 +109,15 @@ class Forfeit(IntEnum):
 @dataclass(frozen=True)
 class Rule:
     """The settlement parameters fixed at deployment, in basis points: the data share
-    ``beta``, the fraction of the other reporters' scores trimmed from each end, the weight
-    of an epoch's score in the smoothed score, and the share of the average smoothed score
-    per sample that good standing needs."""
+    ``beta``, the weight of an epoch's credit in the smoothed credit, and the share of the
+    average smoothed credit per sample that full data weight needs."""
 
     beta_bps: int = DEFAULT_BETA_BPS
-    trim_bps: int = DEFAULT_TRIM_BPS
     smoothing_bps: int = DEFAULT_SMOOTHING_BPS
     standing_bps: int = DEFAULT_STANDING_BPS
 
     def __post_init__(self) -> None:
-        for name, value, low, high in (("beta_bps", self.beta_bps, 0, BPS), ("trim_bps", self.trim_bps, 0, BPS // 2),
+        for name, value, low, high in (("beta_bps", self.beta_bps, 0, BPS),
                                        ("smoothing_bps", self.smoothing_bps, 1, BPS),
                                        ("standing_bps", self.standing_bps, 0, BPS)):
             if not low <= value <= high:
@@ -152,16 +165,17 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Settlement:
-    """What settlement decides, per participant: the epoch's score (trimmed mean of the
-    other reporters' scores), the smoothed score after the epoch, whether it had evidence
-    (another reporter, in a quorate epoch), good standing, payout (0 when forfeited or
-    unpaid), forfeit reason and whether it takes a strike; then the total credited, what is
-    carried, the median metric (None when nobody reported), whether the epoch was quorate,
-    and the leader verdict."""
+    """What settlement decides, per participant: the epoch's credit (the mean of the other
+    reporters' votes), the smoothed credit after the epoch, whether it had evidence (another
+    reporter, in a quorate epoch), its data weight and good standing (full weight), payout (0
+    when forfeited or unpaid), forfeit reason and whether it takes a strike; then the total
+    credited, what is carried, the median metric (None when nobody reported), whether the
+    epoch was quorate, and the leader verdict."""
 
     scores: tuple[int, ...]
     smoothed: tuple[int, ...]
     evidence: tuple[bool, ...]
+    weights: tuple[int, ...]
     standing: tuple[bool, ...]
     payouts: tuple[int, ...]
     forfeits: tuple[Forfeit, ...]
@@ -187,35 +201,29 @@ def truncated_div(numerator: int, denominator: int) -> int:
     return quotient if (numerator >= 0) == (denominator > 0) else -quotient
 
 
-def trim_count(m: int, trim_bps: int) -> int:
-    """How many of ``m`` scores are dropped from each end: ``ceil(m * trim_bps / 10_000)``,
-    at most ``(m - 1) // 2`` so that at least one is kept."""
-    return min(-(-m * trim_bps // BPS), (m - 1) // 2) if m else 0
-
-
-def trimmed_mean(values: Sequence[int], trim_bps: int) -> tuple[int, int, int]:
-    """``(aggregate, low cut, high cut)`` of ``values``: the truncated mean of the sorted
-    values ``t .. m - 1 - t`` and those two values, the hints the contract verifies
-    instead of sorting; ``(0, 0, 0)`` for no values."""
-    if not values:
-        return 0, 0, 0
-    ordered = sorted(values)
-    t = trim_count(len(ordered), trim_bps)
-    kept = ordered[t:len(ordered) - t]
-    return truncated_div(sum(kept), len(kept)), kept[0], kept[-1]
-
-
 def _same(a: str, b: str) -> bool:
     return bool(a) and a.lower() == b.lower()
 
 
-def others_scores(reports: Sequence[tuple[str, Sequence[int]]], nodes: Sequence[str]) -> list[list[int]]:
-    """Per participant, the scores from ``(reporter, scores)`` reports other than its own."""
+def epoch_credits(reports: Sequence[tuple[str, Sequence[int]]], nodes: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Per participant (``nodes``, in commit-index order), its credit from the ``(reporter,
+    scores)`` reports (see module docstring) and how many other reporters it had, ``m_i``.
+
+    Raises:
+        ValueError: a score vector does not have one entry per participant.
+    """
     n = len(nodes)
-    for _, vector in reports:
+    totals, counts = [0] * n, [0] * n
+    for reporter, vector in reports:
         if len(vector) != n:
             raise ValueError(f"score vector has {len(vector)} entries, expected {n}")
-    return [[vector[j] for reporter, vector in reports if not _same(reporter, nodes[j])] for j in range(n)]
+        others = [j for j in range(n) if not _same(reporter, nodes[j])]
+        positive = sum(max(0, vector[j]) for j in others)
+        for j in others:
+            counts[j] += 1
+            if positive:
+                totals[j] += max(0, vector[j]) * CREDIT_SCALE // positive
+    return [total // count if count else 0 for total, count in zip(totals, counts, strict=True)], counts
 
 
 def is_quorate(reports: int, commits: int) -> bool:
@@ -252,16 +260,19 @@ Reports = tuple[list[str], list[int], list[bytes], list[int], bytes]
 score vector packed."""
 
 
-def settle_arguments(reports: Sequence[tuple[str, Report]], nodes: Sequence[str],
-                     trim_bps: int = DEFAULT_TRIM_BPS) -> tuple[Reports, list[int], int]:
-    """``settle(epoch, reports, cuts, metric)``'s arguments after the epoch number, from the
-    epoch's ``(reporter, report)`` pairs in emission order and the participants' addresses
-    in commit-index order: the reports in the contract's packed form (each score 8 bytes,
-    big-endian two's complement, report after report), each participant's low and high
-    trimming cuts (see :func:`trimmed_mean`) which the contract verifies instead of
-    sorting, and the lower median of the metrics."""
-    others = others_scores([(reporter, report.scores) for reporter, report in reports], nodes)
-    cuts = [cut for values in others for cut in trimmed_mean(values, trim_bps)[1:]]
+def settle_arguments(reports: Sequence[tuple[str, Report]], participants: int) -> tuple[Reports, int]:
+    """``settle(epoch, reports, metric)``'s arguments after the epoch number, from the
+    epoch's ``(reporter, report)`` pairs in emission order and the number of participants:
+    the reports in the contract's packed form (each score 8 bytes, big-endian two's
+    complement, report after report) and the lower median of the metrics, a hint the
+    contract verifies instead of sorting.
+
+    Raises:
+        ValueError: a score vector does not have one entry per participant.
+    """
+    for _, report in reports:
+        if len(report.scores) != participants:
+            raise ValueError(f"score vector has {len(report.scores)} entries, expected {participants}")
     packed = b"".join(score.to_bytes(8, "big", signed=True) for _, report in reports for score in report.scores)
     metrics = [report.metric for _, report in reports]
     packed_reports = (
@@ -271,7 +282,7 @@ def settle_arguments(reports: Sequence[tuple[str, Report]], nodes: Sequence[str]
         [report.valid for _, report in reports],
         packed,
     )
-    return packed_reports, cuts, lower_median(metrics) if metrics else 0
+    return packed_reports, lower_median(metrics) if metrics else 0
 
 
 def smooth(previous: int, score: int, smoothing_bps: int) -> int:
@@ -279,19 +290,22 @@ def smooth(previous: int, score: int, smoothing_bps: int) -> int:
     return truncated_div(smoothing_bps * score + (BPS - smoothing_bps) * previous, BPS)
 
 
-def in_good_standing(smoothed: Sequence[int], samples: Sequence[int], standing_bps: int) -> list[bool]:
-    """Which participants stand well (see module docstring)."""
+def data_weights(smoothed: Sequence[int], samples: Sequence[int], standing_bps: int) -> list[int]:
+    """Each participant's data weight ``w_i`` (see module docstring; 0 unless ``e' > 0``)."""
     positive = [j for j, value in enumerate(smoothed) if value > 0]
     total_data = sum(samples[j] for j in positive)
     total_score = sum(smoothed[j] for j in positive)
-    return [value > 0 and value * total_data * BPS >= standing_bps * total_score * samples[j]
-            for j, value in enumerate(smoothed)]
+    weights = [0] * len(smoothed)
+    for j in positive:
+        weights[j] = samples[j] if standing_bps == 0 else \
+            min(samples[j], smoothed[j] * total_data * BPS // (standing_bps * total_score))
+    return weights
 
 
-def payout(budget: int, samples: int, score: int, total_data: int, total_score: int, beta_bps: int) -> int:
+def payout(budget: int, weight: int, score: int, total_weight: int, total_score: int, beta_bps: int) -> int:
     """One paid participant's payout (see module docstring); integer floor like mulDiv."""
-    numerator = beta_bps * samples * total_score + (BPS - beta_bps) * score * total_data
-    return budget * numerator // (BPS * total_data * total_score)
+    numerator = beta_bps * weight * total_score + (BPS - beta_bps) * score * total_weight
+    return budget * numerator // (BPS * total_weight * total_score)
 
 
 def forfeit_of(participant: Participant, leader_fault: Forfeit, valid: bool = True) -> Forfeit:
@@ -328,32 +342,33 @@ def settle(
     n = len(participants)
     commits = n if commits is None else commits
     bitmap = (1 << n) - 1 if participants_bitmap is None else participants_bitmap
-    others = others_scores([(r.reporter, r.scores) for r in reports], [p.node for p in participants])
-    scores = [trimmed_mean(values, rule.trim_bps)[0] for values in others]
+    scores, others = epoch_credits([(r.reporter, r.scores) for r in reports], [p.node for p in participants])
     quorate = is_quorate(len(reports), commits)
-    evidence = [quorate and bool(values) for values in others]
+    evidence = [quorate and others[j] > 0 for j in range(n)]
     smoothed = [smooth(p.smoothed, scores[j], rule.smoothing_bps) if evidence[j] else p.smoothed
                 for j, p in enumerate(participants)]
     samples = [p.samples for p in participants]
-    standing = [quorate and ok for ok in in_good_standing(smoothed, samples, rule.standing_bps)]
+    weights = data_weights(smoothed, samples, rule.standing_bps) if quorate else [0] * n
+    standing = [weights[j] > 0 and weights[j] == samples[j] for j in range(n)]
     verdict = judge_leader(published_hash, bitmap, commits, reports) if quorate else \
         Verdict(published_hash, Forfeit.NONE, ())
-    paid = [j for j in range(n) if standing[j]]
-    total_data = sum(samples[j] for j in paid)
+    paid = [j for j in range(n) if quorate and smoothed[j] > 0]
+    total_weight = sum(weights[j] for j in paid)
     total_score = sum(smoothed[j] for j in paid)
     indices = [i for i in range(bitmap.bit_length()) if bitmap >> i & 1]
     valid = [not quorate or 2 * sum(r.valid >> i & 1 for r in reports) > len(reports) for i in indices]
     forfeits = tuple(forfeit_of(p, verdict.fault, ok) for p, ok in zip(participants, valid, strict=True))
     faulted = [not ok or (p.leader and verdict.fault is not Forfeit.NONE)
                for p, ok in zip(participants, valid, strict=True)]
-    struck = tuple(quorate and ((evidence[j] and smoothed[j] <= 0) or faulted[j]) for j in range(n))
+    struck = tuple(quorate and ((evidence[j] and 2 * weights[j] < samples[j]) or faulted[j]) for j in range(n))
     payouts = [0] * n
     for j in paid:
         if forfeits[j] is Forfeit.NONE:
-            payouts[j] = payout(budget, samples[j], smoothed[j], total_data, total_score, rule.beta_bps)
+            payouts[j] = payout(budget, weights[j], smoothed[j], total_weight, total_score, rule.beta_bps)
     credited = sum(payouts)
     metric = lower_median([r.metric for r in reports]) if reports else None
-    return Settlement(tuple(scores), tuple(smoothed), tuple(evidence), tuple(standing), tuple(payouts), forfeits,
+    return Settlement(tuple(scores), tuple(smoothed), tuple(evidence), tuple(weights), tuple(standing),
+                      tuple(payouts), forfeits,
                       struck, credited, budget - credited, metric, quorate, verdict)
 
 

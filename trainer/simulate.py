@@ -36,7 +36,8 @@ with ``seed``); the *active* nodes are those not suspended (all of them without 
    standing and strikes; a node reaching ``suspend_after`` strikes is suspended and takes
    no further part. ``EpochRecord.scores`` is the honest validators' view: with
    ``validation="union"`` (default) the size-weighted mean of their scores, which by the
-   linearity of the Shapley value in ``u`` *is* the score on their pooled rows, and with
+   linearity of the Shapley value in ``u`` *is* the score of the size-weighted mix of
+   their (class-balanced) utilities, a utility on their pooled rows, and with
    ``"median"`` their coordinate-wise median.
 6. **Report.** ``theta_{e+1}`` is evaluated on the global held-out test set.
 
@@ -407,7 +408,7 @@ def _validator_scores(scorer: str, worker: nn.Module, previous: StateDict, updat
 def _honest_view(computed: np.ndarray, reporters: list[int], participants: list[int], honest: list[int],
                  n_nodes: int, validation: str, sizes: list[int]) -> np.ndarray:
     """``EpochRecord.scores``: the honest reporters' scores per node, pooled (``"union"``: by
-    linearity the size-weighted mean is the score on their pooled rows) or their median."""
+    linearity the size-weighted mean is the score of the size-weighted mix of their utilities) or their median."""
     rows = [r for r, node in enumerate(reporters) if node in honest]
     out = np.zeros(n_nodes)
     if not rows:

@@ -12,7 +12,7 @@ from swarmtoken.rewards import Participant, Report, Rule, Settlement, settle
 A, B, C, D = ("0x" + c * 40 for c in "abcd")
 MERGED = "11" * 32
 REWARD = 1000 * 10**18
-RULE = Rule(beta_bps=3000, trim_bps=2500, smoothing_bps=5000, standing_bps=2000)
+RULE = Rule(beta_bps=3000, smoothing_bps=5000, standing_bps=2000)
 
 
 @dataclass
@@ -27,9 +27,9 @@ class Log:
 @dataclass
 class RecordedSwarm:
     """Records the events SwarmLearning emits for scripted epochs, settling each with the
-    reference rule and keeping every member's smoothed score as the contract does (never
+    reference rule and keeping every member's smoothed credit as the contract does (never
     reset, not even by leaving). ``forget_on_enrol`` makes it a faulty contract that resets
-    a re-enrolling member's smoothed score."""
+    a re-enrolling member's smoothed credit."""
 
     rule: Rule = RULE
     forget_on_enrol: bool = False
@@ -92,8 +92,11 @@ class RecordedSwarm:
 
 def history(swarm: RecordedSwarm) -> RecordedSwarm:
     """Four epochs: D leaves after epoch 1 and re-enrols for epoch 4; epoch 3 is abandoned.
-    D's evidence from epoch 1 must carry into epoch 4 across both. C's poor epoch 2 costs
-    it good standing, and it starts epoch 4 below zero."""
+    D's evidence from epoch 1 must carry into epoch 4 across both. In epoch 2 both other
+    reporters rate B and C below zero (A's report has no positive score for anyone and gives
+    nothing): their credit is 0 and their smoothed credit halves. B keeps full weight, but
+    C, with less credit per sample, falls below the standing line and is paid for only part
+    of its data. A and D rate themselves 900 in epoch 1 (and D in epoch 4): ignored."""
     swarm.enroll(A, B, C, D)
     swarm.settle_epoch(1, {A: 100, B: 200, C: 300, D: 400},
                        {A: [900, 40, 30, 20], B: [50, 40, 30, 20], C: [60, 35, 25, 25], D: [40, 30, 20, 900]})
@@ -103,5 +106,5 @@ def history(swarm: RecordedSwarm) -> RecordedSwarm:
     swarm.abandon(3)
     swarm.enroll(D)
     swarm.settle_epoch(4, {D: 400, A: 100, B: 200, C: 300},
-                       {D: [-3, 5, 6, 7], A: [-2, 4, 5, 6], B: [-1, 6, 4, 5], C: [-2, 5, 5, 8]})
+                       {D: [900, 5, 6, 7], A: [3, 4, 5, 6], B: [1, 6, 4, 5], C: [2, 5, 5, 8]})
     return swarm

@@ -1,6 +1,6 @@
 """The settlement audit, chain-free: a ledger assembled from recorded events (as
 `ledger.read_ledger` would read them) is recomputed with the reference rule, the smoothed
-scores replayed epoch by epoch from 0, and every emitted field that disagrees is named."""
+credits replayed epoch by epoch from 0, and every emitted field that disagrees is named."""
 
 from __future__ import annotations
 
@@ -31,19 +31,25 @@ def test_ledger_reads_the_new_settlement_fields():
     assert result.smoothed != result.scores  # smoothing from 0 halves: the two fields are not confused
 
 
-def test_settlement_args_ignore_each_reporters_score_for_itself():
-    """A reporter that rates itself 10^9 moves neither its own trimming cuts nor anyone's."""
-    swarm = RecordedSwarm()
-    swarm.enroll(A, B, C, D)
-    swarm.settle_epoch(1, {A: 100, B: 100, C: 100, D: 100},
-                       {A: [10**9, 1, 2, 3], B: [5, 2, 3, 4], C: [6, 3, 4, 5], D: [7, 4, 5, 6]})
+def test_settlement_args_are_the_reports_as_emitted_and_self_scores_move_nobody():
+    """The settler sends every report as emitted, a reporter's score for itself included
+    (the contract, like the reference, ignores it): rating itself 10^9 moves no credit."""
+    def epoch(self_score):
+        swarm = RecordedSwarm()
+        swarm.enroll(A, B, C, D)
+        result = swarm.settle_epoch(1, {A: 100, B: 100, C: 100, D: 100},
+                                    {A: [self_score, 1, 2, 3], B: [5, 2, 3, 4], C: [6, 3, 4, 5], D: [7, 4, 5, 6]})
+        return swarm, result
+
+    swarm, vain = epoch(10**9)
+    assert vain.scores == epoch(0)[1].scores
+    # A's votes: 5 of B's 12, 6 of C's 14, 7 of D's 16 (each of CREDIT_SCALE), floored, then averaged.
+    assert vain.scores[0] == (5 * 10**9 // 12 + 6 * 10**9 // 14 + 7 * 10**9 // 16) // 3 == 427_579_364
     record = swarm.ledger().epochs[1]
-    packed, cuts, metric = record.settlement_args(RULE.trim_bps)
-    pairs = [(r.reporter, r.as_report()) for r in record.reports]
-    assert (packed, cuts, metric) == settle_arguments(pairs, [A, B, C, D], RULE.trim_bps)
-    assert cuts[:2] == [6, 6]  # A's others: 5, 6, 7; t = min(ceil(3 / 4), 1) = 1 trims one from each end
-    assert 10**9 not in cuts
-    assert len(cuts) == 2 * 4 and metric == 900_000
+    packed, metric = record.settlement_args()
+    assert (packed, metric) == settle_arguments([(r.reporter, r.as_report()) for r in record.reports], 4)
+    assert packed[0] == [A, B, C, D] and metric == 900_000
+    assert len(packed[4]) == 4 * 4 * 8 and packed[4][:8] == (10**9).to_bytes(8, "big")
 
 
 def test_audit_replays_smoothed_scores_across_leaving_and_abandoned_epochs():
@@ -55,8 +61,9 @@ def test_audit_replays_smoothed_scores_across_leaving_and_abandoned_epochs():
     # The replay mattered: D comes back to epoch 4 with epoch 1's evidence, and settling
     # epoch 4 from scratch would have given it another smoothed score.
     assert ledger.epochs[1].outcomes[3].smoothed > 0
-    unpaid = ledger.epochs[2].outcomes[2]
-    assert (unpaid.node, unpaid.standing, unpaid.payout, unpaid.forfeit) == (C, False, 0, Forfeit.NONE)
+    # C fell below the standing line in epoch 2: the history exercises partial weight.
+    poor = ledger.epochs[2].outcomes[2]
+    assert (poor.node, poor.score, poor.standing, poor.forfeit) == (C, 0, False, Forfeit.NONE) and poor.payout > 0
     fresh = audit(Ledger({4: ledger.epochs[4]}, ledger.claims, ledger.membership))
     assert any("smoothed score" in d for d in fresh.discrepancies)
 

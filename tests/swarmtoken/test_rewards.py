@@ -1,35 +1,35 @@
 """The Python reference reward rule: the properties DESIGN.md requires of any settlement,
-the validators' aggregate (self ignored, trimmed mean), smoothing and good standing, the
-quorum, the leader's verdict (contradicted merge, censored updates, a zero-hash majority),
-the forfeit precedence (over-declaration last), and the packing of the five-field reports
-settlement takes back."""
+the validators' aggregate (self ignored, a vote per reporter, the liar's bound), smoothing,
+data weights and strikes, the quorum, the leader's verdict (contradicted merge, censored
+updates, a zero-hash majority), the forfeit precedence (over-declaration last), and the
+packing of the five-field reports settlement takes back."""
 
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from swarmtoken.rewards import (
     BPS,
+    CREDIT_SCALE,
     ZERO_HASH,
     Forfeit,
     Participant,
     Report,
     Rule,
+    data_weights,
+    epoch_credits,
     forfeit_of,
-    in_good_standing,
     is_quorate,
     judge_leader,
     lower_median,
-    others_scores,
+    payout,
     settle,
     settle_arguments,
     smooth,
     strict_majority,
     strikes_after,
-    trim_count,
-    trimmed_mean,
     truncated_div,
 )
 
@@ -63,48 +63,96 @@ def unsmoothed(beta_bps: int) -> Rule:
 # ---------------------------------------------------------------- the validators' aggregate
 
 
-@pytest.mark.parametrize("m, trim_bps, t", [(0, 2500, 0), (1, 2500, 0), (2, 2500, 0), (3, 2500, 1), (4, 2500, 1),
-                                            (5, 2500, 2), (7, 2500, 2), (8, 2500, 2), (9, 2500, 3), (7, 0, 0),
-                                            (7, 5000, 3), (112, 2500, 28)])
-def test_trim_count_rounds_up_but_keeps_at_least_one_value(m, trim_bps, t):
-    assert trim_count(m, trim_bps) == t
+A, B, C = ("0x" + c * 40 for c in "abc")
+OUTSIDER = "0x" + "ee" * 20
+"""A reporter whose update was left out of the merge: not a participant, it rates everyone."""
 
 
-def test_trimmed_mean_drops_both_ends_and_truncates_toward_zero():
-    assert trimmed_mean([7, 1, 2, 100, 3, -50, 4], 2500) == (truncated_div(2 + 3 + 4, 3), 2, 4)
-    assert trimmed_mean([-1, -2], 2500) == (-1, -2, -1)  # -3 / 2 truncates to -1, not -2
-    assert trimmed_mean([5, 5, 5, 9], 2500) == (5, 5, 5)
-    assert trimmed_mean([], 2500) == (0, 0, 0)
-    assert truncated_div(-7, 2) == -3 and truncated_div(7, 2) == 3
+def test_epoch_credits_by_hand():
+    """Each report is one vote of CREDIT_SCALE split in proportion to the reporter's positive
+    scores for the *others*; a participant's credit is the mean of its other reporters' votes.
+    A's report: its 999 for itself is ignored, B holds 30 of 40 and C 10 of 40.
+    B's report (its address in upper case is still B): A holds all of 20; C's -5 counts as 0.
+    C's report has no positive score for anyone else: it gives nothing, but still counts.
+    The outsider splits its vote in three: floor(10^9 / 3) = 333_333_333 each."""
+    reports = [(A, [999, 30, 10]), (B.upper().replace("0X", "0x"), [20, 777, -5]), (C, [-3, -4, 999]),
+               (OUTSIDER, [1, 1, 1])]
+    credits, counts = epoch_credits(reports, [A, B, C])
+    assert counts == [3, 3, 3]
+    assert credits == [
+        (10**9 + 0 + 333_333_333) // 3,  # 444_444_444, floor of ...444.33
+        (750_000_000 + 0 + 333_333_333) // 3,  # 361_111_111
+        (250_000_000 + 0 + 333_333_333) // 3,  # 194_444_444, floor of ...444.33
+    ] == [444_444_444, 361_111_111, 194_444_444]
 
 
-def test_a_reporters_score_for_itself_is_ignored():
-    a, b, c = "0x" + "aa" * 20, "0x" + "bb" * 20, "0x" + "cc" * 20
-    reports = [(a, [10**9, 1, 2]), (b.upper(), [3, 10**9, 4]), (c, [5, 6, 10**9])]
-    assert others_scores(reports, [a, b, c]) == [[3, 5], [1, 6], [2, 4]]
-    # A reporter that is not a participant (its update was left out) counts for everyone.
-    assert others_scores(reports[:1], [b, c, "0x" + "dd" * 20]) == [[10**9], [1], [2]]
+def test_a_participant_with_no_other_reporter_has_no_credit_and_no_count():
+    """The only report is A's own: its score for itself is not a vote, so A has m = 0 and
+    credit 0, while B gets A's whole vote. An anonymous report ("") rates everyone."""
+    assert epoch_credits([(A, [5, 7])], [A, B]) == ([0, CREDIT_SCALE], [0, 1])
+    assert epoch_credits([("", [5, 5])], [A, B]) == ([CREDIT_SCALE // 2] * 2, [1, 1])
+    assert epoch_credits([], [A, B]) == ([0, 0], [0, 0])
 
 
-def test_one_liar_of_eight_moves_nobody_beyond_the_honest_spread():
-    """Seven honest validators agree within 10 on each node; the liar gives itself the
-    bound and everyone else minus the bound. With t = 2 trimmed per end, every honest
-    node's score stays inside its honest scores' range, and the liar's self-score is ignored."""
-    nodes = [f"0x{i:040x}" for i in range(1, 9)]
-    honest = [[100 * (j + 1) + r for j in range(8)] for r in range(7)]
-    liar = [-(10**9)] * 7 + [10**9]
-    scores = settle(BUDGET, [Participant(100, node=n) for n in nodes],
-                    [Report(0, v, valid=ALL, reporter=nodes[r]) for r, v in enumerate(honest)] + [Report(0, liar, valid=ALL, reporter=nodes[7])],
-                    rule=unsmoothed(3000)).scores
-    for j in range(7):
-        others = [honest[r][j] for r in range(7) if r != j]
-        assert min(others) <= scores[j] <= max(others)
-    assert scores[7] == lower_median([honest[r][7] for r in range(7)])
+def test_negative_scores_withhold_a_vote_and_nothing_more():
+    """A reporter rating a victim -10^9 gives it what rating it 0 would: nothing. It cannot
+    push the victim's credit below what the other reporters give it."""
+    honest = [(A, [0, 4, 4]), (B, [4, 0, 4])]
+    for low in (0, -1, -(10**9)):
+        credits, _ = epoch_credits(honest + [(C, [4, low, 0])], [A, B, C])
+        assert credits == [(CREDIT_SCALE // 2 + CREDIT_SCALE) // 2, CREDIT_SCALE // 2 // 2, CREDIT_SCALE // 2]
+
+
+def test_a_specialist_supported_by_one_validator_keeps_a_positive_credit():
+    """Non-IID data: node 0 holds classes only validator 1 holds, so validator 1 rates it
+    highest and the three others rate it below zero. Any order statistic of its scores is
+    set by the three (the median is -10, and so is the mean trimmed of one at each end), so
+    the old aggregate paid it nothing; the vote keeps validator 1's support: 60 of the 100
+    it scores the others, a quarter of it in the mean over 4 reporters, and full weight."""
+    nodes = [f"0x{i:040x}" for i in range(1, 6)]
+    vectors = [[999, 30, 30, 30, 30], [60, 999, 20, 10, 10], [-10, 30, 999, 30, 30], [-10, 30, 30, 999, 30],
+               [-10, 30, 30, 30, 999]]
+    assert lower_median([v[0] for v in vectors[1:]]) == -10
+    result = settle(BUDGET, [Participant(100, node=n) for n in nodes],
+                    [Report(0, v, valid=ALL, reporter=n) for n, v in zip(nodes, vectors, strict=True)])
+    assert result.scores[0] == 600_000_000 // 4 == 150_000_000
+    assert result.smoothed[0] > 0 and result.payouts[0] > 0 and result.standing[0] and not result.struck[0]
 
 
 def test_score_vector_of_wrong_length_is_refused():
     with pytest.raises(ValueError, match="expected 3"):
-        others_scores([("", [1, 2])], ["a", "b", "c"])
+        epoch_credits([("", [1, 2])], ["a", "b", "c"])
+
+
+score_bound = st.integers(-(10**9), 10**9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_one_reporter_moves_any_credit_by_at_most_its_vote_over_m(data):
+    """The liar's bound: replacing one report by any other moves a participant with m other
+    reporters by at most CREDIT_SCALE / m (rounded up: the mean is floored), the credits'
+    total by at most CREDIT_SCALE over the smallest m (plus one per participant for rounding),
+    the liar's own credit not at all, and nobody's count of reporters."""
+    n = data.draw(st.integers(1, 8))
+    nodes = [f"0x{j + 1:040x}" for j in range(n)]
+    vector = st.lists(score_bound, min_size=n, max_size=n)
+    reports = data.draw(st.lists(st.tuples(st.sampled_from(nodes + [OUTSIDER, ""]), vector), min_size=1,
+                                 max_size=10))
+    liar = data.draw(st.integers(0, len(reports) - 1))
+    forged_reports = list(reports)
+    forged_reports[liar] = (reports[liar][0], data.draw(vector))
+    credits, counts = epoch_credits(reports, nodes)
+    forged, forged_counts = epoch_credits(forged_reports, nodes)
+    assert forged_counts == counts
+    for j in range(n):
+        assert 0 <= credits[j] <= CREDIT_SCALE and 0 <= forged[j] <= CREDIT_SCALE
+        if counts[j]:
+            assert abs(forged[j] - credits[j]) <= -(-CREDIT_SCALE // counts[j])
+        if nodes[j] == reports[liar][0]:
+            assert forged[j] == credits[j]
+    if any(counts):
+        assert abs(sum(forged) - sum(credits)) <= CREDIT_SCALE // min(c for c in counts if c) + n
 
 
 def test_non_positive_scores_are_paid_nothing():
@@ -147,6 +195,7 @@ def test_nobody_reporting_carries_the_whole_budget():
 
 
 def test_the_smoothed_score_is_an_integer_moving_average_truncated_toward_zero():
+    assert truncated_div(-7, 2) == -3 and truncated_div(7, 2) == 3 and truncated_div(7, -2) == -3
     assert smooth(0, 101, 5000) == 50
     assert smooth(0, -101, 5000) == -50
     assert smooth(40, -101, 5000) == -30  # (-101 + 40) / 2 = -30.5
@@ -155,44 +204,126 @@ def test_the_smoothed_score_is_an_integer_moving_average_truncated_toward_zero()
 
 
 def test_evidence_accumulates_so_one_bad_epoch_does_not_zero_an_honest_node():
-    """A node that earned 100 before and scores -20 this epoch stays positive and is paid."""
-    participants = [Participant(100, node="a", smoothed=100), Participant(100, node="b", smoothed=100)]
+    """A node that earned half the scale before and that every validator rates below zero
+    this epoch (credit 0) keeps half of its smoothed credit, its full weight, and is paid."""
+    half = CREDIT_SCALE // 2
+    participants = [Participant(100, node="a", smoothed=half), Participant(100, node="b", smoothed=half)]
     result = settle(BUDGET, participants, [Report(0, [-20, 50], valid=ALL, reporter="c")] * 2,
                     rule=Rule(smoothing_bps=5000))
-    assert result.scores == (-20, 50) and result.smoothed == (40, 75)
+    assert result.scores == (0, CREDIT_SCALE) and result.smoothed == (half // 2, (CREDIT_SCALE + half) // 2)
     assert result.standing == (True, True) and all(p > 0 for p in result.payouts)
+    assert result.struck == (False, False)
 
 
 def test_without_evidence_the_smoothed_score_stays_and_no_strike_is_due():
-    """The only reporter is the participant itself: its own score does not count."""
-    result = settle(BUDGET, [Participant(100, node="a", smoothed=-7)], [Report(0, [10**9], valid=ALL, reporter="a")])
-    assert result.quorate and result.evidence == (False,) and result.scores == (0,) and result.smoothed == (-7,)
-    assert result.struck == (False,) and strikes_after(1, result.struck[0]) == 0
+    """The only reporter is the participant itself: its own score does not count. With no
+    other reporter its credit is 0 but does not move its smoothed credit, and though its
+    smoothed credit of 0 gives it no weight, nobody judged it: no strike."""
+    for before in (0, 7):
+        result = settle(BUDGET, [Participant(100, node="a", smoothed=before)],
+                        [Report(0, [10**9], valid=ALL, reporter="a")])
+        assert result.quorate and result.evidence == (False,) and result.scores == (0,)
+        assert result.smoothed == (before,) and result.weights == ((100,) if before else (0,))
+        assert result.struck == (False,) and strikes_after(1, result.struck[0]) == 0
 
 
-def test_a_smoothed_score_that_moved_to_zero_or_below_is_struck():
-    """0 is no contribution: struck like a negative score; a positive one is not."""
-    participants = [Participant(100, node=n) for n in "abc"]
-    result = settle(BUDGET, participants, [Report(0, [0, -8, 8], valid=ALL, reporter=r) for r in "xyz"])
-    assert result.smoothed == (0, -1, 1) and result.struck == (True, True, False)
+def test_a_node_whose_evidence_backs_less_than_half_its_data_is_struck():
+    """Struck when 2 w < d: the weight decides, not the sign of the smoothed credit. With
+    standing at the average (standing_bps = BPS) and no smoothing, every report splits its
+    vote 5:2:1:0, so D+ = 300, S+ = CREDIT_SCALE and w = min(100, e * 300 / CREDIT_SCALE):
+    187 -> 100 (full weight), 75, 37 and 0 (no positive credit). The third is struck although
+    it is paid for its credit; the fourth is struck and paid nothing."""
+    rule = Rule(smoothing_bps=BPS, standing_bps=BPS)
+    participants = [Participant(100, node=n) for n in "abcd"]
+    result = settle(BUDGET, participants, [Report(0, [5, 2, 1, 0], valid=ALL, reporter=r) for r in "xyz"], rule=rule)
+    assert result.scores == result.smoothed == (625_000_000, 250_000_000, 125_000_000, 0)
+    assert result.weights == (100, 75, 37, 0) and result.standing == (True, False, False, False)
+    assert result.struck == (False, False, True, True)
+    assert result.payouts[2] > 0 and result.payouts[3] == 0
+    # Exactly half its data backed (2 w = d) is not struck: 3:1 gives w = 250_000_000 * 200 / 10^9 = 50.
+    half = settle(BUDGET, participants[:2], [Report(0, [3, 1], valid=ALL, reporter=r) for r in "xy"], rule=rule)
+    assert half.weights == (100, 50) and half.struck == (False, False)
 
 
-def test_good_standing_needs_a_share_of_the_average_score_per_sample():
-    """Three nodes of 100 samples with smoothed scores 100, 100 and 5: the average per
-    sample over the positive ones is 205 / 300; the third has 5 / 100, below 20 % of it."""
-    assert in_good_standing([100, 100, 5], [100, 100, 100], 2000) == [True, True, False]
-    assert in_good_standing([100, 100, 5], [100, 100, 100], 0) == [True, True, True]
-    assert in_good_standing([0, -3, 5], [1, 1, 1], 0) == [False, False, True]
-    # Per sample: a node with a tenth of the data needs a tenth of the score.
-    assert in_good_standing([100, 10], [1000, 100], 10_000) == [True, True]
+def test_data_weights_by_hand():
+    """Three nodes of 100 samples with smoothed credits 100, 100 and 5: D+ = 300, S+ = 205.
+    At standing 20 % the third's weight is floor(5 * 300 * 10_000 / (2_000 * 205)) = 36."""
+    assert data_weights([100, 100, 5], [100, 100, 100], 2000) == [100, 100, 36]
+    assert data_weights([100, 100, 5], [100, 100, 100], 0) == [100, 100, 100]  # no line: full weight
+    assert data_weights([0, -3, 5], [1, 1, 1], 0) == [0, 0, 1]  # no positive credit, no weight
+    # Per sample: a node with a tenth of the data needs a tenth of the credit.
+    assert data_weights([100, 10], [1000, 100], 10_000) == [1000, 100]
+    assert data_weights([100, 9], [1000, 100], 10_000) == [1000, 90]
 
 
-def test_a_node_adding_noise_around_zero_is_paid_nothing_not_even_for_its_data():
+def test_data_weight_ramps_continuously_up_to_the_standing_line():
+    """A node of 100 samples beside two of 100 samples and smoothed credit 1000, at standing
+    20 %: w = min(100, floor(1500 e / (2000 + e))). One unit of credit more moves the weight
+    by at most one sample (never down), and full weight starts exactly at the standing line,
+    1500 e >= 100 (2000 + e), i.e. e >= 143; the two others keep full weight throughout."""
+    ramp = []
+    for credit in range(300):
+        weights = data_weights([1000, 1000, credit], [100, 100, 100], 2000)
+        assert weights[:2] == [100, 100]
+        ramp.append(weights[2])
+    assert ramp[0] == 0 and ramp[1] == 0
+    assert all(0 <= later - earlier <= 1 for earlier, later in zip(ramp, ramp[1:]))
+    assert ramp[142] == 99 and ramp[143:] == [100] * (300 - 143)
+    assert ramp[100] == 1500 * 100 // 2100 == 71
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), standing_bps=st.integers(0, BPS))
+def test_someone_always_has_full_weight(data, standing_bps):
+    """W > 0 whenever someone has a positive smoothed credit: a node with at least the
+    average credit per sample has full weight, and every weight is within [0, d]."""
+    n = data.draw(st.integers(1, 12))
+    smoothed = data.draw(st.lists(st.integers(-5, CREDIT_SCALE), min_size=n, max_size=n))
+    samples = data.draw(st.lists(st.integers(1, 2**64 - 1), min_size=n, max_size=n))
+    weights = data_weights(smoothed, samples, standing_bps)
+    positive = [j for j in range(n) if smoothed[j] > 0]
+    assert all(0 <= w <= d for w, d in zip(weights, samples, strict=True))
+    assert all(weights[j] == 0 for j in range(n) if j not in positive)
+    total_data, total_credit = sum(samples[j] for j in positive), sum(smoothed[j] for j in positive)
+    for j in positive:
+        if smoothed[j] * total_data >= samples[j] * total_credit:
+            assert weights[j] == samples[j]
+    assert (sum(weights) > 0) == bool(positive)
+
+
+def test_a_node_adding_noise_around_zero_is_paid_for_almost_none_of_its_data():
+    """Three validators score it 3 beside 1000 and 1000: its credit is floor(3 * 10^9 / 2003)
+    = 1_497_753, smoothed at 20 % to 299_550 against 99_850_224 for the others, so its
+    weight is floor(299_550 * 300 * 10_000 / (2_000 * 199_999_998)) = 2 of its 100 samples.
+    With the whole budget split by data it gets 2 / 202 of it, and it is struck."""
     participants = [Participant(100, node=n) for n in "abc"]
     reports = [Report(0, [1000, 1000, 3], valid=ALL, reporter=r) for r in "xyz"]
     result = settle(BUDGET, participants, reports, rule=Rule(beta_bps=BPS))
-    assert result.standing == (True, True, False) and result.payouts[2] == 0
-    assert result.payouts[0] == result.payouts[1] == BUDGET // 2
+    assert result.smoothed == (99_850_224, 99_850_224, 299_550) and result.weights == (100, 100, 2)
+    assert result.standing == (True, True, False) and result.struck == (False, False, True)
+    assert result.payouts == (BUDGET * 100 // 202, BUDGET * 100 // 202, BUDGET * 2 // 202)
+
+
+# ---------------------------------------------------------------- payouts
+
+
+def test_payout_by_hand():
+    """R (beta w / W + (1 - beta) e / S), floored: 1000 * (0.3 * 1 / 4 + 0.7 * 3 / 5) = 495."""
+    assert payout(1000, 1, 3, 4, 5, 3000) == 495
+    assert payout(1000, 1, 3, 4, 5, BPS) == 250 and payout(1000, 1, 3, 4, 5, 0) == 600
+    assert payout(999, 1, 1, 3, 3, 5000) == 333
+
+
+@settings(max_examples=300, deadline=None)
+@given(budget=st.integers(0, 4 * 10**30), beta_bps=st.integers(0, BPS),
+       paid=st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(1, CREDIT_SCALE)), min_size=1, max_size=16))
+def test_payouts_sum_to_the_budget_less_rounding(budget, beta_bps, paid):
+    """The shares sum to one, so the floored payouts never exceed the budget and leave less
+    than one wei each in the carry."""
+    total_weight, total_score = sum(w for w, _ in paid), sum(e for _, e in paid)
+    assume(total_weight > 0)  # settle never pays with W = 0 (test_someone_always_has_full_weight)
+    credited = sum(payout(budget, w, e, total_weight, total_score, beta_bps) for w, e in paid)
+    assert budget - len(paid) < credited <= budget
 
 
 # ---------------------------------------------------------------- quorum
@@ -217,7 +348,8 @@ def test_non_quorate_epoch_pays_nothing_and_judges_nobody():
                     published_hash=PUBLISHED)
     assert not result.quorate
     assert result.payouts == (0, 0, 0) and result.credited == 0 and result.carried == BUDGET
-    assert result.scores == (10, 20, 30)  # scores are still taken, just not paid or smoothed
+    # Credits are still taken (10, 20 and 30 of 60), just not paid or smoothed.
+    assert result.scores == (166_666_666, 333_333_333, 500_000_000)
     assert result.smoothed == (0, 0, 0) and result.evidence == (False,) * 3
     assert result.median_metric == 900_000
     assert result.verdict.model_hash == PUBLISHED and result.verdict.fault is Forfeit.NONE
@@ -410,32 +542,35 @@ def test_settle_arguments_pack_the_five_fields_in_emission_order():
         (a, Report(700_000, [1, -1, 2**63 - 1], PUBLISHED, 0b101)),
         (b, Report(500_000, [-(2**63), 0, 3], ZERO_HASH, 0)),
     ]
-    (reporters, metrics, hashes, valids, packed), cuts, metric = settle_arguments(reports, ["", "", ""])
+    (reporters, metrics, hashes, valids, packed), metric = settle_arguments(reports, 3)
     assert reporters == [a, b]
     assert metrics == [700_000, 500_000]
     assert hashes == [bytes.fromhex(PUBLISHED), bytes(32)]
     assert all(isinstance(h, bytes) and len(h) == 32 for h in hashes)
     assert valids == [0b101, 0]
-    # 8 bytes per score, big-endian two's complement, report after report.
+    # 8 bytes per score, big-endian two's complement, report after report; a reporter's
+    # score for itself is sent like any other (the contract ignores it, as epoch_credits does).
     assert packed == bytes.fromhex(
         "0000000000000001" "ffffffffffffffff" "7fffffffffffffff"
         "8000000000000000" "0000000000000000" "0000000000000003"
     )
-    # Two values each, none trimmed: the cuts are both values, in order.
-    assert cuts == [-(2**63), 1, -1, 0, 3, 2**63 - 1]
+    # The lower median of the metrics: a hint the contract checks instead of sorting.
     assert metric == 500_000
-    # A reporter's own score is left out of its cuts.
-    _, cuts, _ = settle_arguments(reports, [a, "", b])
-    assert cuts == [-(2**63), -(2**63), -1, 0, 2**63 - 1, 2**63 - 1]
+    assert settle_arguments(reports + [(a, Report(600_000, [0, 0, 0]))], 3)[1] == 600_000
 
 
 def test_settle_arguments_of_an_epoch_nobody_reported_in():
-    assert settle_arguments([], [""] * 4) == (([], [], [], [], b""), [0] * 8, 0)
+    assert settle_arguments([], 4) == (([], [], [], [], b""), 0)
 
 
 def test_settle_arguments_refuse_a_score_vector_of_the_wrong_length():
-    with pytest.raises(ValueError, match="expected 2"):
-        settle_arguments([("0x" + "aa" * 20, Report(0, [1, 2, 3]))], ["", ""])
+    """One score per participant or the contract could not read the packed scores: any
+    report of another length is refused, even after good ones."""
+    good = ("0x" + "bb" * 20, Report(0, [1, 2]))
+    with pytest.raises(ValueError, match="has 3 entries, expected 2"):
+        settle_arguments([good, ("0x" + "aa" * 20, Report(0, [1, 2, 3]))], 2)
+    with pytest.raises(ValueError, match="has 1 entries, expected 2"):
+        settle_arguments([good, ("0x" + "aa" * 20, Report(0, [1]))], 2)
 
 
 # ---------------------------------------------------------------- properties
@@ -449,7 +584,7 @@ hashes = st.sampled_from([PUBLISHED, OTHER, ZERO_HASH])
     budget=st.integers(0, 4 * 10**30),
     samples=st.lists(st.integers(1, 2**64 - 1), min_size=1, max_size=16),
     data=st.data(),
-    rule=st.builds(Rule, st.integers(0, BPS), st.integers(0, BPS // 2), st.integers(1, BPS), st.integers(0, BPS)),
+    rule=st.builds(Rule, st.integers(0, BPS), st.integers(1, BPS), st.integers(0, BPS)),
 )
 def test_payouts_never_exceed_the_budget(budget, samples, data, rule):
     n = len(samples)
@@ -461,7 +596,7 @@ def test_payouts_never_exceed_the_budget(budget, samples, data, rule):
     flags = data.draw(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
                                min_size=n, max_size=n))
     leader = data.draw(st.integers(0, n - 1))
-    smoothed = data.draw(st.lists(st.integers(-(10**9), 10**9), min_size=n, max_size=n))
+    smoothed = data.draw(st.lists(st.integers(0, CREDIT_SCALE), min_size=n, max_size=n))
     participants = [Participant(s, reported=r, skipped_leader=k, removed=x, leader=j == leader, over_declared=o,
                                 node=f"0x{j:040x}", smoothed=e)
                     for j, (s, (r, k, x, o), e) in enumerate(zip(samples, flags, smoothed))]
@@ -473,11 +608,16 @@ def test_payouts_never_exceed_the_budget(budget, samples, data, rule):
     assert result.carried == budget - result.credited >= 0
     assert all(p >= 0 for p in result.payouts)
     assert all(p == 0 for p, e in zip(result.payouts, result.smoothed) if e <= 0)
-    assert all(p == 0 for p, ok in zip(result.payouts, result.standing) if not ok)
-    assert all(abs(e) <= 10**9 for e in result.smoothed)
+    assert all(0 <= a <= CREDIT_SCALE for a in result.scores)
+    assert all(0 <= e <= CREDIT_SCALE for e in result.smoothed)
+    assert all(0 <= w <= d for w, d in zip(result.weights, samples))
+    assert result.standing == tuple(w > 0 and w == d for w, d in zip(result.weights, samples))
     assert all(p == 0 for p, f in zip(result.payouts, result.forfeits) if f is not Forfeit.NONE)
+    # W > 0 whenever someone is paid: the payout's denominator never vanishes.
+    paid = [j for j in range(n) if result.quorate and result.smoothed[j] > 0]
+    assert not paid or sum(result.weights[j] for j in paid) > 0
     if not result.quorate:
-        assert result.credited == 0 and result.verdict.fault is Forfeit.NONE
+        assert result.credited == 0 and result.verdict.fault is Forfeit.NONE and not any(result.struck)
 
 
 def test_a_full_epoch_settles_in_one_transaction_of_at_most_128_kib():
@@ -498,9 +638,8 @@ def test_a_full_epoch_settles_in_one_transaction_of_at_most_128_kib():
     reports = [(Web3.to_checksum_address("0x" + f"{i + 1:02x}" * 20),
                 Report(10**6, [worst] * MAX_PEERS, "fe" * 32, 2**MAX_PEERS - 1))
                for i in range(MAX_PEERS)]
-    packed, cuts, metric = settle_arguments(reports, [r for r, _ in reports])
+    packed, metric = settle_arguments(reports, MAX_PEERS)
     assert len(packed) == 5 and len(packed[4]) == MAX_PEERS * MAX_PEERS * 8
-    calldata = bytes.fromhex(Web3().eth.contract(abi=abi).encode_abi("settle", args=[2**255, packed, cuts,
-                                                                                     metric])[2:])
+    calldata = bytes.fromhex(Web3().eth.contract(abi=abi).encode_abi("settle", args=[2**255, packed, metric])[2:])
     envelope = 300  # chain id, nonce, fees, gas, to, value, access list, signature: about 120
     assert len(calldata) + envelope <= 131_072

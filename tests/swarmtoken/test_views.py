@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from swarmtoken.demo import EpochView, print_summary, standing_record
-from swarmtoken.units import SCORE_SCALE
+from swarmtoken.units import SCORE_SCALE, wei_to_tokens
 from swarmtoken.views import earned_by, ledger_rows
 from tests.swarmtoken.recorded import C, D, RecordedSwarm, history
 
@@ -16,8 +16,9 @@ def test_ledger_rows_carry_score_smoothed_score_and_standing():
     rows = {(row["epoch"], row["node"]): row for row in ledger_rows(ledger)}
     poor = rows[(2, C)]
     outcome = ledger.epochs[2].outcomes[2]
+    assert outcome.payout > 0  # out of standing is partial weight, not unpaid
     assert (poor["score"], poor["smoothed_score"], poor["standing"], poor["payout_tokens"]) == (
-        outcome.score / SCORE_SCALE, outcome.smoothed / SCORE_SCALE, False, "0")
+        outcome.score / SCORE_SCALE, outcome.smoothed / SCORE_SCALE, False, str(wei_to_tokens(outcome.payout)))
     assert rows[(4, D)]["standing"] is True and (3, D) not in rows  # abandoned epochs settle nobody
     assert "median_score" not in poor
 

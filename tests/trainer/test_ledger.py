@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from swarmtoken.rewards import Participant, Report, Rule, settle
+from swarmtoken.rewards import CREDIT_SCALE, Participant, Report, Rule, settle
 from trainer.attacks import UnknownAttackError
 from trainer.ledger import Economy, EconomyError, Ledger, SettlementInput, address, replay
 
@@ -65,12 +65,20 @@ def test_strikes_accumulate_and_suspend() -> None:
     assert money.strikes[1] == 4 and not any(money.suspended)
 
 
-def test_a_lying_reporter_is_trimmed() -> None:
+def test_a_lying_reporter_only_withholds_its_vote() -> None:
+    """The liar rates itself +1 (ignored) and every other node -1 (counted as 0): its report
+    has no positive score for anyone, so it gives nobody anything but still counts among each
+    node's 3 other reporters. Every honest node loses exactly the liar's vote, at most a
+    third of CREDIT_SCALE; the liar's own credit is what the honest reports give it."""
     honest = Ledger(SAMPLES, Economy()).settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD)
     lied = Ledger(SAMPLES, Economy()).settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD, {3: "lying"})
     assert lied.reports[3] == (-10**9, -10**9, -10**9, 10**9)
-    # of 3 other reports per node, t = 1 is trimmed from each end: the lie is dropped
-    assert lied.settlement.scores == honest.settlement.scores
+    # Node 0 holds 20 of the 70 that reporters 1 and 2 score the others, and 20 of reporter 3's 40.
+    assert honest.settlement.scores[0] == (2 * (2 * CREDIT_SCALE // 7) + CREDIT_SCALE // 2) // 3
+    assert lied.settlement.scores[0] == 2 * (2 * CREDIT_SCALE // 7) // 3
+    for j in range(3):
+        assert 0 < honest.settlement.scores[j] - lied.settlement.scores[j] <= -(-CREDIT_SCALE // 3)
+    assert lied.settlement.scores[3] == honest.settlement.scores[3]
 
 
 def test_replay_is_exact_until_the_suspensions_differ() -> None:
@@ -81,11 +89,16 @@ def test_replay_is_exact_until_the_suspensions_differ() -> None:
     suspended = [e.suspended for e in epochs]
     same = replay(SAMPLES, inputs, suspended, economy, {})
     assert same.diverged is None and same.totals() == [sum(e.payouts[i] for e in epochs) for i in range(4)]
-    # two liars of four: every other node is pushed to -1 and struck, so the replay diverges
-    lied = replay(SAMPLES, inputs, suspended, economy, {0: "lying", 3: "lying"})
-    assert lied.diverged == 0 and len(lied.epochs) == 1
+    # Two liars of four cannot zero anyone: node 1 keeps node 2's vote, so nobody is struck.
+    two = replay(SAMPLES, inputs, suspended, economy, {0: "lying", 3: "lying"})
+    assert two.diverged is None and all(e > 0 for e in two.epochs[0].settlement.smoothed)
+    # Three liars of four withhold every vote node 3 had: it gets credit 0, is struck and
+    # suspended, so the replay diverges.
+    three = replay(SAMPLES, inputs, suspended, economy, {0: "lying", 1: "lying", 2: "lying"})
+    assert three.epochs[0].settlement.scores[3] == 0
+    assert three.diverged == 0 and len(three.epochs) == 1 and three.epochs[0].suspended[3]
     with pytest.raises(EconomyError, match="diverged after epoch 0"):
-        lied.totals()
+        three.totals()
 
 
 @pytest.mark.parametrize("kwargs, message", [

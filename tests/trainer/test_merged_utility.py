@@ -8,7 +8,6 @@ import itertools
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from trainer import merges
 from trainer.attacks import apply_attack
@@ -16,7 +15,7 @@ from trainer.data import SwarmSplit, load_dataset, split_swarm
 from trainer.merges import MERGES, InvalidAnchorError, merge
 from trainer.models import build_model
 from trainer.scoring import ABSENT, ScoringInputError, ValidatorUtilities, make_utility, score, swarm_absent
-from tests.trainer.modules import Wrapped
+from tests.trainer.modules import RowWeightedGame, Wrapped, balanced_neg_cross_entropy, size_weighted_mix
 from trainer.training import TrainConfig, train_local
 
 N = 5
@@ -76,7 +75,7 @@ def performance(epoch: dict, state: dict, model=None) -> float:
     model = model or epoch["model"]
     model.load_state_dict(state)
     with torch.no_grad():
-        return -F.cross_entropy(model(epoch["X_val"]), epoch["y_val"]).item()
+        return balanced_neg_cross_entropy(model(epoch["X_val"]), epoch["y_val"])
 
 
 def merged_by_loop(epoch: dict, coalition: frozenset[int], rule: str, absent: str, anchor: int | None,
@@ -282,13 +281,14 @@ def test_a_free_rider_scores_zero_under_every_rule(float64_epoch, rule):
 def test_a_scaled_update_is_paid_about_its_honest_value_under_fltrust_median(trained_epoch):
     """Node j commits ``previous + 10 (update_j - previous)`` instead of its update.
 
-    Measured, phi(scaled)_j / phi(honest)_j for j = 0..5 on this epoch:
-    valuing the merged model (``fltrust_median``): 0.96 0.93 -0.05 1.34 -5.27 1.18; what is
-    left is the rank the scaled norm moves in the weighted median norm of the trusted
+    Measured, phi(scaled)_j / phi(honest)_j for j = 0..5 on this epoch (class-balanced
+    utility): valuing the merged model (``fltrust_median``): 0.99 0.74 -2.73 1.05 -11.87 1.00;
+    what is left is the rank the scaled norm moves in the weighted median norm of the trusted
     updates (node 4, the heaviest, then sets a 10x step and is paid for the overshoot).
     Valuing the weighted-mean share instead (the old utility):
-    6.27 -2.32 -14.01 0.18 -4.56 3.48 (paid as if merged at 10x: a small node gains,
-    a big one overshoots)."""
+    5.84 -8.52 -2.07 3.34 -5.44 4.44 (paid as if merged at 10x: a small node gains,
+    a big one overshoots). With plain row means these were 0.96 0.93 -0.05 1.34 -5.27 1.18
+    and 6.27 -2.32 -14.01 0.18 -4.56 3.48."""
     e = trained_epoch
     n = len(e["updates"])
 
@@ -310,14 +310,17 @@ def test_a_scaled_update_is_paid_about_its_honest_value_under_fltrust_median(tra
 
 @pytest.mark.parametrize("scorer", ["exact_shapley", "shapley_quadratic", "loo"])
 def test_pooled_validation_is_the_size_weighted_sum_for_a_nonlinear_rule(trained_epoch, swarm, scorer):
-    """The merge never reads validation rows, so the utility is a row mean for any rule."""
+    """The merge never reads validation rows, so the utility is a weighted row mean for any
+    rule: the size-weighted sum of the validators' scores is the score of the size-weighted
+    mix of their (class-balanced) utilities, a row-weighted utility on the pooled rows."""
     nodes, n = swarm.nodes[:3], len(trained_epoch["updates"])
     options = {"budget": 40} if scorer == "shapley_quadratic" else {}
     per_validator = [score(scorer, utility(trained_epoch, X_val=v.X_val, y_val=v.y_val, rule="fltrust_median"),
                            n, seed=9, **options) for v in nodes]
-    pooled = score(scorer, utility(trained_epoch, X_val=torch.cat([v.X_val for v in nodes]),
-                                   y_val=torch.cat([v.y_val for v in nodes]), rule="fltrust_median"),
-                   n, seed=9, **options)
+    pooled_rows = utility(trained_epoch, X_val=torch.cat([v.X_val for v in nodes]),
+                          y_val=torch.cat([v.y_val for v in nodes]), rule="fltrust_median")
+    mix = RowWeightedGame(pooled_rows, size_weighted_mix([v.y_val for v in nodes]))
+    pooled = score(scorer, mix, n, seed=9, **options)
     sizes = [len(v.y_val) for v in nodes]
     combined = sum(m * phi for m, phi in zip(sizes, per_validator)) / sum(sizes)
     np.testing.assert_allclose(pooled, combined, rtol=1e-5, atol=1e-7)

@@ -12,7 +12,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from trainer.data import SwarmSplit, load_dataset, split_swarm
 from trainer.merges import merge
@@ -31,7 +30,13 @@ from trainer.scoring import (
     score,
 )
 from trainer.scoring import estimators
-from tests.trainer.modules import Wrapped
+from tests.trainer.modules import (
+    RowWeightedGame,
+    Wrapped,
+    balanced_accuracy,
+    balanced_neg_cross_entropy,
+    size_weighted_mix,
+)
 from trainer.training import TrainConfig, train_local
 
 SHAPLEY_SCORERS = ["exact_shapley", "shapley_permutation", "shapley_kernel", "shapley_quadratic"]
@@ -110,7 +115,8 @@ def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_empty_coalition_is_the_previous_model(epoch):
     u = utility_of(epoch)
-    expected = -F.cross_entropy(epoch["model"].eval()(epoch["X_val"]), epoch["y_val"]).item()
+    with torch.no_grad():
+        expected = balanced_neg_cross_entropy(epoch["model"].eval()(epoch["X_val"]), epoch["y_val"])
     # the fixture model holds exactly ``previous``
     assert u(frozenset()) == pytest.approx(expected, rel=1e-6)
 
@@ -122,9 +128,9 @@ def test_grand_coalition_is_the_weighted_mean_merge_evaluated_on_validation(epoc
     model = build_model("mlp", 13, 3, seed=0, hidden=(8,)).eval()
     model.load_state_dict(merged)
     logits = model(epoch["X_val"])
-    assert u(frozenset(everyone)) == pytest.approx(-F.cross_entropy(logits, epoch["y_val"]).item(), rel=1e-5)
+    assert u(frozenset(everyone)) == pytest.approx(balanced_neg_cross_entropy(logits, epoch["y_val"]), rel=1e-5)
     accuracy = utility_of(epoch, metric="accuracy")
-    expected_accuracy = (logits.argmax(1) == epoch["y_val"]).double().mean().item()
+    expected_accuracy = balanced_accuracy(logits, epoch["y_val"])
     assert accuracy(frozenset(everyone)) == pytest.approx(expected_accuracy)
 
 
@@ -139,7 +145,7 @@ def test_a_coalition_takes_its_members_share_of_the_full_step(epoch):
                 state[k] = state[k] + (epoch["weights"][i] / total) * (v - epoch["previous"][k])
     model = build_model("mlp", 13, 3, seed=0, hidden=(8,)).eval()
     model.load_state_dict(state)
-    expected = -F.cross_entropy(model(epoch["X_val"]), epoch["y_val"]).item()
+    expected = balanced_neg_cross_entropy(model(epoch["X_val"]), epoch["y_val"])
     assert u(frozenset(members)) == pytest.approx(expected, rel=1e-5)
 
 
@@ -170,7 +176,8 @@ def test_a_lone_node_swarm_adopts_that_update(epoch):
                      rule="weighted_mean")
     model = build_model("mlp", 13, 3, seed=0, hidden=(8,)).eval()
     model.load_state_dict(only)
-    assert u(frozenset({0})) == pytest.approx(-F.cross_entropy(model(epoch["X_val"]), epoch["y_val"]).item(), rel=1e-5)
+    assert u(frozenset({0})) == pytest.approx(balanced_neg_cross_entropy(model(epoch["X_val"]), epoch["y_val"]),
+                                              rel=1e-5)
 
 def test_each_coalition_is_evaluated_once_and_batched_equals_single(epoch):
     u = utility_of(epoch)
@@ -375,6 +382,8 @@ def test_auto_is_exact_up_to_ten_players_then_the_recommended_estimator():
 @pytest.mark.parametrize("metric", ["loss", "accuracy"])
 @pytest.mark.parametrize("scorer", ["exact_shapley", "shapley_quadratic", "loo"])
 def test_score_on_pooled_validation_is_the_weighted_sum_of_validator_scores(epoch, swarm, metric, scorer):
+    """The size-weighted sum of the validators' scores is the score of the size-weighted mix
+    of their class-balanced utilities: a row-weighted utility on the pooled rows."""
     nodes = swarm.nodes[:3]
     per_validator, sizes = [], []
     for node in nodes:
@@ -384,6 +393,7 @@ def test_score_on_pooled_validation_is_the_weighted_sum_of_validator_scores(epoc
         sizes.append(len(node.y_val))
     pooled_u = utility_of(epoch, X_val=torch.cat([n.X_val for n in nodes]),
                           y_val=torch.cat([n.y_val for n in nodes]), metric=metric)
+    pooled_u = RowWeightedGame(pooled_u, size_weighted_mix([n.y_val for n in nodes]))
     pooled = (score(scorer, pooled_u, N_NODES, seed=9, budget=40) if scorer == "shapley_quadratic"
               else score(scorer, pooled_u, N_NODES, seed=9))
     combined = sum(m * phi for m, phi in zip(sizes, per_validator)) / sum(sizes)

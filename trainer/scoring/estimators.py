@@ -48,8 +48,8 @@ Every scorer is a *linear* map of the utility values it reads, and which
 coalitions it reads depends only on ``(n, seed, budget)``, never on values (no
 truncation: truncated Monte Carlo would break this). Hence validators that use
 the epoch seed evaluate the same coalitions, and by the linearity of
-:mod:`trainer.scoring.utility` their scores combine by validation-set size into
-the score on the pooled validation set.
+:mod:`trainer.scoring.utility` any weighted mean of their scores is the score of
+the same mix of their utilities, a utility on the pooled validation rows.
 """
 
 from __future__ import annotations

@@ -8,10 +8,18 @@ validation rows ``(x_r, y_r), r = 1 .. m``:
     d_i        = theta_i - theta_prev                       (delta of update i)
     theta(S)   = theta_prev + g(S),   g(S) = the rule's step for coalition S
     theta({})  = theta_prev
-    u(S)       = (1/m) sum_r h(f(x_r; theta(S)), y_r)
+    u(S)       = sum_r omega_r h(f(x_r; theta(S)), y_r),   omega_r = 1 / (K_v * m_{y_r})
 
 with ``h = -cross_entropy`` (metric "loss", the default: smooth, so rankings are stable)
-or ``h = 1[argmax = y]`` (metric "accuracy"). ``g(S)`` is
+or ``h = 1[argmax = y]`` (metric "accuracy"), and ``omega`` the class-balanced row weights
+(:func:`class_balanced`: ``K_v`` classes present among the validator's rows, ``m_c`` rows of
+class ``c``), so each class the validator holds counts equally. On non-IID data this is what
+separates a specialist from a label flipper: an update that only raises one class's logit
+gains on that class what it loses on the validator's others, while a real improvement of a
+class counts in full (measured in ``benchmarks/fairness.py``: with plain row means a label
+flipper's flipped labels landing on a validator dominated by that class earned it up to 0.58
+of the honest mean on Dirichlet 0.5; balanced, at most 0.074; one lying validator's reach
+fell from 3.3 % to 1.9 % of all tokens). ``g(S)`` is
 :mod:`trainer.scoring.coalition_merge`'s: with ``absent="previous"`` (the default) it is
 ``trainer.merges.merge(rule, ...)`` over all n slots in which every node outside ``S``
 sent the previous model back (a zero delta), with the epoch's weights, anchor and
@@ -25,8 +33,8 @@ merge gave it (rules whose step combines the updates: the linear rules, ``fltrus
 What that buys: what the rule rescales earns nothing for its scale. Under
 ``fltrust_median`` a node that scales its update by 10 is rescaled to the median norm of
 the trusted updates in every coalition, so it is paid about what its honest update earns
-or less (wine epoch of the tests: 0.96 0.93 -0.05 1.34 -5.27 1.18 times per node; valued
-as a weighted-mean share it got -14x to +6.3x). A free rider (an update equal to
+or less (wine epoch of the tests: 0.99 0.74 -2.73 1.05 -11.87 1.00 times per node; valued
+as a weighted-mean share it got -8.5x to +5.8x). A free rider (an update equal to
 ``theta_prev``) changes no coalition's merge under any rule, so its Shapley value is
 exactly 0. An update the rule does not trust (a reversed step, noise) no longer counts in
 the step's length: ``fltrust_median`` takes the weighted median norm over the trusted
@@ -78,22 +86,24 @@ parameters, one node's 14 validation rows, 1 thread): ``exact_shapley`` at n = 8
 utility for the same epoch costs one pooled evaluation (:class:`ValidatorUtilities`): the
 merged models are the same, only the rows differ.
 
-Linearity (what the swarm relies on): ``u`` is a mean over validation rows, and
+Linearity (what the swarm relies on): ``u`` is a weighted mean over validation rows, and
 ``theta(S)`` does not depend on the validation rows for *any* merge rule (the merge sees
-only the updates, weights, anchor and options), so for validators v with ``m_v`` rows
-and the union of their sets (M rows),
+only the updates, weights, anchor and options), so for validators v and any mixing
+weights ``lambda_v`` summing to 1, the utility ``u_mix(S) = sum_v lambda_v u_v(S)`` is
+again a weighted row mean, over the union of their rows. Every scorer here is a linear
+map of the vector of utilities it reads (Shapley, leave-one-out, and the sampled
+estimators for a fixed seed), hence
 
-    u_union(S) = sum_v (m_v / M) u_v(S)           for every coalition S.
+    phi_mix = sum_v lambda_v phi_v,
 
-Every scorer here is a linear map of the vector of utilities it reads (Shapley,
-leave-one-out, and the sampled estimators for a fixed seed), hence
-
-    phi_union = sum_v (m_v / M) phi_v,
-
-i.e. each validator scores on its own private rows, and the sample-weighted mean of
-those scores *is* the score on the pooled rows, which nobody holds. (A median across
-validators trades this exactness for robustness to a lying validator.) Accuracy is a row
-mean too, so the property holds for both metrics.
+i.e. each validator scores on its own private rows, and any weighted mean of those scores
+*is* the score of a utility on the pooled rows, which nobody holds. With plain row means
+and ``lambda_v = m_v / M`` that is the pooled rows' mean; with the class-balanced weights
+it is the size-weighted mix of the validators' balanced means (what the simulator's
+``validation="union"`` view reports). Settlement does not average scores but votes (each
+validator splits its positive scores among the others, see ``swarmtoken.rewards``),
+which trades this exactness for robustness to a lying validator. Accuracy is a row mean
+too, so the property holds for both metrics.
 
 What a non-linear rule changes: ``theta(S)`` is no longer ``theta_prev + sum_i c_i d_i``
 with ``c_i = w_i / W`` fixed per player. The Shapley axioms, the estimators and the
@@ -187,6 +197,7 @@ class Utility(CachedGame):
         # Merged models are built and run in the model's own precision.
         self._dtype = previous[floating[0]].dtype if floating else torch.float32
         X, self._y = _check_validation(X_val, y_val)
+        self._row_weights = class_balanced(self._y)
         X = X.to(self._dtype)
         _check_fit(model.eval(), previous, X, self._y)
         self._row_metric = METRICS[metric]
@@ -212,8 +223,8 @@ class Utility(CachedGame):
             self._body = model[1:]
 
     def _evaluate(self, coalitions: Sequence[frozenset[int]]) -> list[float]:
-        """The mean of :meth:`row_values` over the validation rows."""
-        return self.row_values(coalitions).mean(dim=1).tolist()
+        """The class-balanced mean of :meth:`row_values` over the validation rows."""
+        return (self.row_values(coalitions) @ self._row_weights).tolist()
 
     @torch.no_grad()
     def row_values(self, coalitions: Sequence[frozenset[int]]) -> torch.Tensor:
@@ -256,7 +267,7 @@ class Utility(CachedGame):
 
 
 class ValidatorUtilities:
-    """Every validator's own utility ``u_v(S)`` (the mean over *its* rows) for one epoch, at
+    """Every validator's own utility ``u_v(S)`` (the balanced mean over *its* rows) for one epoch, at
     the cost of one: each coalition's merged model runs once on all validators' rows, and
     the row metrics are averaged per validator. ``games[v]`` is validator ``v``'s game, to
     hand to a scorer; a coalition any of them asks for is evaluated for all of them."""
@@ -273,6 +284,7 @@ class ValidatorUtilities:
                                torch.cat([y for _, y in checked]), metric, rule=rule, anchor=anchor,
                                options=options, absent=absent)
         self._sizes = [len(y) for _, y in checked]
+        self._row_weights = [class_balanced(y) for _, y in checked]
         self._cache: dict[frozenset[int], np.ndarray] = {}
         self.games = [_ValidatorGame(self, v) for v in range(len(checked))]
 
@@ -286,7 +298,8 @@ class ValidatorUtilities:
         missing = list(dict.fromkeys(s for s in coalitions if s not in self._cache))
         if missing:
             rows = self._pooled.row_values(missing)
-            means = torch.stack([chunk.mean(dim=1) for chunk in torch.split(rows, self._sizes, dim=1)], dim=1)
+            means = torch.stack([chunk @ weights for chunk, weights in
+                                 zip(torch.split(rows, self._sizes, dim=1), self._row_weights, strict=True)], dim=1)
             self._cache.update(zip(missing, means.numpy(), strict=True))
         return np.array([self._cache[s] for s in coalitions]).reshape(len(coalitions), len(self._sizes))
 
@@ -331,6 +344,17 @@ def _leading_linear(model: nn.Module) -> str | None:
     if isinstance(model, nn.Sequential) and len(model) > 0 and isinstance(model[0], nn.Linear):
         return next(iter(model._modules))
     return None
+
+
+def class_balanced(y: torch.Tensor) -> torch.Tensor:
+    """Row weights (float64, summing to 1) that give every class present in ``y`` the same
+    total weight. Why: on non-IID data a validator whose rows are mostly one class would
+    otherwise value any update that merely raises that class's logit (a label flipper whose
+    flipped labels land on it) as a real improvement; balanced, that bias costs as much on
+    the validator's other classes as it gains, while a real improvement of one class still
+    counts in full for that class."""
+    counts = torch.bincount(y).double()
+    return 1.0 / (int((counts > 0).sum()) * counts[y])
 
 
 def _check_validation(X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

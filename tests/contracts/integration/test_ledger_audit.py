@@ -42,7 +42,7 @@ def test_ledger_replays_each_epoch_from_events(swarm, nodes, protocol):
     assert [(r.reporter, r.as_report()) for r in second.reports] == [
         (reporter, replace(report, reporter=reporter)) for reporter, report in protocol.reports[2]
     ]
-    assert second.settlement_args(swarm.config()["trimBps"]) == protocol.settlement_args(2)
+    assert second.settlement_args() == protocol.settlement_args(2)
     assert [o.forfeit for o in second.outcomes] == [Forfeit.NONE] * 3 + [Forfeit.NOT_REPORTED]
     assert [o.forfeited for o in second.outcomes] == [False, False, False, True]
     assert ledger.claims == [(members[0].address, first.outcomes[0].payout + second.outcomes[0].payout)]
@@ -61,14 +61,18 @@ def test_audit_names_a_payout_that_the_reports_do_not_justify(swarm, token, node
     _two_epochs(protocol, nodes, swarm)
     ledger = copy.deepcopy(read_ledger(swarm))
     members = nodes[:4]
-    # The first three reports: node 0's own (ignored for node 0) and two of its three other
-    # reporters, or the trimmed mean (which drops one score from each end) would not move.
-    for tampered in ledger.epochs[1].reports[:3]:
-        tampered.scores[0] += 10**6
+    # One report suffices: node 1's, one of node 0's three other reporters, now gives node 0
+    # nearly its whole vote (10**6 + 40 of 10**6 + 60) instead of 40 of 60. On chain node 0
+    # holds 40 of 60, of 70 and of 90 (every reporter sent [40, 30, 20, -5]).
+    ledger.epochs[1].reports[1].scores[0] += 10**6
     report = audit_settlements(ledger, reward_per_epoch=REWARD, rule=chain_rule(swarm.config()))
     assert not report.ok
-    assert report.discrepancies[0] == f"epoch 1: {members[0].address} score 40, reference {10**6 + 40}"
-    assert f"epoch 1: {members[0].address} smoothed score 20, reference {(10**6 + 40) // 2}" in report.discrepancies
+    on_chain = (40 * 10**9 // 60 + 40 * 10**9 // 70 + 40 * 10**9 // 90) // 3
+    replayed = ((10**6 + 40) * 10**9 // (10**6 + 60) + 40 * 10**9 // 70 + 40 * 10**9 // 90) // 3
+    assert (on_chain, replayed) == (560_846_560, 671_951_005)
+    assert report.discrepancies[0] == f"epoch 1: {members[0].address} score {on_chain}, reference {replayed}"
+    assert (f"epoch 1: {members[0].address} smoothed score {on_chain // 2}, reference {replayed // 2}"
+            in report.discrepancies)
     assert any(d.startswith(f"epoch 1: {members[0].address} paid ") for d in report.discrepancies)
 
 
@@ -222,7 +226,7 @@ def test_audit_checks_served_files_against_their_commitments(swarm, nodes, proto
     mismatch = f"epoch 1 commit of {members[0].address}: the served file does not open its commitment"
     twice = f"epoch 1: {members[2].address}, {members[3].address} committed the same file {copied.hex()[:12]}"
     assert report.findings == [mismatch, twice, twice]
-    # Nodes 0 and 2 were paid for those files; node 3's score is negative, so it was not.
+    # Nodes 0 and 2 were paid for those files; node 3, rated -5 by all, had no credit and was not.
     assert report.discrepancies == [f"{mismatch}, yet {members[0].address} was paid",
                                     f"{twice}, yet {members[2].address} was paid"]
 

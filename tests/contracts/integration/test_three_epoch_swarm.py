@@ -17,7 +17,8 @@ REWARD = 1000 * 10**18
 DECLARED = [100, 400, 1200, 250, 600]
 SAMPLES = [100, 400, 1000, 250, 600]
 # Score vectors over the five participants, one per reporter (nodes 0-3; node 4 is silent).
-# Node 2 inflates its own score; a participant's own report's score for itself is ignored.
+# Node 2 inflates its own score; a participant's own report's score for itself is ignored
+# (it neither counts for itself nor dilutes that report's votes for the others).
 SCORES = {
     1: [[120, 80, 40, -10, 30], [110, 90, 35, -5, 25], [100, 85, 9_000, -8, 28], [115, 70, 45, 0, 20]],
     2: [[90, 60, 50, 20, 10], [95, 65, 45, 25, 15], [85, 55, 7_000, 30, 5], [100, 70, 40, 15, 12]],
@@ -70,11 +71,15 @@ def test_three_epoch_swarm_pays_by_the_reference_rule_and_balances(create_swarm,
     expected = settle_epoch(
         1, [Participant(samples=s, reported=i != 4, over_declared=i == 2) for i, s in enumerate(SAMPLES)]
     )
-    # Node 2's 9_000 for itself is ignored: its score is the trimmed mean of 40, 35 and 45.
-    assert expected.forfeits[2] is Forfeit.OVER_DECLARED and expected.scores[2] == 40
-    assert expected.forfeits[4] is Forfeit.NOT_REPORTED and expected.payouts[3] == 0  # node 3's score is -8
-    assert (expected.scores[3], expected.smoothed[3], expected.standing[3]) == (-8, -4, False)
+    # Node 2's 9_000 for itself is ignored: its credit is the mean of the other reporters'
+    # votes, 40 of reporter 0's positive 150, 35 of reporter 1's 170 and 45 of reporter 3's 250.
+    assert expected.forfeits[2] is Forfeit.OVER_DECLARED
+    assert expected.scores[2] == (40 * 10**9 // 150 + 35 * 10**9 // 170 + 45 * 10**9 // 250) // 3 == 217_516_339
+    # Node 3 is rated -10, -5 and -8 by the others: no vote, no credit, no weight.
+    assert expected.forfeits[4] is Forfeit.NOT_REPORTED and expected.payouts[3] == 0
+    assert (expected.scores[3], expected.smoothed[3], expected.standing[3]) == (0, 0, False)
     assert expected.forfeits[3] is Forfeit.NONE  # unpaid is not forfeited
+    assert expected.struck[3] and swarm.memberOf(removed)["strikes"] == 1
 
     # Epoch 2: the elected leader times out; the next candidate publishes.
     protocol.submit(members, SAMPLES)
@@ -96,7 +101,8 @@ def test_three_epoch_swarm_pays_by_the_reference_rule_and_balances(create_swarm,
         ],
     )
     assert expected.forfeits[timed_out] is Forfeit.LEADER_TIMED_OUT
-    assert expected.scores[2] == 45  # again not node 2's 7_000 for itself
+    # Again not node 2's 7_000 for itself: 50 of 140, 45 of 180 and 40 of 222.
+    assert expected.scores[2] == (50 * 10**9 // 140 + 45 * 10**9 // 180 + 40 * 10**9 // 222) // 3 == 262_441_012
     assert expected.forfeits[4] is (Forfeit.LEADER_TIMED_OUT if timed_out == 4 else Forfeit.NOT_REPORTED)
 
     # Epoch 3: after the merge the admin removes node 3, which can no longer report.

@@ -9,14 +9,16 @@ merge hash it recomputed (the leader's, another one, or zero: drawn around an ep
 favourite so that some epochs have a strict majority against the leader) and its bitmap of
 updates found valid (likewise, so that some left-out updates are censored), a leader that
 times out, and removed nodes. Every example runs two to four epochs on one swarm, so each
-budget after the first includes the previous carry and each participant's smoothed score
+budget after the first includes the previous carry and each participant's smoothed credit
 carries over from the epochs before (a member's own report's score for itself is ignored,
-whether or not the others reporting are participants). Checked against the reference, which
-is given each participant's address and its smoothed score as the previous epochs left it
-in a model kept here: every payout, forfeit reason, score, smoothed score and good
-standing, the credited total and carry, the median metric, quorum, the epoch's model hash,
-the MergeDisputed and UpdateCensored events, and every enrolled node's smoothed score
-(`memberOf`, participants or not) against the model.
+both as its vote for itself and in that report's positive total, whether or not the others
+reporting are participants; a report with no positive score for the others gives no vote).
+Checked against the reference, which is given each participant's address and its smoothed
+credit as the previous epochs left it in a model kept here: every payout, forfeit reason,
+credit, smoothed credit and good standing (full data weight), the credited total and carry,
+the median metric, quorum, the epoch's model hash, the MergeDisputed and UpdateCensored
+events, and every enrolled node's smoothed credit and strikes (`memberOf`, participants or
+not) against the model.
 
 Deployments are costly, so the swarms (one per beta / allowances / reward below, each
 with eight enrolled nodes) are deployed once per test function; brownie's ``given``
@@ -34,7 +36,7 @@ from hypothesis import HealthCheck, example, settings
 from hypothesis import strategies as st
 
 from swarmtoken.config import SwarmConfig, chain_rule
-from swarmtoken.rewards import ZERO_HASH, Participant, Report, settle
+from swarmtoken.rewards import ZERO_HASH, Participant, Report, settle, strikes_after
 from tests.fixtures.deployments import MERGED, Protocol
 
 UINT64_MAX = 2**64 - 1
@@ -45,20 +47,20 @@ OTHER, THIRD = "22" * 32, "33" * 32
 # first) is a hash that contradicts the leader.
 HASHES = [OTHER, MERGED, ZERO_HASH, THIRD]
 
-# (beta, per-node allowances, reward_per_epoch, (trim, smoothing, standing)): data-only and
+# (beta, per-node allowances, reward_per_epoch, (smoothing, standing)): data-only and
 # quality-only splits, a beta of one basis point, allowances of one sample up to the whole
 # uint64 range, rewards of a few wei (rounding dominates) and of the largest allowed, 10**12
-# tokens (products far beyond 128 bits); no trimming and trimming to the median, no
-# smoothing and the slowest, no standing threshold and the strictest (the default rule in
-# the first and fifth).
-DEFAULT_RULE = (SwarmConfig.trim, SwarmConfig.smoothing, SwarmConfig.standing)
+# tokens (products far beyond 128 bits); no smoothing and the slowest, no standing threshold
+# (full data weight for any positive credit) and the strictest (the default rule in the first
+# and fifth).
+DEFAULT_RULE = (SwarmConfig.smoothing, SwarmConfig.standing)
 SWARM_CONFIGS = [
     (0.3, (1000,) * 8, "1000", DEFAULT_RULE),
-    (0.0, (1, 77, 1000, 5000, 2**40, UINT64_MAX, 1, 3), "1000", (0.0, 1.0, 0.0)),
-    (1.0, (UINT64_MAX,) * 8, "0.000000000000000007", (0.5, 0.0001, 1.0)),
-    (0.0001, (2**40, 1, 10**18, 77, UINT64_MAX, 1000, 3, 2**63), "1000000000000", (0.1, 0.3333, 0.5)),
+    (0.0, (1, 77, 1000, 5000, 2**40, UINT64_MAX, 1, 3), "1000", (1.0, 0.0)),
+    (1.0, (UINT64_MAX,) * 8, "0.000000000000000007", (0.0001, 1.0)),
+    (0.0001, (2**40, 1, 10**18, 77, UINT64_MAX, 1000, 3, 2**63), "1000000000000", (0.3333, 0.5)),
     (0.9999, (77,) * 8, "3.000000000000000001", DEFAULT_RULE),
-    (0.4321, (10**18, 1, 2, 1000, 999, 1001, UINT64_MAX - 1, 50), "0.000000000000001234", (0.4999, 0.9999, 0.0001)),
+    (0.4321, (10**18, 1, 2, 1000, 999, 1001, UINT64_MAX - 1, 50), "0.000000000000001234", (0.9999, 0.0001)),
 ]
 
 
@@ -148,9 +150,9 @@ def swarms(create_swarm, admin, nodes):
     """Every configuration of SWARM_CONFIGS deployed, with all eight nodes enrolled under
     their allowances."""
     deployed = []
-    for beta, allowances, reward, (trim, smoothing, standing) in SWARM_CONFIGS:
-        swarm, token = create_swarm(beta=beta, reward_per_epoch=reward, suspend_after=0, trim=trim,
-                                    smoothing=smoothing, standing=standing)
+    for beta, allowances, reward, (smoothing, standing) in SWARM_CONFIGS:
+        swarm, token = create_swarm(beta=beta, reward_per_epoch=reward, suspend_after=0, smoothing=smoothing,
+                                    standing=standing)
         protocol = Protocol(swarm, admin)
         for node, allowance in zip(nodes, allowances):
             protocol.enroll([node], allowance=allowance)
@@ -162,10 +164,11 @@ def hex_of(value) -> str:
     return bytes(value).hex() if isinstance(value, bytes) else str(value).removeprefix("0x")
 
 
-def run_epoch_and_check(swarm, token, admin, nodes, allowances, plan: EpochPlan, smoothed: dict):
+def run_epoch_and_check(swarm, token, admin, nodes, allowances, plan: EpochPlan, smoothed: dict, strikes: dict):
     """Drive one epoch by ``plan``, then hold settlement to swarmtoken.rewards.settle, each
-    participant starting from its smoothed score in ``smoothed`` (address -> value), which
-    is then moved to the reference's and compared with every node's on chain."""
+    participant starting from its smoothed credit in ``smoothed`` (address -> value), which
+    is then moved to the reference's and compared with every node's on chain; likewise the
+    strike counts in ``strikes`` (suspension is off in these swarms, so they only count)."""
     protocol = Protocol(swarm, admin)
     epoch = protocol.epoch
     config = swarm.config()
@@ -245,12 +248,19 @@ def run_epoch_and_check(swarm, token, admin, nodes, allowances, plan: EpochPlan,
             participants, expected.scores, expected.smoothed, expected.standing, expected.payouts, expected.forfeits
         )
     ]
-    # The smoothed scores persist on chain: the participants' moved (only with evidence),
-    # every other node's unchanged.
-    for i, after, evidence in zip(participants, expected.smoothed, expected.evidence):
+    # The smoothed credits persist on chain: the participants' moved (only with evidence),
+    # every other node's unchanged. A quorate epoch strikes a participant by the reference's
+    # verdict (evidence backing under half of its samples, an invalid update, a leader fault)
+    # and resets the others' strikes; an epoch without quorum leaves them.
+    for i, after, evidence, struck in zip(participants, expected.smoothed, expected.evidence, expected.struck):
         assert evidence or after == smoothed[committers[i].address]
         smoothed[committers[i].address] = after
+        if expected.quorate:
+            strikes[committers[i].address] = strikes_after(strikes[committers[i].address], struck)
+        else:
+            assert not struck
     assert [swarm.memberOf(node)["smoothedScore"] for node in nodes] == [smoothed[node.address] for node in nodes]
+    assert [swarm.memberOf(node)["strikes"] for node in nodes] == [strikes[node.address] for node in nodes]
 
     leader_address = committers[leader].address
     disputed = [(e["epoch"], e["leader"], hex_of(e["publishedHash"]), hex_of(e["majorityHash"]))
@@ -268,8 +278,9 @@ def run_epoch_and_check(swarm, token, admin, nodes, allowances, plan: EpochPlan,
     assert token.totalSupply() - supply_before == expected.credited
     assert swarm.currentEpoch() == epoch + 1
 
-    for i in plan.removed:  # restore membership so a following epoch can use the node
+    for i in plan.removed:  # restore membership so a following epoch can use the node (and clear its strikes)
         swarm.authorize(committers[i], 0, allowances[i], {"from": admin})
+        strikes[committers[i].address] = 0
         swarm.enroll("http://127.0.0.1/again", {"from": committers[i]})
     return expected
 
@@ -280,10 +291,18 @@ def _report(reporter, merged=MERGED, valid=0b11111, metric=500_000, score=SCORE_
 
 def _self_serving(reporter, valid):
     """A report that rates position ``reporter`` (the reporter's own, when nothing before
-    it was left out) at the bound and the others by who reports: excluding each reporter's
-    own score changes every trimmed mean."""
+    it was left out) at the bound and the others by who reports, some of them negative:
+    counting a reporter's own score, for itself or in its report's positive total, would
+    change every credit."""
     scores = tuple(SCORE_BOUND if j == reporter else 100 * (reporter + 1) - 37 * j for j in range(8))
     return ReportPlan(reporter, 400_000 + reporter, MERGED, valid, scores)
+
+
+def _specialist(reporter, favourite, valid=0x7F):
+    """A report (on non-IID data) that values one participant, ``favourite``, and rates
+    every other one below zero, itself included: its whole vote goes to ``favourite``."""
+    scores = tuple(SCORE_BOUND if j == favourite else -SCORE_BOUND + j for j in range(8))
+    return ReportPlan(reporter, 600_000 + reporter, MERGED, valid, scores)
 
 
 @settings(
@@ -337,11 +356,33 @@ def _self_serving(reporter, valid):
         ],
     ),
 )
+@example(  # no report has a positive score for anyone else (P_r = 0 everywhere): every credit is 0, every
+    # participant is struck (evidence backing none of its data), nothing is paid; then the same swarm again with
+    # positive scores, which reset the strikes
+    drawn=(4, [EpochPlan((50,) * 5, (), tuple(_report(p, valid=0x1F, score=-p) for p in range(5)), False, ()),
+               EpochPlan((50,) * 5, (), tuple(_report(p, valid=0x1F, score=3) for p in range(5)), False, ())]),
+)
+@example(  # specialists: each reporter gives its whole vote to one other participant and rates the rest
+    # negative; some participants get one vote of several, one gets two, one none; twice, so that the
+    # smoothed credits and strikes carry over
+    drawn=(
+        1,
+        [
+            EpochPlan((1, 77, 1000, 5000, 2**40, 50, 1), (),
+                      tuple(_specialist(p, f) for p, f in ((0, 1), (1, 2), (2, 1), (3, 4), (4, 5), (5, 0), (6, 3))),
+                      False, ()),
+            EpochPlan((1, 77, 1000, 5000, 2**40, 50, 1), (),
+                      tuple(_specialist(p, f) for p, f in ((6, 0), (5, 1), (4, 2), (3, 4), (2, 3), (1, 0))),
+                      False, ()),
+        ],
+    ),
+)
 def test_settlement_matches_reference_rule_to_the_wei(swarms, admin, nodes, drawn):
     which, plans = drawn
     swarm, token = swarms[which]
     allowances = SWARM_CONFIGS[which][1]
     # Each example starts from the snapshot (brownie reverts the chain between examples).
     smoothed = {node.address: swarm.memberOf(node)["smoothedScore"] for node in nodes}
+    strikes = {node.address: swarm.memberOf(node)["strikes"] for node in nodes}
     for plan in plans:
-        run_epoch_and_check(swarm, token, admin, nodes, allowances, plan, smoothed)
+        run_epoch_and_check(swarm, token, admin, nodes, allowances, plan, smoothed, strikes)

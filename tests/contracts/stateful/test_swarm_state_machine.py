@@ -19,9 +19,10 @@ block jumps in any order, and five adversaries with them:
 Each rule asks the model what its call must do and asserts exactly that: the state change
 and events, or the custom error with its arguments. Every settlement is predicted with
 ``swarmtoken.rewards.settle`` (commits, participants bitmap, published hash) and compared
-to the wei: payouts, forfeits, scores, smoothed scores, carry, model hash, disputes, censorship, strikes
-and suspensions. With an honest majority the verdict must also be the truth (the model
-hash is the honest merge; the leader is faulted exactly for garbage or censorship).
+to the wei: payouts, forfeits, credits (the other reporters' votes), smoothed credits,
+standing, carry, model hash, disputes, censorship, strikes and suspensions. With an honest
+majority the verdict must also be the truth (the model hash is the honest merge; the leader
+is faulted exactly for garbage or censorship).
 
 After every step the invariants compare the whole contract state with the model:
 
@@ -862,8 +863,10 @@ class SwarmMachine(RuleBasedStateMachine):
     def lying_reporter(self, pick):
         """Lying reporter: a committer scores itself +1e9 (if it is a participant) and every
         other participant -1e9, calls only its own update valid, claims the best metric and
-        reports a merge hash nobody computed (liars agree on it). A minority of liars moves
-        no money: medians, the majority hash and the valid votes ignore it."""
+        reports a merge hash nobody computed (liars agree on it). A minority of liars cannot
+        take over the model or the verdict (the majority hash and the valid votes ignore it),
+        and each liar moves the credits only by withholding its own vote: its self-score is
+        ignored and -1e9 counts as 0."""
         due = self._due((HONEST,))
         self._report(due[pick % len(due)], LIAR, 0)
 
@@ -911,30 +914,23 @@ class SwarmMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ settlement
     @precondition(lambda self: self._in(REPORT))
     @rule(
-        tamper=st.sampled_from(
-            [None] * 6 + ["score", "hash", "valid", "order", "drop", "packed", "cuts", "cut", "metric"]
-        ),
-        pick=st.integers(0, 7),
+        tamper=st.sampled_from([None] * 6 + ["score", "hash", "valid", "order", "drop", "packed", "metric"]),
         wait=st.sampled_from([True, False, False]),
     )
-    def settle(self, tamper, pick, wait):
+    def settle(self, tamper, wait):
         """Anyone settles once every committer reported or the report deadline passed, with
-        the reports as emitted and the trimming cuts and metric median as hints; the outcome must match
+        the reports as emitted and the metric median as a hint; the outcome must match
         swarmtoken.rewards.settle to the wei. Forged, reordered, dropped or truncated
-        reports and wrong hints are refused with the error that names them."""
+        reports and a wrong hint are refused with the error that names them."""
         s = self.state
         k, c = len(s.reports), len(s.commits)
         t = self._advance_to(s.deadline + 1) if wait and k < c else self._next_time()
         n = popcount(s.participants)
-        nodes = [self._at(s.commits[c].node).address for c in bits(s.participants)]
-        (reporters, metrics, hashes, valids, packed), cuts, metric = settle_arguments(s.reports, nodes,
-                                                                                      self.rule.trim_bps)
+        (reporters, metrics, hashes, valids, packed), metric = settle_arguments(s.reports, n)
         error = ("SettlementNotDue", self.epoch, k, c, s.deadline) if k < c and t <= s.deadline else None
         forged = None
         if tamper == "drop" and k:
             reporters, forged = reporters[:-1], ("ReportCountMismatch", k - 1, k)
-        elif tamper == "cuts":
-            cuts, forged = cuts + [0, 0], ("ScoreCountMismatch", 2 * n + 2, 2 * n)
         elif tamper == "packed" and k:
             packed, forged = packed[:-8], ("PackedScoresLength", len(packed) - 8, len(packed))
         elif tamper == "score" and k:
@@ -945,15 +941,11 @@ class SwarmMachine(RuleBasedStateMachine):
             valids, forged = valids[:-1] + [valids[-1] ^ 1], ("ReportsMismatch", self.epoch)
         elif tamper == "order" and k >= 2:
             swapped = [s.reports[1], s.reports[0]] + s.reports[2:]
-            (reporters, metrics, hashes, valids, packed), _, _ = settle_arguments(swapped, nodes, self.rule.trim_bps)
+            (reporters, metrics, hashes, valids, packed), _ = settle_arguments(swapped, n)
             forged = ("ReportsMismatch", self.epoch)
-        elif tamper == "cut":
-            j = pick % n
-            cuts = cuts[: 2 * j] + [cuts[2 * j] + 1] + cuts[2 * j + 1 :]
-            forged = ("WrongCut", j, cuts[2 * j], cuts[2 * j + 1])
         elif tamper == "metric":
             metric, forged = metric + 1, ("WrongMetricMedian", metric + 1)
-        args = (self.epoch, (reporters, metrics, hashes, valids, packed), cuts, metric)
+        args = (self.epoch, (reporters, metrics, hashes, valids, packed), metric)
         copycats = [cm.node for cm in s.commits if not cm.valid]
         before = batch_call([(self.swarm.claimable, (self._at(i),)) for i in copycats])
         tx = self._call(error or forged, self.swarm.settle, *args, {"from": self._at(OUTSIDER)})
@@ -997,6 +989,9 @@ class SwarmMachine(RuleBasedStateMachine):
         SEEN["quorate" if expected.quorate else "not quorate"] += 1
         SEEN[f"verdict {verdict.fault.name}"] += expected.quorate
         SEEN["participants paid"] += sum(pay > 0 for pay in expected.payouts)
+        SEEN["participants paid below full weight"] += sum(
+            pay > 0 and not standing for pay, standing in zip(expected.payouts, expected.standing))
+        SEEN["participants struck"] += sum(expected.struck)
         for why in expected.forfeits:
             if why is not Forfeit.NONE:
                 SEEN[f"forfeit {why.name}"] += 1
@@ -1157,7 +1152,7 @@ class SwarmMachine(RuleBasedStateMachine):
             "submitUpdate": (epoch, commitment(self._at(0), epoch), 1),
             "publishMerge": (epoch, b"\x11" * 32, 7),
             "reportValidation": (epoch, 0, b"\x11" * 32, 0, []),
-            "settle": (epoch, NO_REPORTS, [], 0),
+            "settle": (epoch, NO_REPORTS, 0),
         }.get(call, (epoch,))
         error = self._epoch_error(phases[call], epoch)
         assert error
@@ -1251,7 +1246,7 @@ class SwarmMachine(RuleBasedStateMachine):
                 i = due[pick % len(due)]
                 self._report(i, self._behaviour(i), seed)
             else:
-                self.settle(None, 0, True)
+                self.settle(None, True)
 
     # Hypothesis draws among the enabled rules uniformly and an epoch takes about ten
     # protocol steps in order, so the rule above is registered several more times (after the
@@ -1417,6 +1412,8 @@ COVERED = [
     "verdict MERGE_CONTRADICTED",
     "verdict CENSORED",
     "participants paid",
+    "participants paid below full weight",
+    "participants struck",
     "fail-overs",
 ]
 

@@ -77,10 +77,10 @@ def settle_checked(swarm, protocol, nodes, participants, **placement):
 def test_copied_commitment_is_accepted_and_paid_nothing_once_reporters_reject_it(swarm, protocol, members):
     """The contract cannot tell a copy from an update (binding is checked off chain, where
     the copy does not open for the copier's address). The honest reporters mark it invalid
-    and score it 0: its score (the trimmed mean of the other reporters' scores; its own
-    vouching for itself is ignored) is 0, its smoothed score stays 0, so it is not in good
-    standing; as no strict majority found it valid it forfeits (Invalid), is paid nothing
-    and takes a strike."""
+    and score it 0: its credit (the mean of the other reporters' votes; its own vouching for
+    itself is ignored) is 0, its smoothed credit stays 0, so it has no data weight; as no
+    strict majority found it valid it forfeits (Invalid), is paid nothing and takes a
+    strike."""
     original, copier = members[0], members[1]
     copied = commitment(original, 1)
     swarm.submitUpdate(1, copied, 100, {"from": original})
@@ -101,7 +101,7 @@ def test_copied_commitment_is_accepted_and_paid_nothing_once_reporters_reject_it
     participants = [Participant(samples=s, leader=i == leader) for i, s in enumerate([100, 200, 300, 400])]
     tx, expected = settle_checked(swarm, protocol, members, participants)
 
-    assert (expected.scores[1], expected.smoothed[1], expected.standing[1]) == (0, 0, False)
+    assert (expected.scores[1], expected.smoothed[1], expected.weights[1], expected.standing[1]) == (0, 0, 0, False)
     assert swarm.memberOf(copier)["smoothedScore"] == 0
     assert swarm.claimable(copier) == 0
     assert tx.events["ParticipantSettled"][1]["payout"] == 0
@@ -142,8 +142,9 @@ def test_leader_leaving_out_a_copied_commitment_is_not_censoring(swarm, protocol
 # ------------------------------------------------------------------ non-participants report
 def test_non_participant_reports_and_settlement_waits_for_every_committer(swarm, protocol, merging):
     """A committer the leader left out still reports (its score vector covers the
-    participants, and it is one of each participant's other reporters); settlement is not
-    due until every committer reported, then at once."""
+    participants, and it is one of each participant's other reporters, voting over all of
+    them since none is itself); settlement is not due until every committer reported, then
+    at once."""
     left_out = (leader_index(swarm) + 1) % 4
     bitmap = bitmap_without(left_out)
     protocol.publish(bitmap)
@@ -163,10 +164,16 @@ def test_non_participant_reports_and_settlement_waits_for_every_committer(swarm,
     participants = [Participant(samples=SAMPLES[i], leader=i == leader) for i in range(4) if i != left_out]
     tx, expected = settle_checked(swarm, protocol, participants_nodes, participants, commits=4, participants_bitmap=bitmap)
     assert tx.events["EpochSettled"]["reporters"] == 4
-    # Each participant's score: the trimmed mean of the three other reports (two
-    # participants' and the non-participant's), which drops one from each end.
-    assert expected.scores == (10, 20, 30)
-    assert [e["score"] for e in tx.events["ParticipantSettled"]] == [10, 20, 30]
+    # Each participant's credit: the mean of the votes of its three other reporters, two
+    # participants (each voting over the two others) and the non-participant (voting over
+    # all three, positive total 150). Participant 0: 10 of 40, 10 of 30 and 40 of 150.
+    credits = [
+        (10 * 10**9 // 40 + 10 * 10**9 // 30 + 40 * 10**9 // 150) // 3,
+        (20 * 10**9 // 50 + 20 * 10**9 // 30 + 50 * 10**9 // 150) // 3,
+        (30 * 10**9 // 50 + 30 * 10**9 // 40 + 60 * 10**9 // 150) // 3,
+    ]
+    assert expected.scores == tuple(credits) == (283_333_333, 466_666_666, 583_333_333)
+    assert [e["score"] for e in tx.events["ParticipantSettled"]] == credits
     assert len(tx.events["ParticipantSettled"]) == 3
     assert swarm.claimable(merging[left_out]) == 0
 
@@ -198,7 +205,7 @@ def test_settlement_without_every_committer_waits_for_the_report_deadline(swarm,
 )
 def test_leader_contradicted_by_majority_forfeits_and_is_struck(swarm, protocol, merging, hashes, majority):
     """The majority's hash becomes the epoch's model; the leader forfeits
-    (MergeContradicted) and takes a strike although its score and smoothed score are
+    (MergeContradicted) and takes a strike although its credit and smoothed credit are
     positive."""
     protocol.publish()
     leader = leader_index(swarm)
@@ -307,8 +314,8 @@ def test_contradicted_leader_that_also_censored_forfeits_as_contradicted(swarm, 
 
 # ------------------------------------------------------------------ quorum
 def test_epoch_without_quorum_pays_nothing_strikes_nobody_and_judges_nobody(swarm, protocol, merging):
-    """Two reports of four commits (2 * 2 <= 4): the whole budget is carried, a negative
-    score gives no strike and moves no smoothed score, the leader is not judged although
+    """Two reports of four commits (2 * 2 <= 4): the whole budget is carried, a credit of 0
+    gives no strike and no smoothed credit moves, the leader is not judged although
     both reporters contradict it, and the metric does not count for the stopping rule."""
     protocol.publish()
     for node in merging[:2]:
@@ -323,9 +330,11 @@ def test_epoch_without_quorum_pays_nothing_strikes_nobody_and_judges_nobody(swar
     assert settled["modelHash"] == "0x" + MERGED  # nobody judged the leader
     assert "MergeDisputed" not in tx.events
     assert [e["payout"] for e in tx.events["ParticipantSettled"]] == [0] * 4
-    # The scores are still recorded (each the other reporter's, or both reporters' mean)...
-    assert [e["score"] for e in tx.events["ParticipantSettled"]] == [10, 20, 30, -40]
-    # ... but no smoothed score moves, so nobody stands well.
+    # The credits are still recorded (the other reporter's vote, or both reporters' mean: node
+    # 0 has 10 of reporter 1's positive 40, node 2 has 30 of 50 and 30 of 40; -40 counts as 0)...
+    assert [e["score"] for e in tx.events["ParticipantSettled"]] == [
+        250_000_000, 400_000_000, (600_000_000 + 750_000_000) // 2, 0]
+    # ... but no smoothed credit moves, so nobody stands well.
     assert [e["smoothedScore"] for e in tx.events["ParticipantSettled"]] == [0] * 4
     assert [e["standing"] for e in tx.events["ParticipantSettled"]] == [False] * 4
     assert [swarm.memberOf(n)["smoothedScore"] for n in merging] == [0] * 4
@@ -352,11 +361,12 @@ def test_epoch_with_a_strict_majority_of_reports_pays(swarm, protocol, merging):
 
 def test_two_colluding_reporters_can_no_longer_get_the_others_struck(swarm, protocol, members):
     """The old exploit: of four participants, two report and push the other two to the
-    lowest score, which is then the victims' score (the mean of the two colluders' scores).
-    Without quorum it counts for nothing, epoch after epoch (suspendAfter is 2): no smoothed
-    score moves and nobody is struck. Once three of four report the epoch is quorate and the
-    trimmed mean of the other reporters applies: the two colluders are a majority of each
-    victim's other reporters and still set its score, which then moves its smoothed score."""
+    lowest score, so the victims get no vote at all (a credit of 0). Without quorum it
+    counts for nothing, epoch after epoch (suspendAfter is 2): no smoothed credit moves and
+    nobody is struck. Once three of four report the epoch is quorate and the vote applies:
+    a liar can only withhold its own vote. The victim that reported has only the two
+    colluders as other reporters, so its credit is 0 and it is struck; the other keeps the
+    honest reporter's vote (10 of its 30, a third of it), enough weight not to be struck."""
     colluders, victims = members[:2], members[2:]
     rigged = [SCORE_BOUND, SCORE_BOUND, -SCORE_BOUND, -SCORE_BOUND]
     for _ in range(2):
@@ -368,7 +378,8 @@ def test_two_colluding_reporters_can_no_longer_get_the_others_struck(swarm, prot
         chain.sleep(61)
         tx = protocol.settle()
         assert not tx.events["EpochSettled"]["quorate"]
-        assert [e["score"] for e in tx.events["ParticipantSettled"]][2:] == [-SCORE_BOUND] * 2
+        # Each colluder gives its whole vote to the other colluder.
+        assert [e["score"] for e in tx.events["ParticipantSettled"]] == [10**9, 10**9, 0, 0]
         assert [e["smoothedScore"] for e in tx.events["ParticipantSettled"]] == [0] * 4
         assert tx.events["EpochSettled"]["credited"] == 0
         assert "NodeSuspended" not in tx.events
@@ -392,10 +403,12 @@ def test_two_colluding_reporters_can_no_longer_get_the_others_struck(swarm, prot
     expected = expected_settlement(budget, participants, protocol.reports[3], swarm)
     assert_settled_as_expected(tx, swarm, members, before, expected, budget)
     assert tx.events["EpochSettled"]["quorate"]
-    assert [e["score"] for e in tx.events["ParticipantSettled"]][2:] == [-SCORE_BOUND] * 2
-    assert [swarm.memberOf(n)["smoothedScore"] for n in victims] == [-SCORE_BOUND // 2] * 2
-    assert [swarm.memberOf(n)["strikes"] for n in victims] == [1, 1]
-    assert [swarm.claimable(n) for n in victims] == [0, 0]
+    assert [e["score"] for e in tx.events["ParticipantSettled"]][2:] == [0, 10**9 // 3 // 3]
+    assert [swarm.memberOf(n)["smoothedScore"] for n in victims] == [0, 10**9 // 3 // 3 // 2]
+    # The second victim's smoothed credit per sample backs 269 of its 400 samples: over half.
+    assert expected.weights[2:] == (0, 269) and expected.struck == (False, False, True, False)
+    assert [swarm.memberOf(n)["strikes"] for n in victims] == [1, 0]
+    assert [swarm.claimable(n) for n in victims] == [0, 0]  # no credit; did not report
     assert all(swarm.claimable(n) > 0 for n in colluders)
 
 

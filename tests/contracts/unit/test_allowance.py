@@ -12,8 +12,8 @@ from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
 
 REWARD = 1000 * 10**18
-# One score vector per reporter (every participant's score, the trimmed mean of the other
-# reporters' scores, positive, and distinct per participant).
+# One score vector per reporter (every participant's credit, the mean of the other
+# reporters' votes, positive, and distinct per participant).
 SCORES = [[300, 100, 50, 80], [310, 90, 40, 70], [290, 110, 60, 75], [305, 95, 45, 65]]
 
 

@@ -46,7 +46,6 @@ def raw_config(**fields):
         ({"mergeWindow": 0}, "mergeWindow", 0),
         ({"reportWindow": 0}, "reportWindow", 0),
         ({"betaBps": 10_001}, "betaBps", 10_001),
-        ({"trimBps": 5_001}, "trimBps", 5_001),
         ({"smoothingBps": 0}, "smoothingBps", 0),
         ({"smoothingBps": 10_001}, "smoothingBps", 10_001),
         ({"standingBps": 10_001}, "standingBps", 10_001),
@@ -68,12 +67,22 @@ def test_contract_rejects_out_of_range_config_field(SwarmLearning, token, admin,
         SwarmLearning.deploy(raw_config(**fields), token, admin, {"from": admin})
 
 
+def test_contract_config_struct_has_the_python_fields_in_order(SwarmLearning):
+    """The ABI's Config components are SwarmConfig.contract_fields() in order (no trimBps
+    since the vote replaced the trimmed mean)."""
+    (config,) = [item for item in SwarmLearning.abi if item.get("name") == "config"]
+    assert [c["name"] for c in config["outputs"][0]["components"]] == FIELDS == [
+        "minPeers", "maxPeers", "commitWindow", "mergeWindow", "reportWindow", "betaBps", "smoothingBps",
+        "standingBps", "suspendAfter", "maxEpochs", "patience", "targetMetric", "minDelta", "rewardPerEpoch",
+        "mergeRule", "scorer",
+    ]
+
+
 def test_contract_accepts_config_at_the_bounds(SwarmLearning, token, admin):
     config = raw_config(
         minPeers=MAX_PEERS,
         maxPeers=MAX_PEERS,
         betaBps=10_000,
-        trimBps=5_000,
         smoothingBps=10_000,
         standingBps=10_000,
         suspendAfter=0,
@@ -84,7 +93,7 @@ def test_contract_accepts_config_at_the_bounds(SwarmLearning, token, admin):
     )
     swarm = SwarmLearning.deploy(config, token, admin, {"from": admin})
     assert plain(swarm.config()) == plain(config)
-    lowest = raw_config(minPeers=1, maxPeers=1, betaBps=0, trimBps=0, smoothingBps=1, standingBps=0)
+    lowest = raw_config(minPeers=1, maxPeers=1, betaBps=0, smoothingBps=1, standingBps=0)
     assert plain(SwarmLearning.deploy(lowest, token, admin, {"from": admin}).config()) == plain(lowest)
 
 

@@ -9,6 +9,7 @@ from eth_abi import encode
 
 from tests.fixtures.deployments import ALLOWANCE, NO_REPORTS, commitment, pack
 from tests.fixtures.errors import reverts_with
+from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
 
 COMMIT, MERGE, REPORT, SETTLED = 0, 1, 2, 3
 NONE = 0
@@ -393,10 +394,20 @@ def test_anyone_settles_once_everyone_reported(swarm, token, reporting, protocol
     per_node = tx.events["ParticipantSettled"]
     assert [e["node"] for e in per_node] == [n.address for n in reporting]
     assert [e["samples"] for e in per_node] == [100, 200, 300, 400]
-    assert [e["score"] for e in per_node] == scores
-    # Smoothed from 0 with the default weight of one half, truncated toward zero.
-    assert [e["smoothedScore"] for e in per_node] == [20, 15, 10, 5]
-    assert [swarm.memberOf(n)["smoothedScore"] for n in reporting] == [20, 15, 10, 5]
+    # Each credit is the mean of the three other reporters' votes; every reporter sent the
+    # same vector, so reporter r's positive total for the others is 100 - scores[r]:
+    # participant 0 has 40 of 70, of 80 and of 90 (in units of 1e9, floored).
+    credits = [
+        (40 * 10**9 // 70 + 40 * 10**9 // 80 + 40 * 10**9 // 90) // 3,
+        (30 * 10**9 // 60 + 30 * 10**9 // 80 + 30 * 10**9 // 90) // 3,
+        (20 * 10**9 // 60 + 20 * 10**9 // 70 + 20 * 10**9 // 90) // 3,
+        (10 * 10**9 // 60 + 10 * 10**9 // 70 + 10 * 10**9 // 80) // 3,
+    ]
+    assert [e["score"] for e in per_node] == credits == [505_291_005, 402_777_777, 280_423_280, 144_841_269]
+    # Smoothed from 0 with the test config's weight of one half, truncated toward zero.
+    smoothed = [252_645_502, 201_388_888, 140_211_640, 72_420_634]
+    assert [e["smoothedScore"] for e in per_node] == smoothed == [c // 2 for c in credits]
+    assert [swarm.memberOf(n)["smoothedScore"] for n in reporting] == smoothed
     assert [e["payout"] for e in per_node] == [swarm.claimable(n) for n in reporting]
     assert [e["forfeit"] for e in per_node] == [0] * 4
 
@@ -435,11 +446,11 @@ def test_settlement_must_resupply_every_report(swarm, reporting, protocol):
     for node in reporting:
         protocol.report(node, [1, 2, 3, 4])
     made = protocol.reports[1]
-    _, cuts, metric = protocol.settlement_args(1)
+    _, metric = protocol.settlement_args(1)
     with reverts_with("ReportCountMismatch", 3, 4):
-        swarm.settle(1, pack(made[:3], 4), cuts, metric, {"from": reporting[0]})
+        swarm.settle(1, pack(made[:3], 4), metric, {"from": reporting[0]})
     with reverts_with("ReportCountMismatch", 5, 4):
-        swarm.settle(1, pack(made + made[:1], 4), cuts, metric, {"from": reporting[0]})
+        swarm.settle(1, pack(made + made[:1], 4), metric, {"from": reporting[0]})
     reporters, metrics, hashes, valids, scores = pack(made, 4)
     for short in (
         (reporters, metrics[:3], hashes, valids, scores),
@@ -447,10 +458,10 @@ def test_settlement_must_resupply_every_report(swarm, reporting, protocol):
         (reporters, metrics, hashes, valids[:3], scores),
     ):
         with reverts_with("ReportCountMismatch", 3, 4):
-            swarm.settle(1, short, cuts, metric, {"from": reporting[0]})
+            swarm.settle(1, short, metric, {"from": reporting[0]})
     for wrong in (scores[:-1], scores + b"\x00", scores[:-8]):
         with reverts_with("PackedScoresLength", len(wrong), 4 * 4 * 8):
-            swarm.settle(1, (reporters, metrics, hashes, valids, wrong), cuts, metric, {"from": reporting[0]})
+            swarm.settle(1, (reporters, metrics, hashes, valids, wrong), metric, {"from": reporting[0]})
     assert swarm.epochState(1)["phase"] == REPORT
 
 
@@ -458,7 +469,7 @@ def test_settlement_must_resupply_every_report(swarm, reporting, protocol):
 def test_settlement_refuses_reports_that_differ_from_those_made(swarm, reporting, protocol, tamper):
     for i, node in enumerate(reporting):
         protocol.report(node, [1, 2, -3, 4], metric=500_000 + i)
-    _, cuts, metric = protocol.settlement_args(1)
+    _, metric = protocol.settlement_args(1)
     reports = [list(r) for r in protocol.reports[1]]
     if tamper == "score":
         reports[2][1] = replace(reports[2][1], scores=[1, 2, -3, 999])
@@ -473,28 +484,83 @@ def test_settlement_refuses_reports_that_differ_from_those_made(swarm, reporting
     else:
         reports[3][0] = reporting[0].address
     with reverts_with("ReportsMismatch", 1):
-        swarm.settle(1, pack(reports, 4), cuts, metric, {"from": reporting[0]})
+        swarm.settle(1, pack(reports, 4), metric, {"from": reporting[0]})
     assert swarm.epochState(1)["phase"] == REPORT
 
 
-def test_a_reporters_score_for_itself_is_ignored(swarm, reporting, protocol):
-    """Each node rates itself at the bound; its score is what the three others gave it."""
-    others = [[10, 20, 30, 40], [11, 21, 31, 41], [12, 22, 32, 42], [13, 23, 33, 43]]
+def test_epoch_credit_is_the_mean_of_the_other_reporters_votes(swarm, reporting, protocol):
+    """A worked example of the vote. Each reporter r gives every other participant i the
+    share floor(max(0, s_ri) * 1e9 / P_r) of P_r, the sum of r's positive scores for the
+    others; i's credit is the floor of the mean of its three other reporters' votes.
+
+    - reporter 0 rates itself 999 (ignored) and the others 30, 10, -20: P = 40, votes
+      750_000_000, 250_000_000 and 0 (a negative score counts as 0);
+    - reporter 1 rates itself at the bound (ignored) and the others 1, 2, 0: P = 3, votes
+      333_333_333, 666_666_666 and 0;
+    - reporter 2 has no positive score for anyone else (P = 0): it gives nobody anything,
+      but it still counts among each one's three other reporters;
+    - reporter 3 rates itself at -bound (ignored) and the others 7, 7, 7: 333_333_333 each.
+    """
+    bound = swarm.SCORE_BOUND()
+    assert swarm.CREDIT_SCALE() == 10**9
+    vectors = [[999, 30, 10, -20], [1, bound, 2, 0], [-5, -7, 100, 0], [7, 7, 7, -bound]]
+    for node, vector in zip(reporting, vectors):
+        protocol.report(node, vector)
+    before = [swarm.claimable(node) for node in reporting]
+    tx = protocol.settle()
+
+    credits = [
+        (333_333_333 + 0 + 333_333_333) // 3,  # from reporters 1, 2, 3
+        (750_000_000 + 0 + 333_333_333) // 3,  # from reporters 0, 2, 3
+        (250_000_000 + 666_666_666 + 333_333_333) // 3,  # from reporters 0, 1, 3
+        (0 + 0 + 0) // 3,  # rated -20, 0, 0 by the others
+    ]
+    assert credits == [222_222_222, 361_111_111, 416_666_666, 0]
+    per_node = tx.events["ParticipantSettled"]
+    assert [e["score"] for e in per_node] == credits
+    assert [e["smoothedScore"] for e in per_node] == [c // 2 for c in credits]  # from 0, smoothing one half
+    # Node 3 had evidence (three other reporters) and a credit of 0: weight 0 of its 400
+    # samples, unpaid and struck; the three others are paid at full weight.
+    assert [e["standing"] for e in per_node] == [True, True, True, False]
+    assert [swarm.memberOf(node)["strikes"] for node in reporting] == [0, 0, 0, 1]
+    expected = expected_settlement(REWARD, [Participant(samples=s) for s in (100, 200, 300, 400)],
+                                   protocol.reports[1], swarm)
+    assert expected.scores == tuple(credits) and expected.weights[3] == 0 and expected.struck == (False,) * 3 + (True,)
+    assert_settled_as_expected(tx, swarm, reporting, before, expected, REWARD)
+
+
+@pytest.mark.parametrize("self_score", ["bound", "zero", "minus bound"])
+def test_a_reporters_score_for_itself_moves_nothing(swarm, reporting, protocol, self_score):
+    """Whatever each node says of itself (the bound, 0 or minus the bound), neither its own
+    credit nor anybody's vote changes: the self-score is outside P_r as well. The settlement
+    is the one of the reports with every self-score 0."""
+    others = [[0, 20, 30, 50], [10, 0, 30, 60], [10, 20, 0, 70], [10, 20, 30, 0]]
+    value = {"bound": swarm.SCORE_BOUND(), "zero": 0, "minus bound": -swarm.SCORE_BOUND()}[self_score]
     for i, node in enumerate(reporting):
         vector = list(others[i])
-        vector[i] = swarm.SCORE_BOUND()
+        vector[i] = value
         protocol.report(node, vector)
     tx = protocol.settle()
-    # Three other scores each, one trimmed from each end: the middle one.
-    assert [e["score"] for e in tx.events["ParticipantSettled"]] == [12, 22, 31, 41]
+    # Participant 0: 10 of reporter 1's 100, of reporter 2's 100 and of reporter 3's 60.
+    credits = [
+        (100_000_000 + 100_000_000 + 166_666_666) // 3,
+        (200_000_000 + 200_000_000 + 333_333_333) // 3,
+        (300_000_000 + 300_000_000 + 500_000_000) // 3,
+        (500_000_000 + 600_000_000 + 700_000_000) // 3,
+    ]
+    per_node = tx.events["ParticipantSettled"]
+    assert [e["score"] for e in per_node] == credits == [122_222_222, 244_444_444, 366_666_666, 600_000_000]
+    zeroed = [(reporter, replace(report, scores=others[i])) for i, (reporter, report) in enumerate(protocol.reports[1])]
+    expected = expected_settlement(REWARD, [Participant(samples=s) for s in (100, 200, 300, 400)], zeroed, swarm)
+    assert [(e["score"], e["smoothedScore"], e["standing"], e["payout"]) for e in per_node] == list(
+        zip(expected.scores, expected.smoothed, expected.standing, expected.payouts)
+    )
 
 
-@pytest.mark.parametrize("wrong", ["low above", "low below", "high above", "high below", "absent", "metric",
-                                   "length"])
-def test_settlement_refuses_cuts_that_are_not_the_trimmed_means_ends(swarm, protocol, admin, nodes, wrong):
-    """The settler supplies each participant's trimming cuts; the contract verifies them by
-    counting. Eight reporters of eight participants: seven other scores each, two trimmed
-    from each end, so the cuts are the third and fifth of the seven."""
+@pytest.mark.parametrize("metric", [500_002, 500_004, 0])
+def test_settlement_refuses_a_metric_hint_that_is_not_the_lower_median(swarm, protocol, admin, nodes, metric):
+    """The settler supplies the metrics' lower median; the contract verifies it by counting.
+    Eight reports of 500_000 .. 500_007: the lower median is 500_003."""
     members = nodes[:8]
     protocol.enroll(members)
     protocol.submit(members)
@@ -502,37 +568,22 @@ def test_settlement_refuses_cuts_that_are_not_the_trimmed_means_ends(swarm, prot
     protocol.publish()
     for i, node in enumerate(members):
         protocol.report(node, [10 * j + i for j in range(8)], metric=500_000 + i)
-    reports, cuts, metric = protocol.settlement_args(1)
-    # Participant 0 has 1 .. 7 from the others and keeps 3, 4, 5; participant 1 keeps 13, 14, 15.
-    assert cuts[:4] == [3, 5, 13, 15] and metric == 500_003
-    if wrong == "low above":
-        cuts[0], error = 4, ("WrongCut", 0, 4, 5)
-    elif wrong == "low below":
-        cuts[0], error = 2, ("WrongCut", 0, 2, 5)
-    elif wrong == "high above":
-        cuts[3], error = 16, ("WrongCut", 1, 13, 16)
-    elif wrong == "high below":
-        cuts[3], error = 14, ("WrongCut", 1, 13, 14)
-    elif wrong == "absent":
-        cuts[4:6], error = [0, 0], ("WrongCut", 2, 0, 0)
-    elif wrong == "metric":
-        metric, error = 500_004, ("WrongMetricMedian", 500_004)
-    else:
-        cuts, error = cuts[:14], ("ScoreCountMismatch", 14, 16)
-    with reverts_with(*error):
-        swarm.settle(1, reports, cuts, metric, {"from": admin})
+    reports, median = protocol.settlement_args(1)
+    assert median == 500_003
+    with reverts_with("WrongMetricMedian", metric):
+        swarm.settle(1, reports, metric, {"from": admin})
     assert swarm.epochState(1)["phase"] == REPORT
     tx = protocol.settle()
-    assert [e["score"] for e in tx.events["ParticipantSettled"]][:2] == [4, 14]
+    assert tx.events["EpochSettled"]["medianMetric"] == 500_003
 
 
-def test_settlement_without_reports_needs_zero_hints(swarm, reporting, protocol):
+def test_settlement_without_reports_needs_a_zero_metric_hint(swarm, reporting, protocol):
     chain.sleep(swarm.config()["reportWindow"] + 1)
-    with reverts_with("WrongCut", 2, 5, 0):
-        swarm.settle(1, NO_REPORTS, [0, 0, 0, 0, 5, 0, 0, 0], 0, {"from": reporting[0]})
+    assert protocol.settlement_args(1) == (NO_REPORTS, 0)
     with reverts_with("WrongMetricMedian", 7):
-        swarm.settle(1, NO_REPORTS, [0] * 8, 7, {"from": reporting[0]})
-    swarm.settle(1, NO_REPORTS, [0] * 8, 0, {"from": reporting[0]})
+        swarm.settle(1, NO_REPORTS, 7, {"from": reporting[0]})
+    tx = swarm.settle(1, NO_REPORTS, 0, {"from": reporting[0]})
+    assert [e["score"] for e in tx.events["ParticipantSettled"]] == [0] * 4
     assert swarm.currentEpoch() == 2
 
 

@@ -16,9 +16,9 @@ from tests.fixtures.ledger import Participant, assert_settled_as_expected, expec
 
 REWARD = 1000 * 10**18
 SAMPLES = [100, 200, ALLOWANCE, 50]  # declared exactly at the allowance is no over-declaration
-# One score vector per reporter, in the reporters' order; every participant's score (the
-# trimmed mean of the other reporters' scores) is positive and, per sample, high enough for
-# good standing, so that every participant (whichever the draw makes leader) is paid.
+# One score vector per reporter, in the reporters' order; every participant's credit (the
+# mean of the other reporters' votes) is positive and, per sample, high enough for full
+# data weight, so that every participant (whichever the draw makes leader) is paid.
 SCORES = [[300, 100, 250, 80], [310, 90, 240, 70], [290, 110, 260, 75], [305, 95, 245, 65]]
 
 
@@ -119,14 +119,19 @@ def test_removed_node_forfeits_its_share(swarm, protocol, members, admin, remove
     assert reasons(tx) == [Forfeit.NONE, Forfeit.REMOVED, Forfeit.NONE, Forfeit.NONE]
 
 
-def test_unpaid_participant_with_non_positive_score_is_not_a_forfeit(swarm, protocol, members):
+def test_unpaid_participant_with_zero_credit_is_not_a_forfeit(swarm, protocol, members):
+    """Participants 1 and 3, rated 0 and -80 by everyone, get no vote, so no credit and no
+    payout; that is not a forfeit (they are struck instead: no data weight)."""
     open_report_phase(protocol, members)
     scores = [[300, 0, 50, -80]] * 4
     for node, vector in zip(members, scores):
         protocol.report(node, vector)
     _, expected = settle_and_check(swarm, protocol, members, [Participant(samples=s) for s in SAMPLES])
+    assert expected.scores[1] == expected.scores[3] == 0
     assert expected.payouts[1] == expected.payouts[3] == 0
     assert set(expected.forfeits) == {Forfeit.NONE}
+    assert expected.struck == (False, True, False, True)
+    assert [swarm.memberOf(node)["strikes"] for node in members] == [0, 1, 0, 1]
 
 
 def test_epoch_is_abandoned_when_every_candidate_timed_out(swarm, protocol, members, outsider):
@@ -287,13 +292,13 @@ def test_non_quorate_epoch_judges_nobody_and_pays_nobody(swarm, protocol, member
     assert hex_of(settled["modelHash"]) == MERGED
     assert "MergeDisputed" not in tx.events and "UpdateCensored" not in tx.events
     assert reasons(tx) == [Forfeit.NONE if i in reporters else Forfeit.NOT_REPORTED for i in kept]
-    assert [swarm.memberOf(node)["strikes"] for node in members] == [0] * 4  # a -5 score, yet no strike
+    assert [swarm.memberOf(node)["strikes"] for node in members] == [0] * 4  # rated -5 (no credit), yet no strike
 
 
 def test_forfeit_reasons_follow_their_precedence_even_when_nothing_was_due(create_swarm, admin, nodes):
     """Seven committers, every one declaring more samples than its allowance: the drawn
     leader times out (then stays silent), its successor publishes, is contradicted and does
-    not report; a third is removed before reporting with a negative score; four report.
+    not report; a third is removed before reporting, rated negative like the first; four report.
     Each gets the reason that ranks first for it (OverDeclared only for those with no other),
     recorded even where the payout would have been zero anyway."""
     swarm, _ = create_swarm()
@@ -322,6 +327,8 @@ def test_forfeit_reasons_follow_their_precedence_even_when_nothing_was_due(creat
     want = {timed_out: Forfeit.LEADER_TIMED_OUT, leader: Forfeit.MERGE_CONTRADICTED, removed: Forfeit.REMOVED}
     assert reasons(tx) == [want.get(i, Forfeit.OVER_DECLARED) for i in range(7)]
     assert tx.events["EpochSettled"]["credited"] == 0 and swarm.carry() == REWARD
-    assert expected.scores[timed_out] < 0 and expected.scores[removed] < 0
-    assert expected.smoothed[timed_out] < 0 and expected.smoothed[removed] < 0
+    # A negative score is no vote: those two have no credit at all.
+    assert expected.scores[timed_out] == expected.scores[removed] == 0
+    assert expected.smoothed[timed_out] == expected.smoothed[removed] == 0
+    assert all(expected.scores[i] > 0 for i in range(7) if i not in (timed_out, removed))
     assert tx.events["MergeDisputed"]["leader"] == members[leader]

@@ -26,18 +26,34 @@ def test_full_epoch_pays_by_reference_rule_and_opens_next(swarm, token, nodes, p
         rule=chain_rule(swarm.config()),
         published_hash=MERGED,
     )
-    # Every reporter agrees, so each score is the reported one; the first epoch halves it.
-    assert expected.scores == tuple(scores)
-    assert expected.smoothed == (150, 50, 25, -10)
+    # Every reporter sends the same vector. Reporter r votes over its positive scores for the
+    # others (-20 counts as 0): 450 - max(0, scores[r]) for r = 0 .. 3, i.e. 150, 350, 400
+    # and 450. Node 0 holds 300 of 350, of 400 and of 450 (its own reporter's vote is not
+    # counted); node 3 is rated -20 by all, no vote at all.
+    assert expected.scores == (
+        (300 * 10**9 // 350 + 300 * 10**9 // 400 + 300 * 10**9 // 450) // 3,
+        (100 * 10**9 // 150 + 100 * 10**9 // 400 + 100 * 10**9 // 450) // 3,
+        (50 * 10**9 // 150 + 50 * 10**9 // 350 + 50 * 10**9 // 450) // 3,
+        0,
+    ) == (757_936_507, 379_629_629, 195_767_195, 0)
+    assert [e["score"] for e in tx.events["ParticipantSettled"]] == list(expected.scores)
+    # The first epoch halves the credit (smoothing one half, from 0).
+    assert expected.smoothed == (378_968_253, 189_814_814, 97_883_597, 0)
     assert [swarm.memberOf(node)["smoothedScore"] for node in members] == list(expected.smoothed)
     assert [e["smoothedScore"] for e in tx.events["ParticipantSettled"]] == list(expected.smoothed)
-    # Node 2's smoothed score per sample (25 / 900) is below 20 % of the average of the
-    # positive ones (225 / 1200): not in good standing, like node 3 (negative).
+    # Data weight: min(d, e * D+ * 10_000 / (2_000 * S+)) with D+ = 1200 samples and S+ the
+    # three positive smoothed credits. Node 2's credit per sample backs 880 of its 900
+    # samples: paid for those, but not in good standing; node 3 has no weight.
+    positive = sum(expected.smoothed)
+    assert expected.weights == (100, 200, 97_883_597 * 1200 * 10_000 // (2_000 * positive), 0) == (100, 200, 880, 0)
     assert expected.standing == (True, True, False, False)
     assert [e["standing"] for e in tx.events["ParticipantSettled"]] == list(expected.standing)
     credited = [swarm.claimable(node) for node in members]
     assert credited == list(expected.payouts)
-    assert credited[0] > 0 and credited[1] > 0 and credited[2] == credited[3] == 0
+    assert credited[0] > 0 and credited[1] > 0 and credited[2] > 0 and credited[3] == 0
+    # Node 3 had evidence and no weight: struck; the others' weight is over half their data.
+    assert expected.struck == (False, False, False, True)
+    assert [swarm.memberOf(node)["strikes"] for node in members] == [0, 0, 0, 1]
     assert swarm.carry() == expected.carried
     assert token.totalSupply() == sum(credited) == token.balanceOf(swarm)
     assert tx.events["EpochSettled"]["credited"] == sum(credited)

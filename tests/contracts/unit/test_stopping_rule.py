@@ -47,7 +47,7 @@ def test_finished_swarm_refuses_protocol_calls_but_pays_claims(create_swarm, adm
         lambda: swarm.failover(1, {"from": node}),
         lambda: swarm.publishMerge(1, b"\x01" * 32, 0b111, {"from": node}),
         lambda: swarm.reportValidation(1, 1, b"\x01" * 32, 0b111, SCORES, {"from": node}),
-        lambda: swarm.settle(1, NO_REPORTS, [0, 0, 0], 0, {"from": node}),
+        lambda: swarm.settle(1, NO_REPORTS, 0, {"from": node}),
     ]:
         with reverts_with("SwarmIsFinished"):
             call()

@@ -1,8 +1,9 @@
 """Automatic suspension after `suspendAfter` strikes (2 in the test config): a strike for each
-quorate epoch after which the member's smoothed score (moved by that epoch's score) is
-non-positive (or a leader fault), reset by a quorate epoch that leaves it positive. Evidence
-accumulates: one bad epoch does not strike a member whose smoothed score stays positive.
-Leaving does not dodge a suspension; only authorising the node again lifts it."""
+quorate epoch after which the member's smoothed credit (moved by that epoch's credit) backs
+under half of its samples, 2 w < d (or for an invalid update, or a leader fault), reset by a
+quorate epoch without one. Evidence accumulates: one epoch without a vote does not strike a
+member whose earlier credit still backs its data. Leaving does not dodge a suspension; only
+authorising the node again lifts it."""
 
 from tests.fixtures.deployments import ALLOWANCE, Protocol, commitment
 from tests.fixtures.errors import reverts_with
@@ -11,7 +12,8 @@ from tests.fixtures.ledger import Participant, assert_settled_as_expected, expec
 ACTIVE, NONE, SUSPENDED = 1, 0, 2
 
 
-def test_node_with_consecutive_non_positive_scores_is_suspended(swarm, protocol, admin, nodes):
+def test_node_without_a_vote_in_consecutive_epochs_is_suspended(swarm, protocol, admin, nodes):
+    """Rated -5, then 0, by all the others: a credit of 0, no data weight, a strike each."""
     members = nodes[:4]
     laggard = members[3]
     protocol.enroll(members)
@@ -43,21 +45,26 @@ def test_node_with_consecutive_non_positive_scores_is_suspended(swarm, protocol,
     swarm.submitUpdate(epoch, commitment(laggard, epoch), 10, {"from": laggard})
 
 
-def test_positive_score_resets_the_strikes(swarm, protocol, nodes):
-    """A score that lifts the smoothed score above zero resets the strikes; the next epoch
-    that takes it to zero or below strikes again (from one)."""
+def test_an_epoch_backing_over_half_the_data_resets_the_strikes(swarm, protocol, nodes):
+    """A credit that lifts the smoothed credit to back over half of the node's samples resets
+    the strikes; epochs without a vote then halve it, and the first that leaves it backing
+    under half strikes again (from one)."""
     members = nodes[:3]
     protocol.enroll(members)
-    smoothed, strikes = [], []
-    for score in [-10, 30, -40]:
-        tx = protocol.run_epoch(members, [10, 20, score])
+    history = []
+    for score in [-10, 30, -40, -40, -40]:
+        tx, expected = run_checked(swarm, protocol, members, [10, 20, score])
         assert "NodeSuspended" not in tx.events
         member = swarm.memberOf(members[2])
-        smoothed.append(member["smoothedScore"])
-        strikes.append(member["strikes"])
-    # (0 - 10) / 2, (-5 + 30) / 2, (12 - 40) / 2, each truncated toward zero
-    assert smoothed == [-5, 12, -14]
-    assert strikes == [1, 0, 1]
+        history.append((expected.scores[2], member["smoothedScore"], expected.weights[2], member["strikes"]))
+    assert history == [
+        (0, 0, 0, 1),  # no vote: no weight, struck
+        # 30 of reporter 0's 50 and of reporter 1's 40
+        ((600_000_000 + 750_000_000) // 2, 337_500_000, 100, 0),
+        (0, 168_750_000, 100, 0),  # halved, still full weight
+        (0, 84_375_000, 90, 0),  # 90 of 100 samples backed: over half
+        (0, 42_187_500, 43, 1),  # under half: struck again
+    ]
     assert swarm.memberOf(members[2])["status"] == ACTIVE
 
 
@@ -74,13 +81,13 @@ def test_suspension_is_off_when_suspend_after_is_zero(create_swarm, admin, nodes
 
 
 def test_leaving_does_not_dodge_a_suspension(swarm, protocol, admin, nodes):
-    """A member that commits and then leaves still takes the strikes of its non-positive
-    smoothed scores; at suspendAfter it becomes Suspended (not merely gone), and it cannot enrol
+    """A member that commits and then leaves still takes the strikes of the epochs in which
+    nobody votes for it; at suspendAfter it becomes Suspended (not merely gone), and it cannot enrol
     again until the admin authorises it."""
     members = nodes[:4]
     dodger = members[3]
     protocol.enroll(members)
-    for epoch, score, smoothed in [(1, -5, -2), (2, 0, -1)]:
+    for epoch, score in [(1, -5), (2, 0)]:
         protocol.submit(members)
         swarm.leave({"from": dodger})
         assert swarm.memberOf(dodger)["status"] == NONE
@@ -92,8 +99,8 @@ def test_leaving_does_not_dodge_a_suspension(swarm, protocol, admin, nodes):
         tx = protocol.settle()
         assert tx.events["EpochSettled"]["quorate"]
         settled = tx.events["ParticipantSettled"][3]
-        assert (settled["score"], settled["smoothedScore"]) == (score, smoothed)
-        assert swarm.memberOf(dodger)["smoothedScore"] == smoothed
+        assert (settled["score"], settled["smoothedScore"]) == (0, 0)  # rated -5, then 0: no vote
+        assert swarm.memberOf(dodger)["smoothedScore"] == 0
         if epoch == 1:
             assert "NodeSuspended" not in tx.events
             assert (swarm.memberOf(dodger)["status"], swarm.memberOf(dodger)["strikes"]) == (NONE, 1)
@@ -123,53 +130,77 @@ def run_checked(swarm, protocol, members, scores):
     return tx, expected
 
 
-def test_one_negative_epoch_does_not_strike_a_node_with_a_positive_smoothed_score(swarm, protocol, nodes):
-    """Evidence accumulates: an honest node whose earlier epochs left it a clearly positive
-    smoothed score takes no strike for one epoch with a negative score (its smoothed score
-    stays positive), while a node with little earlier evidence and the same negative score
-    falls to or below zero and is struck."""
+def test_one_epoch_without_a_vote_does_not_strike_a_node_with_earlier_evidence(swarm, protocol, nodes):
+    """Evidence accumulates: an honest node whose earlier epoch left it a large smoothed
+    credit takes no strike for one epoch in which everyone rates it negative (its halved
+    smoothed credit still backs all of its samples), while a node with little earlier
+    evidence and the same ratings falls under half of its samples and is struck."""
     members = nodes[:4]
     protocol.enroll(members)
     honest, weak = members[3], members[2]
     run_checked(swarm, protocol, members, [50, 50, 10, 100])
-    assert [swarm.memberOf(n)["smoothedScore"] for n in (weak, honest)] == [5, 50]
+    assert [swarm.memberOf(n)["smoothedScore"] for n in (weak, honest)] == [35_984_848, 291_666_666]
 
     tx, expected = run_checked(swarm, protocol, members, [50, 50, -40, -40])
-    assert expected.scores[2:] == (-40, -40)
+    assert expected.scores[2:] == (0, 0)
+    assert expected.weights[2:] == (35, 100)
     assert expected.struck[2:] == (True, False)  # the reference rule agrees
     assert "NodeSuspended" not in tx.events
     member = swarm.memberOf(honest)
-    assert (member["smoothedScore"], member["strikes"], member["status"]) == (5, 0, ACTIVE)  # (50 - 40) / 2
+    assert (member["smoothedScore"], member["strikes"], member["status"]) == (145_833_333, 0, ACTIVE)  # halved
     member = swarm.memberOf(weak)
-    assert (member["smoothedScore"], member["strikes"], member["status"]) == (-17, 1, ACTIVE)  # (5 - 40) / 2
+    assert (member["smoothedScore"], member["strikes"], member["status"]) == (17_992_424, 1, ACTIVE)
+    assert tx.events["ParticipantSettled"][2]["payout"] > 0  # still paid for the 35 samples it backs
 
 
-def test_node_whose_smoothed_score_falls_to_zero_or_below_is_struck_and_suspended(swarm, protocol, nodes):
-    """A node that keeps scoring negative is struck from the first epoch its smoothed score
-    is <= 0 (not before), once per such epoch, and suspended after suspendAfter (2) of them."""
+def test_node_whose_evidence_falls_under_half_its_data_is_struck_and_suspended(swarm, protocol, nodes):
+    """A node nobody votes for any more sees its smoothed credit halve each epoch; it is
+    struck from the first epoch its data weight is under half of its samples (not before),
+    once per such epoch, and suspended after suspendAfter (2) of them."""
     assert swarm.config()["suspendAfter"] == 2
     members = nodes[:4]
     protocol.enroll(members)
     failing = members[3]
     history = []
-    for score in [100, -40, -40, -40]:
+    for score in [100, -40, -40, -40, -40]:
         tx, expected = run_checked(swarm, protocol, members, [50, 60, 70, score])
         member = swarm.memberOf(failing)
-        history.append((expected.scores[3], member["smoothedScore"], member["strikes"], member["status"]))
+        history.append((expected.scores[3], member["smoothedScore"], expected.weights[3], member["strikes"],
+                         member["status"]))
         if member["status"] == SUSPENDED:
             break
         assert "NodeSuspended" not in tx.events
     assert history == [
-        (100, 50, 0, ACTIVE),
-        (-40, 5, 0, ACTIVE),  # still positive: no strike
-        (-40, -17, 1, ACTIVE),  # the first epoch at or below zero
-        (-40, -28, 2, SUSPENDED),  # suspendAfter strikes
+        (455_172_846, 227_586_423, 100, 0, ACTIVE),
+        (0, 113_793_211, 100, 0, ACTIVE),  # no vote, but its earlier evidence backs its data
+        (0, 56_896_605, 97, 0, ACTIVE),
+        (0, 28_448_302, 45, 1, ACTIVE),  # the first epoch under half of its 100 samples
+        (0, 14_224_151, 22, 2, SUSPENDED),  # suspendAfter strikes
     ]
     event = tx.events["NodeSuspended"]
-    assert (event["account"], event["epoch"], event["strikes"]) == (failing, 4, 2)
+    assert (event["account"], event["epoch"], event["strikes"]) == (failing, 5, 2)
     assert swarm.activeCount() == 3
     for node in members[:3]:
         assert swarm.memberOf(node)["strikes"] == 0
     epoch = swarm.currentEpoch()
     with reverts_with("NotActive", failing, SUSPENDED):
         swarm.submitUpdate(epoch, commitment(failing, epoch), 10, {"from": failing})
+
+
+def test_node_with_a_small_positive_credit_is_paid_for_what_it_backs_and_struck(swarm, protocol, nodes):
+    """Rated 1 where the others get 50 to 70, a node has a positive credit, but one that backs
+    only 12 of its 100 samples: it is paid for those 12 (its weight is continuous in the
+    credit) and struck, and suspended after two such epochs; the others stand at full weight."""
+    members = nodes[:4]
+    protocol.enroll(members)
+    lazy = members[3]
+    for epoch in (1, 2):
+        tx, expected = run_checked(swarm, protocol, members, [50, 60, 70, 1])
+        assert expected.scores[3] == 8_302_352 and expected.smoothed[3] > 0
+        assert expected.weights == (100, 100, 100, 12) and expected.standing == (True, True, True, False)
+        assert expected.struck == (False, False, False, True)
+        assert 0 < swarm.claimable(lazy) and tx.events["ParticipantSettled"][3]["payout"] > 0
+        assert swarm.memberOf(lazy)["strikes"] == epoch
+    assert tx.events["NodeSuspended"]["account"] == lazy
+    assert swarm.memberOf(lazy)["status"] == SUSPENDED
+    assert [swarm.memberOf(node)["strikes"] for node in members[:3]] == [0, 0, 0]

@@ -203,8 +203,8 @@ def test_settlement_near_the_cap_credits_only_up_to_the_cap(create_swarm, admin,
     members = nodes[:3]
     protocol.enroll(members)
     samples = [100, 300, 700]
-    # Large enough that every smoothed score stays positive and in good standing (scores of
-    # a few units would truncate to a smoothed 0 and get the last node suspended).
+    # Every node's credit per sample backs all of its samples: every smoothed credit stays
+    # positive and at full data weight, so all three are paid in every epoch.
     scores = [50, 30, 20]
     carry = 0
     budgets = []
