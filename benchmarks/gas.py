@@ -6,7 +6,7 @@ in the Makefile's `gas` target)::
     python benchmarks/gas.py --out benchmarks/results/gas.json [--quick]
 
 For every n the script deploys a fresh swarm (``max_peers = 32``) through
-``swarmtoken.deployment.deploy``, enrols n nodes and runs three epochs in which all n
+``swarmtoken.chain.deployment.deploy``, enrols n nodes and runs three epochs in which all n
 nodes commit and every participant reports a realistic score vector (a common "true"
 contribution per participant, every fourth one negative, plus per-reporter noise):
 
@@ -133,7 +133,7 @@ class Recorder:
 
 def run_size(project, accounts, chain, admin, n: int, rng: random.Random) -> dict:
     from swarmtoken.config import SwarmConfig
-    from swarmtoken.deployment import deploy
+    from swarmtoken.chain.deployment import deploy
     from swarmtoken.rewards import Report
     from swarmtoken.store import commitment_of
 

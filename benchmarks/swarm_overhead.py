@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from swarmtoken.demo import DemoOptions, LocalSwarm, free_port  # noqa: E402
+from swarmtoken.cli.demo import DemoOptions, LocalSwarm, free_port  # noqa: E402
 
 CATEGORIES = ("train", "chain", "transfer", "merge", "score", "settle")
 COORDINATION = ("chain", "transfer", "merge", "settle")

@@ -12,7 +12,7 @@ import os
 from brownie import accounts, chain, network, project
 
 from swarmtoken.config import SwarmConfig
-from swarmtoken.deployment import deploy, write_record
+from swarmtoken.chain.deployment import deploy, write_record
 
 
 def _admin():

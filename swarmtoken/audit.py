@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .ledger import EpochRecord, Ledger
+from .chain.ledger import EpochRecord, Ledger
 from .rewards import Participant, Rule, Settlement, settle
 
 
@@ -251,7 +251,7 @@ def audit_swarm(swarm: Any, token: Any, *, from_block: int = 0, check_files: boo
     from brownie import web3
 
     from .config import chain_rule
-    from .ledger import read_ledger
+    from .chain.ledger import read_ledger
 
     block = web3.eth.block_number
     config = swarm.config()

@@ -4,7 +4,7 @@ chain-backed run must match the in-process simulator, which models the same view
 
 from __future__ import annotations
 
-from swarmtoken.demo import DemoOptions, free_port, run_demo
+from swarmtoken.cli.demo import DemoOptions, free_port, run_demo
 
 
 def test_alie_rogue_forges_from_the_previous_epoch_and_matches_the_simulator(tmp_path):

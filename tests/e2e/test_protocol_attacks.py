@@ -5,7 +5,7 @@ still balances to the wei, names both."""
 
 from __future__ import annotations
 
-from swarmtoken.demo import DemoOptions, free_port, run_demo
+from swarmtoken.cli.demo import DemoOptions, free_port, run_demo
 
 
 def test_copycat_and_inflated_declaration_earn_nothing_and_the_audit_names_both(tmp_path):

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from swarmtoken.audit import audit_swarm
-from swarmtoken.demo import DemoOptions, LocalSwarm, free_port
-from swarmtoken.epochview import PHASES, read_epoch
+from swarmtoken.cli.demo import DemoOptions, LocalSwarm, free_port
+from swarmtoken.chain.epochview import PHASES, read_epoch
 
 EPOCHS = 4
 TIMEOUT_S = 240

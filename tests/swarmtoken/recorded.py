@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarmtoken.ledger import Ledger, assemble
+from swarmtoken.chain.ledger import Ledger, assemble
 from swarmtoken.rewards import Participant, Report, Rule, Settlement, settle
 
 A, B, C, D = ("0x" + c * 40 for c in "abcd")

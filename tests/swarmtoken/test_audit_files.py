@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from swarmtoken.audit import audit_files
-from swarmtoken.ledger import CommitRecord, EpochRecord, Ledger, OutcomeRecord
+from swarmtoken.chain.ledger import CommitRecord, EpochRecord, Ledger, OutcomeRecord
 from swarmtoken.rewards import Forfeit
 from swarmtoken.store import UnreachableError, commit_url, commitment_of, sha256_hex, shared_files
 

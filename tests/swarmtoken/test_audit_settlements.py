@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from swarmtoken.audit import audit_settlements, audit_smoothed_scores
-from swarmtoken.ledger import Ledger, MembershipEvent
+from swarmtoken.chain.ledger import Ledger, MembershipEvent
 from swarmtoken.rewards import Forfeit, Rule, settle_arguments
 from tests.swarmtoken.recorded import REWARD, RULE, A, B, C, D, RecordedSwarm, history
 

@@ -4,8 +4,8 @@ import pytest
 from click.testing import CliRunner
 
 from swarmtoken import __version__
-from swarmtoken.cli import main
-from swarmtoken.doctor import check_compiler, pinned_solc_version, run_checks
+from swarmtoken.cli.commands import main
+from swarmtoken.cli.doctor import check_compiler, pinned_solc_version, run_checks
 
 
 def test_version():
@@ -34,7 +34,7 @@ def test_compiler_pins_agree():
 
 
 def test_commands_without_a_chain_say_how_to_start_one():
-    from swarmtoken.demo import free_port
+    from swarmtoken.cli.demo import free_port
 
     result = CliRunner().invoke(main, ["status", "--port", str(free_port())])
     assert result.exit_code == 1

@@ -3,8 +3,8 @@
 import pytest
 
 from swarmtoken.config import ConfigError
-from swarmtoken.localdata import load_local_data
-from swarmtoken.nodeconfig import DataSection, NodeConfig, NodeSection
+from swarmtoken.node.localdata import load_local_data
+from swarmtoken.node.config import DataSection, NodeConfig, NodeSection
 
 
 def test_written_config_reads_back_identically(tmp_path):

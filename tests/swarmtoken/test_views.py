@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from swarmtoken.demo import EpochView, print_summary, standing_record
+from swarmtoken.cli.demo import EpochView, print_summary, standing_record
 from swarmtoken.units import SCORE_SCALE, wei_to_tokens
-from swarmtoken.views import earned_by, ledger_rows
+from swarmtoken.cli.views import earned_by, ledger_rows
 from tests.swarmtoken.recorded import C, D, RecordedSwarm, history
 
 

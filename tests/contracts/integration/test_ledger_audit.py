@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from swarmtoken.audit import audit_balances, audit_files, audit_settlements, audit_swarm
 from swarmtoken.config import chain_rule
-from swarmtoken.ledger import read_ledger
+from swarmtoken.chain.ledger import read_ledger
 from swarmtoken.rewards import Forfeit
 from swarmtoken.store import UnreachableError, commit_url
 from swarmtoken.store.server import ROUTE

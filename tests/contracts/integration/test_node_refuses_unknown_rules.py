@@ -4,9 +4,9 @@ before it trains, serves or sends anything."""
 
 import pytest
 
-from swarmtoken.chain import SwarmHandles
-from swarmtoken.node import Node, NodeError
-from swarmtoken.nodeconfig import NodeConfig, NodeSection
+from swarmtoken.chain.connection import SwarmHandles
+from swarmtoken.node.runtime import Node, NodeError
+from swarmtoken.node.config import NodeConfig, NodeSection
 
 
 @pytest.mark.parametrize("field, text", [("merge_rule", "the swarm's merge rule: unknown 'krum-v9'"),

@@ -8,10 +8,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .chain import SwarmHandles
-from .epochview import PHASES
-from .ledger import Ledger, read_ledger
-from .units import METRIC_SCALE, SCORE_SCALE, wei_to_tokens
+from ..chain.connection import SwarmHandles
+from ..chain.epochview import PHASES
+from ..chain.ledger import Ledger, read_ledger
+from ..units import METRIC_SCALE, SCORE_SCALE, wei_to_tokens
 
 STATUSES = ("none", "active", "suspended", "removed")
 

@@ -27,12 +27,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .config import ConfigError, SwarmConfig, check_registered
-from .epochview import PHASES, read_epoch
-from .localchain import LocalChainError
-from .nodeconfig import ChainSection, DataSection, ModelSection, NodeConfig, NodeSection, StoreSection
-from .protocol_attacks import PROTOCOL_ATTACKS
-from .units import METRIC_SCALE, SCORE_SCALE, wei_to_tokens
+from ..config import ConfigError, SwarmConfig, check_registered
+from ..chain.epochview import PHASES, read_epoch
+from ..chain.localchain import LocalChainError
+from ..node.config import ChainSection, DataSection, ModelSection, NodeConfig, NodeSection, StoreSection
+from ..node.protocol_attacks import PROTOCOL_ATTACKS
+from ..units import METRIC_SCALE, SCORE_SCALE, wei_to_tokens
 
 PASSWORD = "demo-only-password"  # keystores of a throwaway local demo, never reused
 FUNDING = "100 ether"
@@ -99,7 +99,7 @@ class NodeProcess:
     def start(self) -> None:
         env = dict(os.environ, SWARM_KEYSTORE_PASSWORD=PASSWORD, PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "swarmtoken.cli", "train", "--config",
+        self.process = subprocess.Popen([sys.executable, "-m", "swarmtoken.cli.commands", "train", "--config",
                                          str(self.config_path)], stdout=log, stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True)
 
@@ -175,8 +175,8 @@ class LocalSwarm:
 
     # ---------------------------------------------------------------- setup
     def start_chain(self) -> None:
-        from .chain import connect
-        from .localchain import start
+        from ..chain.connection import connect
+        from ..chain.localchain import start
 
         self.chain_process = start(self.options.port, log_file=self.out / "anvil.log")
         connect("development", self.options.port)
@@ -184,8 +184,8 @@ class LocalSwarm:
     def deploy(self) -> None:
         from brownie import accounts, chain
 
-        from .chain import SwarmHandles, load_project
-        from .deployment import deploy, write_record
+        from ..chain.connection import SwarmHandles, load_project
+        from ..chain.deployment import deploy, write_record
 
         opts = self.options
         config = SwarmConfig(min_peers=3, max_peers=max(16, opts.nodes), commit_window=opts.commit_window,
@@ -203,8 +203,8 @@ class LocalSwarm:
         and the address its store will serve at), then one config file per node."""
         from brownie import accounts
 
-        from .chain import create_keystore, load_account
-        from .localdata import load_local_data
+        from ..chain.connection import create_keystore, load_account
+        from ..node.localdata import load_local_data
 
         opts, swarm = self.options, self.handles.swarm
         for i in range(opts.nodes):
@@ -247,7 +247,7 @@ class LocalSwarm:
         if network.is_connected():
             network.disconnect(kill_rpc=False)
         if self.chain_process is not None:
-            from .localchain import stop_pid
+            from ..chain.localchain import stop_pid
 
             stop_pid(self.chain_process.pid)
             self.chain_process.wait(timeout=10)
@@ -264,8 +264,8 @@ def evaluate_merge(record: Any, base_uri: str, split: Any, model: Any, reference
     the leader's store (``base_uri``) and hash-checked."""
     from trainer.training import evaluate
 
-    from .store import FetchError, fetch
-    from .store.server import ROUTE
+    from ..store import FetchError, fetch
+    from ..store.server import ROUTE
 
     try:
         state = fetch(f"{base_uri}{ROUTE}{record.model_hash}", record.model_hash, reference=reference, timeout=5,
@@ -409,8 +409,8 @@ def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
     from trainer.simulate import centralized, local_only, simulate
     from trainer.training import TrainConfig, evaluate
 
-    from .audit import audit_swarm
-    from .ledger import read_ledger
+    from ..audit import audit_swarm
+    from ..chain.ledger import read_ledger
     from .views import earned_by
 
     torch.set_num_threads(1)

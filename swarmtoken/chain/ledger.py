@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .rewards import Forfeit, Report, Reports, settle_arguments
+from ..rewards import Forfeit, Report, Reports, settle_arguments
 
 
 @dataclass

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import SwarmConfig
-from .units import tokens_to_wei
+from ..config import SwarmConfig
+from ..units import tokens_to_wei
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 

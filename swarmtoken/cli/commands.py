@@ -11,9 +11,9 @@ from typing import Any, Callable
 
 import click
 
-from . import __version__
-from .config import SwarmConfig
-from .protocol_attacks import PROTOCOL_ATTACKS
+from .. import __version__
+from ..config import SwarmConfig
+from ..node.protocol_attacks import PROTOCOL_ATTACKS
 
 DEFAULT_DEPLOYMENT = "deployments/development.json"
 CHAIN_DIR = Path(".swarm")
@@ -24,14 +24,14 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .chain import ChainError
-        from .config import ConfigError
-        from .deployment import DeploymentRecordError
-        from .localchain import LocalChainError
+        from ..chain.connection import ChainError
+        from ..config import ConfigError
+        from ..chain.deployment import DeploymentRecordError
+        from ..chain.localchain import LocalChainError
 
         user_errors: tuple[type[Exception], ...] = (ChainError, ConfigError, DeploymentRecordError, LocalChainError)
         try:
-            from .node import NodeError
+            from ..node.runtime import NodeError
 
             user_errors += (NodeError,)
             return command(*args, **kwargs)
@@ -60,7 +60,7 @@ def keystore_option(required: bool) -> Callable[..., Any]:
 
 
 def _connect_and_bind(network: str, port: int | None, deployment_path: str) -> Any:
-    from .chain import bind, connect
+    from ..chain.connection import bind, connect
 
     connect(network, port)
     return bind(deployment_path)
@@ -68,7 +68,7 @@ def _connect_and_bind(network: str, port: int | None, deployment_path: str) -> A
 
 def _admin(network: str, keystore: str | None) -> Any:
     """The consortium admin: an unlocked keystore, or the local chain's first account."""
-    from .chain import ChainError, load_account
+    from ..chain.connection import ChainError, load_account
 
     if keystore:
         return load_account(keystore)
@@ -124,7 +124,7 @@ def chain() -> None:
               show_default=True, help="file the chain's state is kept in")
 @friendly
 def chain_up(port: int, state_file: str) -> None:
-    from .localchain import start
+    from ..chain.localchain import start
 
     CHAIN_DIR.mkdir(exist_ok=True)
     process = start(port, Path(state_file), log_file=CHAIN_DIR / "anvil.log")
@@ -135,7 +135,7 @@ def chain_up(port: int, state_file: str) -> None:
 @chain.command("down")
 @friendly
 def chain_down() -> None:
-    from .localchain import LocalChainError, stop_pid
+    from ..chain.localchain import LocalChainError, stop_pid
 
     info_path = CHAIN_DIR / "chain.json"
     if not info_path.exists():
@@ -155,10 +155,10 @@ def chain_down() -> None:
 @friendly
 def deploy(config_path: str, out: str, keystore: str | None, network: str, port: int | None) -> None:
     """Deploy the token and the swarm contract, and write the deployment record."""
-    from .chain import connect, load_project
-    from .config import SwarmConfig
-    from .deployment import deploy as deploy_contracts
-    from .deployment import write_record
+    from ..chain.connection import connect, load_project
+    from ..config import SwarmConfig
+    from ..chain.deployment import deploy as deploy_contracts
+    from ..chain.deployment import write_record
 
     config = SwarmConfig.from_toml(config_path)
     connect(network, port)
@@ -205,7 +205,7 @@ def account_new(path: str) -> None:
     """Create a new account in an encrypted keystore at PATH."""
     import os
 
-    from .chain import PASSWORD_ENV, create_keystore
+    from ..chain.connection import PASSWORD_ENV, create_keystore
 
     if Path(path).exists():
         raise click.ClickException(f"{path} exists; refusing to overwrite a keystore")
@@ -219,9 +219,9 @@ def account_new(path: str) -> None:
 @friendly
 def train(config_path: str) -> None:
     """Run one node: enrol if needed, then take part epoch after epoch until the swarm stops."""
-    from .chain import bind, connect, load_account
-    from .node import Node
-    from .nodeconfig import NodeConfig
+    from ..chain.connection import bind, connect, load_account
+    from ..node.runtime import Node
+    from ..node.config import NodeConfig
 
     config = NodeConfig.from_toml(config_path)
     connect(config.chain.network, config.chain.rpc_port)
@@ -261,7 +261,7 @@ def rewards(keystore: str | None, address: str | None, deployment_path: str, net
     if address is None:
         if keystore is None:
             raise click.UsageError("pass --keystore or --address")
-        from .chain import keystore_address
+        from ..chain.connection import keystore_address
 
         address = keystore_address(keystore)
     Console().print(rewards_table(handles, address))
@@ -274,8 +274,8 @@ def rewards(keystore: str | None, address: str | None, deployment_path: str, net
 @friendly
 def claim(keystore: str, deployment_path: str, network: str, port: int | None) -> None:
     """Transfer all of the account's credited tokens to it."""
-    from .chain import ChainError, load_account
-    from .units import wei_to_tokens
+    from ..chain.connection import ChainError, load_account
+    from ..units import wei_to_tokens
 
     handles = _connect_and_bind(network, port, deployment_path)
     sender = load_account(keystore)
@@ -294,7 +294,7 @@ def claim(keystore: str, deployment_path: str, network: str, port: int | None) -
 @friendly
 def ledger(as_csv: bool, as_json: bool, deployment_path: str, network: str, port: int | None) -> None:
     """Per epoch: participants, hashes, leader, scores, smoothed scores, standing and payouts, from events."""
-    from .ledger import read_ledger
+    from ..chain.ledger import read_ledger
     from .views import ledger_rows, print_ledger
 
     handles = _connect_and_bind(network, port, deployment_path)
@@ -320,7 +320,7 @@ def ledger(as_csv: bool, as_json: bool, deployment_path: str, network: str, port
 def audit(no_files: bool, deployment_path: str, network: str, port: int | None) -> None:
     """Recompute every settlement and check supply, credits and files; exits non-zero
     naming the first discrepancy."""
-    from .audit import audit_swarm
+    from ..audit import audit_swarm
 
     handles = _connect_and_bind(network, port, deployment_path)
     report = audit_swarm(handles.swarm, handles.token, from_block=int(handles.record["block"]),
@@ -338,7 +338,7 @@ def audit(no_files: bool, deployment_path: str, network: str, port: int | None) 
 def _transact(contract: Any, method: str, *args: Any, sender: Any) -> Any:
     from brownie.exceptions import VirtualMachineError
 
-    from .chain import ChainError
+    from ..chain.connection import ChainError
 
     try:
         return getattr(contract, method)(*args, {"from": sender}, silent=True)

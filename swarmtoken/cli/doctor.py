@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_DISTRIBUTIONS = ("eth-brownie", "torch", "numpy", "scipy", "scikit-learn", "click", "rich", "safetensors")
 CONTRACTS = ("SwarmToken", "SwarmLearning")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from .deployment import read_record
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD_ENV = "SWARM_KEYSTORE_PASSWORD"
 
 

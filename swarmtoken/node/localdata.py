@@ -13,7 +13,7 @@ import torch
 
 from trainer.data import NodeData
 
-from .nodeconfig import NodeConfig
+from .config import NodeConfig
 
 
 @dataclass(frozen=True)

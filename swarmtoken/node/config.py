@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, read_toml
+from ..config import ConfigError, read_toml
 
 
 @dataclass(frozen=True)

@@ -42,14 +42,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .chain import SwarmHandles
-from .config import ConfigError, check_registered
-from .epochview import PHASES, read_epoch
-from .ledger import CommitRecord, EpochRecord
+from ..chain.connection import SwarmHandles
+from ..config import ConfigError, check_registered
+from ..chain.epochview import PHASES, read_epoch
+from ..chain.ledger import CommitRecord, EpochRecord
 from .localdata import load_local_data
-from .nodeconfig import NodeConfig
+from .config import NodeConfig
 from .protocol_attacks import INFLATE_FACTOR, PROTOCOL_ATTACKS
-from .store import (
+from ..store import (
     FetchError,
     ParameterServer,
     ParameterStore,
@@ -59,8 +59,8 @@ from .store import (
     hex_to_bytes32,
     shared_files,
 )
-from .store.server import ROUTE
-from .units import METRIC_SCALE, SCORE_SCALE, to_fixed
+from ..store.server import ROUTE
+from ..units import METRIC_SCALE, SCORE_SCALE, to_fixed
 
 if TYPE_CHECKING:
     from trainer.scoring import Utility
