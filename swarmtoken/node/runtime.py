@@ -33,12 +33,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
@@ -46,7 +48,9 @@ from ..chain.connection import SwarmHandles
 from ..config import ConfigError, check_registered
 from ..chain.epochview import PHASES, read_epoch
 from ..chain.ledger import CommitRecord, EpochRecord
+from ..chain.outage import CHAIN_DOWN_ERRORS, ChainWatch
 from .localdata import load_local_data
+from .lock import KeystoreInUseError, KeystoreLock
 from .config import NodeConfig
 from .protocol_attacks import INFLATE_FACTOR, PROTOCOL_ATTACKS
 from ..store import (
@@ -69,10 +73,30 @@ log = logging.getLogger("swarm.node")
 
 STATUS_ACTIVE = 1
 STAGGER_S = 0.5
+T = TypeVar("T")
 
 
 class NodeError(RuntimeError):
     """The node cannot take part; the message says what the operator should do."""
+
+
+def _writable_store(root: Path) -> ParameterStore:
+    """The node's store at ``root``, or a NodeError naming the folder if it cannot be
+    created or written (checked by writing and removing a probe file)."""
+    try:
+        store = ParameterStore(root)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".partial-probe-"):
+            pass
+    except OSError as exc:
+        raise NodeError(f"store folder {root} is not writable ({exc.strerror or exc}); fix its permissions or "
+                        "set [store] dir in the node config") from None
+    return store
+
+
+def _block_number() -> int:
+    from brownie import web3
+
+    return int(web3.eth.block_number)
 
 
 def _text(value: bytes) -> str:
@@ -193,6 +217,10 @@ class Node:
             raise NodeError(f"{exc} (this node cannot take part)") from None
         self.min_peers = int(chain_config["minPeers"])
         self.commit_window = int(chain_config["commitWindow"])
+        try:
+            self.lock = KeystoreLock(config.path(config.chain.keystore)).acquire()
+        except KeystoreInUseError as exc:
+            raise NodeError(str(exc)) from None
         local = load_local_data(config)
         self.data = local.node
         self.attack = config.node.attack if config.node.attack in ATTACKS else None
@@ -205,7 +233,10 @@ class Node:
                                       derive_seed(config.data.seed, "label_flip", config.data.shard))
         self.train_config = TrainConfig(**config.train)
         self.worker = build_model(config.model.name, local.n_features, local.n_classes, config.data.seed)
-        self.store = ParameterStore(config.path(config.store.dir))
+        self.store = _writable_store(config.path(config.store.dir))
+        removed = self.store.remove_partials()
+        if removed:
+            log.info("removed %d unfinished file(s) a previous run left in the store", removed)
         self.server = ParameterServer(self.store, config.store.host, config.store.port,
                                       public_url=config.store.public_url or None)
         self.global_state = {k: v.clone() for k, v in self.worker.state_dict().items()}
@@ -218,6 +249,8 @@ class Node:
         self.work: dict[int, EpochWork] = {}
         self.base_uris: dict[str, str] = {}
         self.timings: dict[int, dict[str, float]] = {}
+        self.watch = ChainWatch(first_delay=0.5, max_delay=5.0)
+        self._disk_warned = -float("inf")
         self._load_checkpoint()
 
     @contextmanager
@@ -233,23 +266,50 @@ class Node:
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> None:
+        """Enrol if needed, poll until the swarm finishes, sync the last model and claim.
+        Every step rides out chain outages (``_until_reachable``)."""
         self.server.start()
         try:
-            self._enroll_if_needed()
-            while not self.swarm.finished():
-                epoch = int(self.swarm.currentEpoch())
-                try:
-                    self._step(epoch, synced=self._sync_global(epoch))
-                except (NodeError, KeyboardInterrupt):
-                    raise
-                except Exception:  # a daemon: log the failure with its traceback and carry on
-                    log.exception("epoch %d: step failed; retrying after a pause", epoch)
-                    time.sleep(1.0)
+            self._until_reachable(self._enroll_if_needed)
+            while not self._until_reachable(self._poll):
                 time.sleep(self.config.node.poll_interval)
-            self._sync_global(int(self.swarm.currentEpoch()) + 1)
-            self._finish()
+            self._until_reachable(lambda: self._sync_global(int(self.swarm.currentEpoch()) + 1))
+            self._until_reachable(self._finish)
         finally:
             self.server.stop()
+
+    def _until_reachable(self, action: Callable[[], T]) -> T:
+        """``action()``, repeated after a backoff for as long as the chain cannot be reached
+        (see `chain.outage`); the loop then resumes from whatever state the chain is in."""
+        while True:
+            try:
+                result = action()
+            except CHAIN_DOWN_ERRORS as exc:
+                time.sleep(self.watch.failed(exc))
+                continue
+            self.watch.reachable(_block_number)
+            return result
+
+    def _poll(self) -> bool:
+        """One pass of the loop: True once the swarm has finished. A failure other than a
+        chain outage or a node error is logged with its traceback, and the loop goes on."""
+        if self.swarm.finished():
+            return True
+        epoch = int(self.swarm.currentEpoch())
+        try:
+            self._step(epoch, synced=self._sync_global(epoch))
+        except (NodeError, KeyboardInterrupt, *CHAIN_DOWN_ERRORS):
+            raise
+        except OSError as exc:  # the disk (a full or read-only store): one line, at most once a minute
+            if time.monotonic() - self._disk_warned > 60:
+                log.error("epoch %d: %s; fix the store folder %s, the node retries meanwhile", epoch, exc,
+                          self.store.root)
+                self._disk_warned = time.monotonic()
+            time.sleep(1.0)
+        except Exception:  # a daemon: log the failure with its traceback and carry on
+            log.exception("epoch %d: step failed; retrying after a pause", epoch)
+            time.sleep(1.0)
+        return False
 
     def _finish(self) -> None:
         log.info("swarm finished; global model from epoch %d", self.global_epoch)

@@ -49,6 +49,15 @@ class ParameterStore:
         self._commits = self.root / "commits"
         self._commits.mkdir(exist_ok=True)
 
+    def remove_partials(self) -> int:
+        """Delete the temporary files of writes that never finished (a process killed while
+        writing); returns how many. Only the store's owner may call this, at start, before it
+        writes anything (a live writer's temporary file would go too)."""
+        partials = list(self.root.glob(".partial-*"))
+        for path in partials:
+            path.unlink(missing_ok=True)
+        return len(partials)
+
     def path_for(self, sha256: str | bytes) -> Path:
         """Where the file with this hash lives (whether or not it exists)."""
         return self.root / f"{normalize_sha256(sha256)}{SUFFIX}"

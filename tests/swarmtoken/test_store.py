@@ -503,3 +503,13 @@ def test_a_commitment_binds_only_to_a_file_the_store_holds(store):
     with pytest.raises(FileNotFoundError, match="cannot bind"):
         store.bind_commitment("00" * 32, "ab" * 32)
     assert store.opened_by("00" * 32) is None
+
+
+def test_unfinished_writes_are_removed_and_finished_files_kept(store):
+    """A process killed mid-write leaves a .partial-* file; its owner removes them at start."""
+    kept = store.save({"w": torch.ones(3)})
+    (store.root / ".partial-abc123").write_bytes(b"half a file")
+    (store.root / ".partial-def456").write_bytes(b"")
+    assert store.remove_partials() == 2
+    assert not list(store.root.glob(".partial-*"))
+    assert store.has(kept.sha256) and store.remove_partials() == 0

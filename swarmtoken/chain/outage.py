@@ -1,0 +1,66 @@
+"""Riding out chain outages: which errors mean "the chain cannot be reached", and a watch
+that waits with bounded exponential backoff and logs once per change of state.
+
+Why a watch and not a retry decorator around each call: a node's loop reads the chain
+state afresh every poll, so after an outage the right thing is not to repeat the failed
+call but to wait, then resume from wherever the chain is. What a transaction did before
+the chain went away is read back from the chain like everything else (a node checks
+``memberOf(...).lastSubmitEpoch`` before committing, the reporters bitmap before
+reporting), so a repeated poll never sends a transaction twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import requests
+
+log = logging.getLogger(__name__)
+
+#: Raised by web3's HTTP provider when the RPC endpoint refuses the connection, times out,
+#: or answers with an HTTP error (a 5xx from a proxy in front of the node), and by the
+#: standard library's sockets.
+CHAIN_DOWN_ERRORS: tuple[type[BaseException], ...] = (requests.exceptions.RequestException, ConnectionError,
+                                                      TimeoutError)
+
+
+class ChainWatch:
+    """The chain's reachability as a node's loop sees it. Call :meth:`failed` with each
+    outage error (it logs the first, and returns how long to wait) and :meth:`reachable`
+    after every poll that reached the chain (it logs the recovery once)."""
+
+    def __init__(self, first_delay: float = 0.5, max_delay: float = 30.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        if not 0 < first_delay <= max_delay:
+            raise ValueError(f"need 0 < first_delay <= max_delay, got {first_delay} and {max_delay}")
+        self.first_delay, self.max_delay = first_delay, max_delay
+        self._clock = clock
+        self.down_since: float | None = None
+        self.failures = 0
+
+    def failed(self, error: BaseException) -> float:
+        """Record one failed poll; returns the seconds to wait before the next one
+        (``first_delay * 2^k``, at most ``max_delay``)."""
+        if self.down_since is None:
+            self.down_since = self._clock()
+            log.warning("chain unreachable since %s (%s: %s); retrying with backoff up to %.0f s",
+                        time.strftime("%H:%M:%S", time.localtime(self.down_since)), type(error).__name__,
+                        _first_line(error), self.max_delay)
+        delay = min(self.max_delay, self.first_delay * 2 ** min(self.failures, 32))
+        self.failures += 1
+        return delay
+
+    def reachable(self, block: Callable[[], int]) -> None:
+        """Record a poll that reached the chain; ``block`` reads the current block number,
+        called only to log a recovery."""
+        if self.down_since is None:
+            return
+        log.info("chain back at block %d after %.0f s", block(), self._clock() - self.down_since)
+        self.down_since, self.failures = None, 0
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else ""
