@@ -71,7 +71,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("swarm.node")
 
-STATUS_ACTIVE = 1
+STATUS_NONE, STATUS_ACTIVE = 0, 1
+STATUSES = ("none", "active", "suspended", "removed")
 STAGGER_S = 0.5
 T = TypeVar("T")
 
@@ -251,6 +252,8 @@ class Node:
         self.timings: dict[int, dict[str, float]] = {}
         self.watch = ChainWatch(first_delay=0.5, max_delay=5.0)
         self._disk_warned = -float("inf")
+        self._notes: dict[str, str] = {}  # what the node last said about its membership and the quorum
+        self._enrol_tried: int | None = None
         self._load_checkpoint()
 
     @contextmanager
@@ -296,6 +299,8 @@ class Node:
         if self.swarm.finished():
             return True
         epoch = int(self.swarm.currentEpoch())
+        self._check_membership(epoch)
+        self._check_quorum(epoch)
         try:
             self._step(epoch, synced=self._sync_global(epoch))
         except (NodeError, KeyboardInterrupt, *CHAIN_DOWN_ERRORS):
@@ -328,6 +333,45 @@ class Node:
                             f"`swarm authorize {self.address}`")
         self._send("enroll", self.server.base_url, required=True)
         log.info("enrolled with parameter store %s", self.server.base_url)
+
+    def _check_membership(self, epoch: int) -> None:
+        """A member the admin authorised again after a suspension or removal (its status is
+        back to none) re-enrols by itself, at most once per epoch; otherwise a node that is
+        not an active member says so once, with what to do."""
+        member = self.swarm.memberOf(self.address)
+        status = int(member["status"])
+        if status == STATUS_ACTIVE:
+            self._notes.pop("membership", None)
+            return
+        expiry = int(member["expiry"])
+        if status == STATUS_NONE and member["allowListed"] and (expiry == 0 or expiry > time.time()) \
+                and self._enrol_tried != epoch:
+            self._enrol_tried = epoch
+            if self._send("enroll", self.server.base_url):
+                log.info("re-enrolled with parameter store %s (authorised again)", self.server.base_url)
+                return
+        self._note("membership", f"this node is not an active member (status {STATUSES[status]}, "
+                                 f"{int(member['strikes'])} strikes); it waits until the admin runs "
+                                 f"`swarm authorize {self.address}`, then re-enrols by itself")
+
+    def _check_quorum(self, epoch: int) -> None:
+        """Say once, with the numbers, when the swarm cannot elect a leader because fewer
+        than min_peers members are active, and once when it can again."""
+        active = int(self.swarm.activeCount())
+        if active >= self.min_peers:
+            if self._notes.pop("quorum", None) is not None:
+                log.info("epoch %d: %d active members again, min_peers %d: the swarm goes on", epoch, active,
+                         self.min_peers)
+            return
+        self._note("quorum", f"only {active} active member(s), min_peers is {self.min_peers}: no "
+                             "leader can be elected; the admin can `swarm authorize` a suspended or new member "
+                             "(a running node re-enrols by itself)")
+
+    def _note(self, key: str, message: str) -> None:
+        """Log ``message`` as a warning unless it is what was last said under ``key``."""
+        if self._notes.get(key) != message:
+            log.warning(message)
+            self._notes[key] = message
 
     # ------------------------------------------------------------------ one poll
     def _step(self, epoch: int, synced: bool) -> None:

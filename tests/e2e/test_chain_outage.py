@@ -2,7 +2,8 @@
 stopped (its state written to disk) and restarted from that state once in the Commit, the
 Merge and the Report phase of successive epochs. Every node must ride it out without a
 restart: nobody dies, the swarm finishes, every node logs the outage once and the
-recovery once, nothing the chain had accepted is lost, and the audit passes.
+recovery once, nothing the chain had accepted is lost, every node ends with the global
+model the chain recorded (byte for byte: its checkpoint's hash), and the audit passes.
 
 The nodes are started while the chain runs (a node whose chain is not there at start
 refuses to start, in one line). The suite stops the chain for ``SWARM_OUTAGE_SECONDS``
@@ -14,6 +15,7 @@ issue "Node runtime" is 20 s:
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -87,10 +89,17 @@ def outage_run(tmp_path_factory):
             downs.append((epoch, phase, block, int(web3.eth.block_number)))
             last = epoch
         _wait(lambda: bool(swarm.finished()), "the swarm to finish")
+        last = max(e for e in range(1, int(swarm.currentEpoch()) + 1) if PHASES[int(swarm.epochState(e)["phase"])]
+                   == "Settled")
+        model = bytes(swarm.epochState(last)["modelHash"]).hex()
+        checkpoints = [node.config_path.parent / "checkpoint.json" for node in env.nodes]
+        _wait(lambda: all(c.exists() and json.loads(c.read_text())["epoch"] == last for c in checkpoints),
+              f"every node to adopt the model of epoch {last}", timeout=60)
         alive = [node.alive() for node in env.nodes]
         logs = {node.address: node.log_path.read_text() for node in env.nodes}
         report = audit_swarm(swarm, env.handles.token, from_block=int(env.handles.record["block"]), check_files=True)
-        yield {"downs": downs, "alive": alive, "logs": logs, "report": report, "settled": int(swarm.settledEpochs())}
+        yield {"model": model, "checkpoints": [json.loads(c.read_text())["sha256"] for c in checkpoints],
+               "downs": downs, "alive": alive, "logs": logs, "report": report, "settled": int(swarm.settledEpochs())}
     finally:
         env.stop()
 
@@ -113,3 +122,7 @@ def test_the_swarm_finishes_and_its_ledger_audits_clean(outage_run):
     report = outage_run["report"]
     assert report.ok, report.discrepancies
     assert report.checks > 0 and report.files_checked > 0
+
+
+def test_every_node_ends_with_the_model_the_chain_recorded(outage_run):
+    assert set(outage_run["checkpoints"]) == {outage_run["model"]}, outage_run

@@ -61,3 +61,50 @@ def test_node_removes_unfinished_writes_from_its_store_at_start(create_swarm, no
     node = Node(config, nodes[0], SwarmHandles(swarm=swarm, token=token, record={"block": 0}))
     node.lock.release()
     assert not list(store.glob(".partial-*"))
+
+
+def test_a_running_node_re_enrols_once_the_admin_authorises_it_again(create_swarm, nodes, admin, tmp_path, caplog):
+    """A suspended or removed member used to stay out for good while its process kept
+    running: now it says so once, and re-enrols by itself after `swarm authorize`."""
+    import logging
+
+    swarm, token = create_swarm()
+    node_account = nodes[0]
+    swarm.authorize(node_account, 0, 100, {"from": admin})
+    node = Node(NodeConfig(base_dir=tmp_path), node_account, SwarmHandles(swarm=swarm, token=token, record={"block": 0}))
+    try:
+        caplog.set_level(logging.INFO, logger="swarm.node")
+        node._check_membership(1)
+        assert int(swarm.memberOf(node_account)["status"]) == 1  # enrolled
+        swarm.removeNode(node_account, {"from": admin})
+        node._check_membership(1)
+        node._check_membership(2)
+        waiting = [r.getMessage() for r in caplog.records if "not an active member" in r.getMessage()]
+        assert len(waiting) == 1 and "status removed" in waiting[0] and "swarm authorize" in waiting[0]
+        swarm.authorize(node_account, 0, 100, {"from": admin})
+        node._check_membership(3)
+        assert int(swarm.memberOf(node_account)["status"]) == 1
+        assert any("re-enrolled" in r.getMessage() for r in caplog.records)
+    finally:
+        node.lock.release()
+
+
+def test_a_node_says_once_when_too_few_members_are_active_to_elect(create_swarm, nodes, admin, tmp_path, caplog):
+    import logging
+
+    swarm, token = create_swarm(min_peers=3)
+    node = Node(NodeConfig(base_dir=tmp_path), nodes[0], SwarmHandles(swarm=swarm, token=token, record={"block": 0}))
+    try:
+        caplog.set_level(logging.INFO, logger="swarm.node")
+        for epoch in (1, 1, 2):
+            node._check_quorum(epoch)
+        stalled = [r.getMessage() for r in caplog.records if "no leader can be elected" in r.getMessage()]
+        assert stalled == ["only 0 active member(s), min_peers is 3: no leader can be elected; the admin "
+                           "can `swarm authorize` a suspended or new member (a running node re-enrols by itself)"]
+        for account in nodes[1:4]:
+            swarm.authorize(account, 0, 100, {"from": admin})
+            swarm.enroll("http://127.0.0.1:1", {"from": account})
+        node._check_quorum(3)
+        assert caplog.records[-1].getMessage() == "epoch 3: 3 active members again, min_peers 3: the swarm goes on"
+    finally:
+        node.lock.release()
