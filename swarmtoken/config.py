@@ -55,6 +55,11 @@ class SwarmConfig:
     suspend_after: int = 3
     merge_rule: str = "fltrust_median"
     scorer: str = "auto"
+    # The swarm's model, recorded in the deployment record (not on chain) so a node can
+    # refuse to enrol with a model that does not fit; n_classes = 0: not recorded.
+    model: str = "mlp"
+    n_features: int = 0
+    n_classes: int = 0
     target_metric: float = 0.0
     max_epochs: int = 20
     patience: int = 0
@@ -83,6 +88,9 @@ class SwarmConfig:
             (0 <= self.min_delta <= 1, "min_delta must be in [0, 1] (a metric gain)"),
             (bool(self.merge_rule) and len(self.merge_rule) <= 32, "merge_rule must be 1-32 characters"),
             (bool(self.scorer) and len(self.scorer) <= 32, "scorer must be 1-32 characters"),
+            (bool(self.model), "model must name a model (see `trainer.models.MODELS`)"),
+            (self.n_features >= 0 and (self.n_classes == 0 or (self.n_classes >= 2 and self.n_features >= 1)),
+             "n_classes must be 0 (not recorded) or >= 2, with n_features >= 1"),
             (0 <= self.admin_delay < 2**48, "admin_delay must be >= 0 seconds"),
             (self.admin_delay == 0 or self.keep_token_admin,
              "admin_delay only applies with keep_token_admin = true (by default nobody keeps the token admin)"),

@@ -187,11 +187,14 @@ class LocalSwarm:
         from ..chain.connection import SwarmHandles, load_project
         from ..chain.deployment import deploy, write_record
 
+        from trainer.data import load_dataset
+
         opts = self.options
+        data = load_dataset(opts.dataset, seed=opts.seed)
         config = SwarmConfig(min_peers=3, max_peers=max(16, opts.nodes), commit_window=opts.commit_window,
                              merge_window=opts.merge_window, report_window=opts.report_window,
-                             reward_per_epoch="1000",
-                             merge_rule=opts.merge, scorer=opts.scorer, max_epochs=opts.epochs)
+                             reward_per_epoch="1000", merge_rule=opts.merge, scorer=opts.scorer,
+                             max_epochs=opts.epochs, n_features=data.n_features, n_classes=data.n_classes)
         deployment = deploy(load_project(), config, accounts[0])
         record_path = write_record(self.out / "deployment.json", network="development", chain_id=chain.id,
                                    deployment=deployment, config=config)

@@ -50,6 +50,7 @@ from ..chain.epochview import PHASES, read_epoch
 from ..chain.ledger import CommitRecord, EpochRecord
 from ..chain.outage import CHAIN_DOWN_ERRORS, ChainWatch
 from .localdata import load_local_data
+from .compat import incompatibility
 from .lock import KeystoreInUseError, KeystoreLock
 from .config import NodeConfig
 from .protocol_attacks import INFLATE_FACTOR, PROTOCOL_ATTACKS
@@ -234,6 +235,10 @@ class Node:
                                       derive_seed(config.data.seed, "label_flip", config.data.shard))
         self.train_config = TrainConfig(**config.train)
         self.worker = build_model(config.model.name, local.n_features, local.n_classes, config.data.seed)
+        problem = incompatibility(handles.record.get("config", {}), config.model.name, local.n_features,
+                                  local.n_classes, self.worker)
+        if problem is not None:
+            raise NodeError(f"this node cannot join the swarm: {problem}")
         self.store = _writable_store(config.path(config.store.dir))
         removed = self.store.remove_partials()
         if removed:

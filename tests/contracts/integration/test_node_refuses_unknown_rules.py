@@ -108,3 +108,21 @@ def test_a_node_says_once_when_too_few_members_are_active_to_elect(create_swarm,
         assert caplog.records[-1].getMessage() == "epoch 3: 3 active members again, min_peers 3: the swarm goes on"
     finally:
         node.lock.release()
+
+
+def test_node_whose_data_does_not_fit_the_swarms_model_is_refused_before_it_enrols(create_swarm, nodes, admin,
+                                                                                     tmp_path):
+    """A node with 2-class data used to enrol, get elected, fail to merge anyone's 10-class
+    update and stall every epoch; the deployment record now says what the model is."""
+    from swarmtoken.node.config import DataSection
+
+    swarm, token = create_swarm()
+    swarm.authorize(nodes[0], 0, 100, {"from": admin})
+    rows = ["a,b,c,label"] + [f"{i % 7},{i % 5},{i % 3},{i % 2}" for i in range(60)]
+    (tmp_path / "two_classes.csv").write_text("\n".join(rows) + "\n")
+    config = NodeConfig(data=DataSection(dataset="", file="two_classes.csv"), base_dir=tmp_path)
+    record = {"block": 0, "config": {"model": "mlp", "n_features": 64, "n_classes": 10}}
+    with pytest.raises(NodeError, match=r"cannot join the swarm: this node's data has 2 classes, the swarm's model "
+                                        r"has 10"):
+        Node(config, nodes[0], SwarmHandles(swarm=swarm, token=token, record=record))
+    assert int(swarm.memberOf(nodes[0])["status"]) == 0  # never enrolled
