@@ -503,11 +503,14 @@ contract SwarmLearning is Ownable2Step {
      * @notice Close the commit phase. The leader is drawn from the hash of this very block,
      * which `drawLeader` reads from the next block on: no member can know it while it can
      * still commit, and on chains whose prevrandao is constant (PoA, QBFT) it still varies.
-     * Anyone may call.
+     * Anyone may call, after the commit window or as soon as every active member committed,
+     * once at least minPeers did.
      */
     function electLeader(uint256 epoch) external {
         EpochState storage e = _openEpochState(epoch, Phase.Commit);
-        if (block.timestamp <= e.deadline) revert CommitWindowOpen(epoch, e.deadline);
+        // The window is an upper bound, not a wait: once every active member committed,
+        // nobody is left to wait for.
+        if (block.timestamp <= e.deadline && e.commitCount < activeCount) revert CommitWindowOpen(epoch, e.deadline);
         if (e.commitCount < _config.minPeers) revert NotEnoughCommits(epoch, e.commitCount, _config.minPeers);
         e.phase = Phase.Merge;
         e.drawBlock = uint64(block.number);

@@ -55,6 +55,7 @@ class DemoOptions:
     merge_window: int = 10
     report_window: int = 10
     elect_grace: float = 20.0
+    elect_early: bool = True
     protocol_attacks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -225,7 +226,7 @@ class LocalSwarm:
                 data=DataSection(dataset=opts.dataset, shard=i, shards=opts.nodes, alpha=opts.alpha, seed=opts.seed),
                 model=ModelSection(),
                 node=NodeSection(attack=opts.attack if rogue else cheat, serve_after_finish=True,
-                                 elect_grace=opts.elect_grace),
+                                 elect_grace=opts.elect_grace, elect_early=opts.elect_early),
                 base_dir=folder,
             )
             swarm.authorize(address, 0, load_local_data(config).node.n_train, {"from": accounts[0]}, silent=True)

@@ -34,6 +34,7 @@ default.
     checkpoint = "checkpoint"
     poll_interval = 0.2
     elect_grace = 20.0          # after the commit window, wait this long for absent members
+    elect_early = true          # close the commits as soon as every active member committed
     attack = ""                 # demos and tests only: make this node a rogue
 """
 
@@ -86,6 +87,7 @@ class NodeSection:
     poll_interval: float = 0.2
     attack: str = ""
     elect_grace: float = 20.0
+    elect_early: bool = True
     fetch_timeout: float = 5.0
     # Peers release their file on their first poll after the election, so the leader's
     # first requests can meet 403: 4 retries at 0.3 s doubling wait up to 4.5 s for them.

@@ -419,20 +419,23 @@ class Node:
                 log.info("epoch %d: committed %s (%d samples declared)", epoch, stored.sha256[:12], declared)
                 return  # the state read before our commitment is stale
             log.warning("epoch %d: commit window closed before our update was in; we sit this epoch out", epoch)
-        # Elect once every active member committed; otherwise wait `elect_grace` after the
-        # last new commitment, so slow starters get in and dead nodes are not waited on. An
-        # epoch short of minPeers is abandoned once the contract allows it and no commitment
-        # arrived for `elect_grace` either.
+        # Elect as soon as every active member committed (the contract allows it before the
+        # window closes; with `elect_early` off, when the window closes); otherwise wait
+        # `elect_grace` after the last new commitment, so slow starters get in and dead nodes
+        # are not waited on. An epoch short of minPeers is abandoned once the contract allows
+        # it and no commitment arrived for `elect_grace` either.
         committed = int(state["commitCount"])
         if work.commits_seen is None or committed != work.commits_seen[0]:
             work.commits_seen = (committed, time.time())
         everyone = committed >= int(self.swarm.activeCount())
         grace = work.commits_seen[1] + self.config.node.elect_grace
-        ready_at = max(float(state["deadline"]), work.commits_seen[1] if everyone else grace)
         if committed < self.min_peers and self._due(max(float(state["deadline"]) + self.commit_window, grace), epoch):
             if self._send("abandonEpoch", epoch):
                 log.warning("epoch %d: abandoned with %d of %d commitments needed", epoch, committed, self.min_peers)
-        elif committed >= self.min_peers and self._due(ready_at, epoch):
+        elif committed >= self.min_peers and (
+                time.time() >= work.commits_seen[1] + STAGGER_S * self._rank(epoch)
+                if everyone and self.config.node.elect_early
+                else self._due(max(float(state["deadline"]), work.commits_seen[1] if everyone else grace), epoch)):
             with self._timed(epoch, "chain"):
                 elected = self._send("electLeader", epoch)
             if elected:

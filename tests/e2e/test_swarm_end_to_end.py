@@ -89,7 +89,8 @@ def _settled(env, epoch):
 def scenario(tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e")
     options = DemoOptions(nodes=4, rogue=0, epochs=EPOCHS, port=free_port(), out=str(out / "run"),
-                          commit_window=4, merge_window=12, report_window=20, elect_grace=60)
+                          commit_window=4, merge_window=12, report_window=20, elect_grace=60,
+                          elect_early=False)  # the scenario acts between the last commitment and the election
     env = LocalSwarm(options)
     Path(options.out).mkdir(parents=True)
     run = Scenario(env)

@@ -156,10 +156,33 @@ def test_anyone_elects_a_committed_leader_after_the_commit_window(swarm, committ
     assert event["deadline"] == tx.timestamp + 60 == state["deadline"]
 
 
-def test_election_waits_for_the_commit_window(swarm, committed):
+def test_election_waits_for_the_commit_window_while_an_active_member_has_not_committed(swarm, members, protocol):
+    protocol.submit(members[:3])  # minPeers reached, but the fourth member may still commit
+    deadline = swarm.epochState(1)["deadline"]
+    with reverts_with("CommitWindowOpen", 1, deadline):
+        swarm.electLeader(1, {"from": members[0]})
+
+
+def test_anyone_closes_the_commits_early_once_every_active_member_committed(swarm, committed, outsider):
+    """The window is an upper bound: with everyone in, nobody is left to wait for."""
+    assert chain.time() < swarm.epochState(1)["deadline"]
+    tx = swarm.electLeader(1, {"from": outsider})
+    assert tx.events["CommitsClosed"]["epoch"] == 1
+    assert swarm.epochState(1)["phase"] == MERGE
+
+
+def test_a_member_enrolling_during_the_commit_phase_reopens_the_wait(swarm, committed, nodes, protocol):
+    protocol.enroll(nodes[4:5])
     deadline = swarm.epochState(1)["deadline"]
     with reverts_with("CommitWindowOpen", 1, deadline):
         swarm.electLeader(1, {"from": committed[0]})
+
+
+def test_closing_early_still_needs_min_peers_commits(swarm, nodes, protocol):
+    protocol.enroll(nodes[:2])
+    protocol.submit(nodes[:2])  # every active member committed, but only 2 of minPeers 3
+    with reverts_with("NotEnoughCommits", 1, 2, 3):
+        swarm.electLeader(1, {"from": nodes[0]})
 
 
 def test_election_needs_min_peers_commits(swarm, members, protocol):
