@@ -235,13 +235,17 @@ def audit_files(ledger: Ledger, base_uri_of: Callable[[str], str], download: Cal
             report.expect(node not in paid, f"{finding}, yet {node} was paid")
         if record.model_hash and record.leader:
             label = f"epoch {number} model"
-            for holder in dict.fromkeys([record.leader] + [r.reporter for r in record.reports
-                                                           if r.merged_hash == record.model_hash]):
+            holders = list(dict.fromkeys([record.leader] + [r.reporter for r in record.reports
+                                                            if r.merged_hash == record.model_hash]))
+            for holder in holders:
                 data = get(f"{base_uri_of(holder)}{ROUTE}{record.model_hash}", label)
                 if data is not None:
                     report.expect(sha256_hex(data) == record.model_hash,
                                   f"{label}: {holder} serves a file that does not hash to {record.model_hash[:12]}")
                     break
+            else:
+                report.findings.append(f"{label} {record.model_hash[:12]} is served by nobody (asked the leader "
+                                       f"and {len(holders) - 1} reporter(s) that recomputed it)")
     return report
 
 

@@ -83,3 +83,36 @@ def test_unreachable_files_are_counted_not_flagged():
 ])
 def test_shared_files_lists_every_file_committed_more_than_once(files, shared):
     assert shared_files(files) == shared
+
+
+def _model_audit(served_by: dict[str, bytes]):
+    """An epoch whose global model (hash of b"model") the leader and one reporter hold;
+    ``served_by`` maps who serves what under the model's route."""
+    from swarmtoken.chain.ledger import ReportRecord
+    from swarmtoken.store.server import ROUTE
+
+    model = sha256_hex(b"model")
+    record = EpochRecord(EPOCH, leader=HONEST, model_hash=model)
+    record.reports.append(ReportRecord(OTHER, 0, [], model, 0))
+    urls = {f"{base_uri(node)}{ROUTE}{model}": data for node, data in served_by.items()}
+
+    def download(url: str, timeout: float, retries: int) -> bytes:
+        if url not in urls:
+            raise UnreachableError(url, "connection refused", status=None, attempts=1)
+        return urls[url]
+
+    return audit_files(Ledger({EPOCH: record}, [], []), base_uri, download)
+
+
+def test_a_global_model_served_by_nobody_is_named():
+    report = _model_audit({})
+    assert report.ok and report.files_checked == 0 and report.files_unreachable == 2
+    assert report.findings == [f"epoch {EPOCH} model {sha256_hex(b'model')[:12]} is served by nobody (asked the "
+                               "leader and 1 reporter(s) that recomputed it)"]
+
+
+def test_a_global_model_any_holder_serves_is_verified():
+    report = _model_audit({OTHER: b"model"})  # the leader is gone, a reporter still serves it
+    assert report.ok and not report.findings and report.files_checked == 1
+    bad = _model_audit({HONEST: b"not the model"})
+    assert not bad.ok and "does not hash to" in bad.discrepancies[0]
