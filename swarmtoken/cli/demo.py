@@ -411,7 +411,7 @@ def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
     from trainer.data import load_dataset, split_swarm
     from trainer.models import build_model
     from trainer.simulate import centralized, local_only, simulate
-    from trainer.training import TrainConfig, evaluate
+    from trainer.training import TrainConfig
 
     from ..audit import audit_swarm
     from ..chain.ledger import read_ledger

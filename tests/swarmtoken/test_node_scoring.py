@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from swarmtoken.chain.ledger import CommitRecord
-from swarmtoken.node.runtime import contribution_utility, copied_steps, merge_inputs, merge_updates
+from swarmtoken.node.merging import contribution_utility, copied_steps, merge_inputs, merge_updates
 from trainer.models import build_model
 from trainer.scoring import make_utility
 from tests.trainer.modules import balanced_neg_cross_entropy

@@ -1,0 +1,126 @@
+"""Commit phase: train from the global model, store the update as a content-addressed
+file (served only after the phase), commit a value bound to this node, the epoch and the
+file's hash, and close the commits when every active member is in or the window has
+passed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from ..chain.epochview import read_epoch
+from ..store import FetchError, commitment_of, fetch_committed, hex_to_bytes32
+from .protocol_attacks import INFLATE_FACTOR
+from .work import STAGGER_S, STATUS_ACTIVE, EpochWork, log
+
+
+class CommitPhase:
+    """The commit phase of :class:`~swarmtoken.node.runtime.Node`."""
+
+    def _commit(self, epoch: int, state: Any, work: EpochWork, synced: bool) -> None:
+        """Train and commit once per epoch, but only from the latest global model: a node
+        that could not fetch it yet sits the epoch out rather than send a stale update."""
+        member = self.swarm.memberOf(self.address)
+        fresh = int(member["status"]) == STATUS_ACTIVE and int(member["lastSubmitEpoch"]) != epoch
+        if fresh and self.protocol_attack == "copycat":
+            self._copy_commitment(epoch, work)
+        elif fresh and synced and work.own_sha is None:
+            with self._timed(epoch, "train"):
+                update = self._train(epoch)
+            with self._timed(epoch, "transfer"):
+                stored = self.store.save(update)
+            work.own_sha = stored.sha256
+            commitment = commitment_of(self.address, epoch, stored.sha256)
+            self.store.bind_commitment(commitment, stored.sha256)
+            declared = self._declared_samples(member)
+            with self._timed(epoch, "chain"):
+                sent = self._send("submitUpdate", epoch, hex_to_bytes32(commitment), declared)
+            if sent:
+                log.info("epoch %d: committed %s (%d samples declared)", epoch, stored.sha256[:12], declared)
+                return  # the state read before our commitment is stale
+            log.warning("epoch %d: commit window closed before our update was in; we sit this epoch out", epoch)
+        # Elect as soon as every active member committed (the contract allows it before the
+        # window closes; with `elect_early` off, when the window closes); otherwise wait
+        # `elect_grace` after the last new commitment, so slow starters get in and dead nodes
+        # are not waited on. An epoch short of minPeers is abandoned once the contract allows
+        # it and no commitment arrived for `elect_grace` either.
+        committed = int(state["commitCount"])
+        if work.commits_seen is None or committed != work.commits_seen[0]:
+            work.commits_seen = (committed, time.time())
+        everyone = committed >= int(self.swarm.activeCount())
+        grace = work.commits_seen[1] + self.config.node.elect_grace
+        if committed < self.min_peers and self._due(max(float(state["deadline"]) + self.commit_window, grace), epoch):
+            if self._send("abandonEpoch", epoch):
+                log.warning("epoch %d: abandoned with %d of %d commitments needed", epoch, committed, self.min_peers)
+        elif committed >= self.min_peers and (
+                time.time() >= work.commits_seen[1] + STAGGER_S * self._rank(epoch)
+                if everyone and self.config.node.elect_early
+                else self._due(max(float(state["deadline"]), work.commits_seen[1] if everyone else grace), epoch)):
+            with self._timed(epoch, "chain"):
+                elected = self._send("electLeader", epoch)
+            if elected:
+                log.info("epoch %d: commits closed", epoch)
+
+    def _declared_samples(self, member: Any) -> int:
+        """What we declare: our training samples up to the allowance the admin attested
+        (a declaration above it forfeits the epoch's payout)."""
+        allowance = int(member["allowance"])
+        if self.protocol_attack == "inflate_samples":
+            return self.data.n_train * INFLATE_FACTOR
+        if self.data.n_train > allowance:
+            log.warning("we hold %d training samples but our allowance is %d; declaring %d (ask the consortium "
+                        "admin to attest the larger count with `swarm authorize --samples`)",
+                        self.data.n_train, allowance, allowance)
+        return min(self.data.n_train, allowance)
+
+    def _copy_commitment(self, epoch: int, work: EpochWork) -> None:
+        """Rogue ``copycat``: commit the first commitment another node made this epoch."""
+        if work.copied is not None:
+            return
+        others = [c for c in read_epoch(self.swarm, epoch, self.from_block).commits if c.node != self.address]
+        if not others:
+            return
+        work.copied = others[0]
+        if self._send("submitUpdate", epoch, hex_to_bytes32(others[0].commitment), self.data.n_train):
+            log.info("epoch %d: rogue: copycat committed %s's commitment %s", epoch, others[0].node,
+                     others[0].commitment[:12])
+
+    def _serve_copy(self, epoch: int, work: EpochWork) -> None:
+        """Rogue ``copycat``: once the victim reveals, serve its bytes under the copy."""
+        victim = work.copied
+        if victim is None or self.store.opened_by(victim.commitment) is not None:
+            return
+        try:
+            _, state = fetch_committed(self._base_uri(victim.node), victim.node, epoch, victim.commitment,
+                                       timeout=self.config.node.fetch_timeout, retries=1, backoff=0.3)
+        except FetchError:
+            return
+        stored = self.store.save(state)
+        self.store.bind_commitment(victim.commitment, stored.sha256)
+        self.store.release(stored.sha256)
+
+    def _train(self, epoch: int) -> dict[str, torch.Tensor]:
+        from trainer.attacks import apply_attack, is_data_attack, needs_peers, rebase
+        from trainer.simulate import derive_seed
+        from trainer.training import train_local
+
+        seed, shard = self.config.data.seed, self.config.data.shard
+        self.worker.load_state_dict(self.global_state)
+        train_local(self.worker, self.data.X_train, self.labels, self.train_config,
+                    derive_seed(seed, "train", epoch - 1, shard))
+        update = {k: v.clone() for k, v in self.worker.state_dict().items()}
+        if not self.attack or is_data_attack(self.attack):
+            return update
+        peers = []
+        if needs_peers(self.attack):
+            if self.peer_round is None or len(self.peer_round[1]) < 2:
+                log.info("epoch %d: %s needs two peer updates of the previous epoch; committing honestly",
+                         epoch, self.attack)
+                return update
+            peers = rebase(self.peer_round[1], self.peer_round[0], self.global_state)
+        log.info("epoch %d: rogue: %s update forged from %d peer updates of the previous epoch",
+                 epoch, self.attack, len(peers))
+        return apply_attack(self.attack, update, previous=self.global_state, peers=peers,
+                            seed=derive_seed(seed, "attack", epoch - 1, shard))

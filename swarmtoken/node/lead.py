@@ -1,0 +1,128 @@
+"""Merge phase: serve our file, draw the leader, and, as leader, download every
+commitment from under its committer's base URI, leave out what fails, merge the rest
+with the agreed rule and publish; fail over a leader that misses its deadline."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..chain.epochview import read_epoch
+from ..chain.ledger import CommitRecord, EpochRecord
+from ..store import FetchError, commitment_of, fetch_committed, hex_to_bytes32, shared_files
+from .merging import MergeInputs, copied_steps, merge_inputs, merge_updates
+from .work import EpochWork, log
+
+
+class LeadPhase:
+    """The merge phase of :class:`~swarmtoken.node.runtime.Node`."""
+
+    def _merge_phase(self, epoch: int, state: Any, work: EpochWork) -> None:
+        own = self._own_commit(epoch, work)
+        if own is not None and not self.store.is_released(own):
+            self.store.release(own)
+        self._serve_copy(epoch, work)
+        if not state["drawn"]:
+            # The draw reads the hash of the block that closed the commits, so it goes in a
+            # later block: on an automining chain, the block of this very transaction.
+            if work.merge_seen is None:
+                work.merge_seen = time.time()
+            if self._due(work.merge_seen - 1, epoch):
+                with self._timed(epoch, "chain"):
+                    if self._send("drawLeader", epoch):
+                        log.info("epoch %d: leader drawn: %s", epoch, self.swarm.leaderOf(epoch))
+            return
+        if self.swarm.leaderOf(epoch) == self.address:
+            if not work.published and time.time() <= int(state["deadline"]):
+                self._lead(epoch, work)
+        elif self._due(int(state["deadline"]), epoch):
+            with self._timed(epoch, "chain"):
+                moved = self._send("failover", epoch)
+            if moved:
+                log.warning("epoch %d: leader timed out; leadership moved to %s", epoch, self.swarm.leaderOf(epoch))
+
+    def _own_commit(self, epoch: int, work: EpochWork) -> str | None:
+        """Our committed hash for ``epoch``, recovered from events after a restart."""
+        if work.own_sha is None and int(self.swarm.memberOf(self.address)["lastSubmitEpoch"]) == epoch:
+            mine = [c for c in read_epoch(self.swarm, epoch, self.from_block).commits if c.node == self.address]
+            work.own_sha = self.store.opened_by(mine[0].commitment) if mine else None
+        return work.own_sha
+
+    def _lead(self, epoch: int, work: EpochWork) -> None:
+        with self._timed(epoch, "chain"):
+            record = read_epoch(self.swarm, epoch, self.from_block)
+        with self._timed(epoch, "transfer"):
+            self._fetch_updates(record, work)
+        included = sorted(work.updates)
+        if self._commit_index(record) not in work.updates:
+            log.error("epoch %d: our own update is not available; cannot lead", epoch)
+            work.published = True
+            return
+        if len(included) < self.min_peers:
+            log.error("epoch %d: only %d valid updates, %d needed; cannot publish", epoch, len(included), self.min_peers)
+            work.published = True
+            return
+        with self._timed(epoch, "merge"):
+            merged = merge_updates(self.merge_rule, self._merge_inputs(record, included, work), self.global_state)
+        with self._timed(epoch, "transfer"):
+            stored = self.store.save(merged)
+            self.store.release(stored.sha256)
+        work.merged_sha, work.merged = stored.sha256, merged
+        bitmap = sum(1 << i for i in included)
+        with self._timed(epoch, "chain"):
+            sent = self._send("publishMerge", epoch, hex_to_bytes32(stored.sha256), bitmap)
+        if sent:
+            work.published = True
+            log.info("epoch %d: published merge %s of %d updates", epoch, stored.sha256[:12], len(included))
+
+    def _commit_index(self, record: EpochRecord) -> int | None:
+        return next((c.index for c in record.commits if c.node == self.address), None)
+
+    def _base_uri(self, node: str) -> str:
+        """The base URI ``node`` enrolled with: the only place its files are fetched from."""
+        if node not in self.base_uris:
+            self.base_uris[node] = self.swarm.baseUriOf(node)
+        return self.base_uris[node]
+
+    def _fetch_updates(self, record: EpochRecord, work: EpochWork) -> None:
+        """Download every commitment of the epoch not yet tried; failures are logged and
+        left out, and so is every file that two commitments resolve to (neither can be
+        told apart from a copy)."""
+        missing = [c for c in record.commits if c.index not in work.fetched]
+
+        def get(commit: CommitRecord) -> tuple[CommitRecord, Any]:
+            try:
+                own = self.store.opened_by(commit.commitment) if commit.node == self.address else None
+                if own is not None and commitment_of(self.address, record.epoch, own) == commit.commitment:
+                    return commit, (own, self.store.load(own, reference=self.global_state))
+                return commit, fetch_committed(self._base_uri(commit.node), commit.node, record.epoch,
+                                               commit.commitment, reference=self.global_state,
+                                               timeout=self.config.node.fetch_timeout,
+                                               retries=self.config.node.fetch_retries,
+                                               backoff=self.config.node.fetch_backoff)
+            except FetchError as exc:
+                return commit, exc
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for commit, result in pool.map(get, missing):
+                work.fetched.add(commit.index)
+                if isinstance(result, FetchError):
+                    log.warning("epoch %d: rejected update of %s: %s", record.epoch, commit.node, result)
+                else:
+                    work.shas[commit.index], work.updates[commit.index] = result
+        nodes = {c.index: c.node for c in record.commits}
+        for sha, indices in shared_files(work.shas).items():
+            if any(i in work.updates for i in indices):
+                log.warning("epoch %d: DUPLICATE: %s committed the same file %s; all rejected", record.epoch,
+                            ", ".join(nodes[i] for i in sorted(indices)), sha[:12])
+                for index in indices:
+                    work.updates.pop(index, None)
+        for index, cosine in copied_steps(work.updates, self.global_state, self.prior_state).items():
+            log.warning("epoch %d: COPY: rejected update of %s: its step repeats the previous merged step "
+                        "(cosine %.3f)", record.epoch, nodes[index], cosine)
+            work.updates.pop(index)
+
+    def _merge_inputs(self, record: EpochRecord, indices: list[int], work: EpochWork) -> MergeInputs:
+        by_index = {c.index: c for c in record.commits}
+        return merge_inputs([by_index[i] for i in indices], work.updates, self.swarm.leaderOf(record.epoch))
