@@ -189,7 +189,8 @@ def audit_files(ledger: Ledger, base_uri_of: Callable[[str], str], download: Cal
 
     ``download(url, timeout=, retries=)`` is the store's size-capped
     `swarmtoken.store.download_any` unless given. An unreachable file is counted, not a
-    discrepancy (nodes may stop serving old epochs). A file that does not open its
+    discrepancy (nodes may stop serving old epochs), and an unreachable commitment is named
+    in the findings. A file that does not open its
     commitment, or one committed twice, is a finding, and a discrepancy if its committer
     was paid that epoch."""
     from .store import FetchError, UnreachableError, commit_url, commitment_of, sha256_hex, shared_files
@@ -219,8 +220,11 @@ def audit_files(ledger: Ledger, base_uri_of: Callable[[str], str], download: Cal
         opened: dict[str, str] = {}
         for commit in record.commits:
             label = f"epoch {number} commit of {commit.node}"
+            missed = report.files_unreachable
             data = get(commit_url(base_uri_of(commit.node), commit.commitment), label)
             if data is None:
+                if report.files_unreachable > missed:
+                    report.findings.append(f"{label}: not served (its committer's store did not answer)")
                 continue
             sha = sha256_hex(data)
             if commitment_of(commit.node, number, sha) != commit.commitment:

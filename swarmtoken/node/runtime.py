@@ -148,6 +148,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         self.work: dict[int, EpochWork] = {}
         self.base_uris: dict[str, str] = {}
         self.timings: dict[int, dict[str, float]] = {}
+        self.epoch_seen: dict[int, float] = {}  # when a poll first saw each epoch
         self.watch = ChainWatch(first_delay=0.5, max_delay=5.0)
         self._disk_warned = -float("inf")
         self._notes: dict[str, str] = {}  # what the node last said about its membership and the quorum
@@ -157,7 +158,8 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
     @contextmanager
     def _timed(self, epoch: int, category: str) -> Iterator[None]:
         """Account wall time to (epoch, category): train, chain, transfer, merge, score or
-        settle; written to timings.jsonl when the epoch's merge is adopted."""
+        settle; written to timings.jsonl, with the epoch's whole wall time, when the epoch's
+        merge is adopted."""
         start = time.perf_counter()
         try:
             yield
@@ -197,6 +199,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         if self.swarm.finished():
             return True
         epoch = int(self.swarm.currentEpoch())
+        self.epoch_seen.setdefault(epoch, time.time())
         self._check_membership(epoch)
         self._check_quorum(epoch)
         try:

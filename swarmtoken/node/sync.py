@@ -5,11 +5,11 @@ and resume from the checkpoint after a restart."""
 from __future__ import annotations
 
 import json
+import time
 
 import torch
 
-from ..chain.epochview import PHASES
-from ..chain.epochview import read_epoch
+from ..chain.epochview import PHASES, read_epoch
 from ..store import FetchError, fetch
 from ..store.server import ROUTE
 from .work import log
@@ -67,8 +67,11 @@ class SyncPhase:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         checkpoint.with_suffix(".json").write_text(json.dumps({"epoch": epoch, "sha256": stored.sha256}))
         if epoch in self.timings:
+            # wall: from the first poll that saw the epoch to adopting its model, so the
+            # categories' sum and the wall time give the time spent waiting.
+            wall = time.time() - self.epoch_seen.pop(epoch, time.time())
             with self.config.path("timings.jsonl").open("a") as out:
-                out.write(json.dumps({"epoch": epoch, **self.timings.pop(epoch)}) + "\n")
+                out.write(json.dumps({"epoch": epoch, **self.timings.pop(epoch), "wall": wall}) + "\n")
         for old in [e for e in self.work if e <= epoch]:
             del self.work[old]
         log.info("adopted the global model of epoch %d (%s)", epoch, stored.sha256[:12])

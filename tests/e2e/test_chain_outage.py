@@ -25,20 +25,12 @@ from swarmtoken.audit import audit_swarm
 from swarmtoken.chain.epochview import PHASES
 from swarmtoken.chain.localchain import start, stop_pid
 from swarmtoken.cli.demo import DemoOptions, LocalSwarm, free_port
+from tests.e2e.steps import wait
 
 OUTAGE_S = float(os.environ.get("SWARM_OUTAGE_SECONDS", "6"))
 EPOCHS = 4
-TIMEOUT_S = 300
 #: The phases the chain goes down in, each in a later epoch than the one before.
 PHASES_DOWN = ("Commit", "Merge", "Report")
-
-
-def _wait(condition, what: str, timeout: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _next_epoch_in(swarm, phase: str, after: int) -> int:
@@ -53,7 +45,7 @@ def _next_epoch_in(swarm, phase: str, after: int) -> int:
         return epoch > after and PHASES[int(state["phase"])] == phase and \
             (phase != "Commit" or int(state["commitCount"]) >= 2)
 
-    _wait(lambda: ready() or bool(swarm.finished()), f"an epoch after {after} in {phase}")
+    wait(lambda: ready() or bool(swarm.finished()), f"an epoch after {after} in {phase}", timeout=300)
     if swarm.finished():
         pytest.fail(f"the swarm finished before the test could stop the chain in {phase}")
     return seen[0]
@@ -88,12 +80,12 @@ def outage_run(tmp_path_factory):
             env.chain_process = start(options.port, state_file=state_file, log_file=out / "anvil.log")
             downs.append((epoch, phase, block, int(web3.eth.block_number)))
             last = epoch
-        _wait(lambda: bool(swarm.finished()), "the swarm to finish")
+        wait(lambda: bool(swarm.finished()), "the swarm to finish", timeout=300)
         last = max(e for e in range(1, int(swarm.currentEpoch()) + 1) if PHASES[int(swarm.epochState(e)["phase"])]
                    == "Settled")
         model = bytes(swarm.epochState(last)["modelHash"]).hex()
         checkpoints = [node.config_path.parent / "checkpoint.json" for node in env.nodes]
-        _wait(lambda: all(c.exists() and json.loads(c.read_text())["epoch"] == last for c in checkpoints),
+        wait(lambda: all(c.exists() and json.loads(c.read_text())["epoch"] == last for c in checkpoints),
               f"every node to adopt the model of epoch {last}", timeout=60)
         alive = [node.alive() for node in env.nodes]
         logs = {node.address: node.log_path.read_text() for node in env.nodes}

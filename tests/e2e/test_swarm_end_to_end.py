@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from swarmtoken.audit import audit_swarm
+from swarmtoken.chain.epochview import read_epoch
 from swarmtoken.cli.demo import DemoOptions, LocalSwarm, free_port
-from swarmtoken.chain.epochview import PHASES, read_epoch
+from tests.e2e.steps import elect_now, node_of, pause_when_all_committed, phase, settled, signal_alive, wait
 
 EPOCHS = 4
-TIMEOUT_S = 240
 
 
 @dataclass
@@ -38,51 +37,6 @@ class Scenario:
     tampered: str = ""
     killed_leader: str = ""
     killed_mid_epoch: str = ""
-
-
-def _wait(condition, what: str, timeout: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def _phase(swarm, epoch):
-    return PHASES[int(swarm.epochState(epoch)["phase"])]
-
-
-def _signal_alive(env, sig):
-    for node in env.nodes:
-        if node.alive():
-            node.process.send_signal(sig)
-
-
-def _pause_when_all_committed(env, epoch, expected):
-    swarm = env.handles.swarm
-    _wait(lambda: int(swarm.currentEpoch()) == epoch, f"epoch {epoch}")
-    _wait(lambda: int(swarm.epochState(epoch)["commitCount"]) >= expected, f"{expected} commitments in epoch {epoch}")
-    _signal_alive(env, signal.SIGSTOP)
-
-
-def _elect_now(env, epoch):
-    from brownie import accounts
-
-    swarm = env.handles.swarm
-    _wait(lambda: time.time() > int(swarm.epochState(epoch)["deadline"]) + 1, "the commit window")
-    swarm.electLeader(epoch, {"from": accounts[0]}, silent=True)
-    swarm.drawLeader(epoch, {"from": accounts[0]}, silent=True)
-    return swarm.leaderOf(epoch)
-
-
-def _node(env, address):
-    return next(n for n in env.nodes if n.address == address)
-
-
-def _settled(env, epoch):
-    swarm = env.handles.swarm
-    _wait(lambda: int(swarm.currentEpoch()) > epoch or bool(swarm.finished()), f"settlement of epoch {epoch}")
-    return read_epoch(swarm, epoch, int(env.handles.record["block"]))
 
 
 @pytest.fixture(scope="module")
@@ -100,40 +54,40 @@ def scenario(tmp_path_factory):
         env.create_nodes()
         env.start_nodes()
         swarm = env.handles.swarm
-        run.records[1] = _settled(env, 1)
+        run.records[1] = settled(env, 1)
 
         # epoch 2: tamper with one committed file before the leader fetches it
-        _pause_when_all_committed(env, 2, 4)
+        pause_when_all_committed(env, 2, 4)
         victim = env.nodes[3]
         commit = next(c for c in read_epoch(swarm, 2, 0).commits if c.node == victim.address)
         folder = Path(options.out) / f"node-{victim.index}" / "store"
         stored = folder / f"{(folder / 'commits' / commit.commitment).read_text().strip()}.safetensors"
         stored.write_bytes(stored.read_bytes()[:-8] + b"tampered")
         run.tampered = victim.address
-        _signal_alive(env, signal.SIGCONT)
-        run.records[2] = _settled(env, 2)
+        signal_alive(env, signal.SIGCONT)
+        run.records[2] = settled(env, 2)
 
         # epoch 3: kill the leader between election and publication
-        _pause_when_all_committed(env, 3, 4)
-        leader = _elect_now(env, 3)
-        _node(env, leader).stop(signal.SIGKILL)
+        pause_when_all_committed(env, 3, 4)
+        leader = elect_now(env, 3)
+        node_of(env, leader).stop(signal.SIGKILL)
         run.killed_leader = leader
-        _signal_alive(env, signal.SIGCONT)
-        _wait(lambda: swarm.leaderOf(3) != leader, "the fail-over of epoch 3")
+        signal_alive(env, signal.SIGCONT)
+        wait(lambda: swarm.leaderOf(3) != leader, "the fail-over of epoch 3")
         # It comes back only once the new leader published: restarted earlier, its store
         # could serve its commitment in time to be merged, and the test would race.
-        _wait(lambda: _phase(swarm, 3) != "Merge", "the merge of epoch 3")
-        _node(env, leader).start()
-        run.records[3] = _settled(env, 3)
+        wait(lambda: phase(swarm, 3) != "Merge", "the merge of epoch 3")
+        node_of(env, leader).start()
+        run.records[3] = settled(env, 3)
 
         # epoch 4: the restarted node takes part; another node is killed after committing
-        _pause_when_all_committed(env, 4, 4)
-        new_leader = _elect_now(env, 4)
+        pause_when_all_committed(env, 4, 4)
+        new_leader = elect_now(env, 4)
         other = next(n for n in env.nodes if n.address not in (leader, new_leader) and n.alive())
         other.stop(signal.SIGKILL)
         run.killed_mid_epoch = other.address
-        _signal_alive(env, signal.SIGCONT)
-        run.records[4] = _settled(env, 4)
+        signal_alive(env, signal.SIGCONT)
+        run.records[4] = settled(env, 4)
         yield run
     finally:
         env.stop()
@@ -178,7 +132,7 @@ def test_leader_killed_before_publishing_is_skipped_and_next_candidate_publishes
 def test_restarted_node_resumes_from_the_latest_merged_model(scenario):
     fourth = scenario.records[4]
     assert scenario.killed_leader in [c.node for c in fourth.commits]
-    node = _node(scenario.env, scenario.killed_leader)
+    node = node_of(scenario.env, scenario.killed_leader)
     log = node.log_path.read_text()
     assert "adopted the global model of epoch 3" in log.split("resumed from checkpoint")[-1] or \
         "adopted the global model of epoch 3" in log

@@ -71,9 +71,10 @@ def test_two_commitments_to_one_file_name_both_and_paying_either_is_a_discrepanc
     assert report.discrepancies == [f"{report.findings[1]}, yet {OTHER} was paid"]
 
 
-def test_unreachable_files_are_counted_not_flagged():
+def test_unreachable_files_are_counted_and_named_but_no_discrepancy():
     report = audit({HONEST: b"a", OTHER: b"b"}, {HONEST: b"a"}, paid={HONEST, OTHER})
     assert report.ok and report.files_unreachable == 1 and report.files_checked == 1
+    assert report.findings == [f"epoch {EPOCH} commit of {OTHER}: not served (its committer's store did not answer)"]
 
 
 @pytest.mark.parametrize("files, shared", [
