@@ -225,7 +225,8 @@ def test_audit_checks_served_files_against_their_commitments(swarm, nodes, proto
     assert (report.files_checked, report.files_unreachable) == (4, 1)  # node 1 serves nothing
     mismatch = f"epoch 1 commit of {members[0].address}: the served file does not open its commitment"
     twice = f"epoch 1: {members[2].address}, {members[3].address} committed the same file {copied.hex()[:12]}"
-    assert report.findings == [mismatch, twice, twice]
+    unserved = f"epoch 1 commit of {members[1].address}: not served (its committer's store did not answer)"
+    assert report.findings == [unserved, mismatch, twice, twice]
     # Nodes 0 and 2 were paid for those files; node 3, rated -5 by all, had no credit and was not.
     assert report.discrepancies == [f"{mismatch}, yet {members[0].address} was paid",
                                     f"{twice}, yet {members[2].address} was paid"]
