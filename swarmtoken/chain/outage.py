@@ -12,6 +12,7 @@ reporting), so a repeated poll never sends a transaction twice.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -64,3 +65,23 @@ class ChainWatch:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:200] if text else ""
+
+
+def quiet_confirmation_threads() -> None:
+    """Keep brownie's per-transaction confirmation threads from printing a traceback when
+    the chain goes away under them. Those threads only matter to a caller that waits on
+    brownie's confirmation; the node waits for its receipts itself (``Node._send``) and its
+    loop logs the outage once. Every other thread's exceptions still reach the previous hook.
+    Idempotent."""
+    previous = threading.excepthook
+    if getattr(previous, "quiets_confirmations", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread is not None else ""
+        if isinstance(args.exc_value, CHAIN_DOWN_ERRORS) and name.endswith("(_await_confirmation)"):
+            return
+        previous(args)
+
+    hook.quiets_confirmations = True  # type: ignore[attr-defined]
+    threading.excepthook = hook

@@ -46,7 +46,7 @@ import torch
 
 from ..chain.connection import SwarmHandles
 from ..chain.epochview import PHASES
-from ..chain.outage import CHAIN_DOWN_ERRORS, ChainWatch
+from ..chain.outage import CHAIN_DOWN_ERRORS, ChainWatch, quiet_confirmation_threads
 from ..config import ConfigError, check_registered
 from ..store import ParameterServer, ParameterStore
 from .commit import CommitPhase
@@ -63,6 +63,10 @@ from .work import STAGGER_S, STATUS_ACTIVE, STATUS_NONE, STATUSES, EpochWork, No
 
 
 T = TypeVar("T")
+#: Seconds between a node's checks of its own membership and of the swarm's quorum.
+MEMBERSHIP_CHECK_S = 5.0
+#: Seconds a node waits for a transaction's receipt before it reads the chain again.
+TX_RECEIPT_TIMEOUT_S = 30.0
 
 
 def _writable_store(root: Path) -> ParameterStore:
@@ -151,8 +155,8 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         self.epoch_seen: dict[int, float] = {}  # when a poll first saw each epoch
         self.watch = ChainWatch(first_delay=0.5, max_delay=5.0)
         self._disk_warned = -float("inf")
+        self._membership_checked = -float("inf")
         self._notes: dict[str, str] = {}  # what the node last said about its membership and the quorum
-        self._enrol_tried: int | None = None
         self._load_checkpoint()
 
     @contextmanager
@@ -171,6 +175,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
     def run(self) -> None:
         """Enrol if needed, poll until the swarm finishes, sync the last model and claim.
         Every step rides out chain outages (``_until_reachable``)."""
+        quiet_confirmation_threads()
         self.server.start()
         try:
             self._until_reachable(self._enroll_if_needed)
@@ -200,8 +205,11 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
             return True
         epoch = int(self.swarm.currentEpoch())
         self.epoch_seen.setdefault(epoch, time.time())
-        self._check_membership(epoch)
-        self._check_quorum(epoch)
+        if time.monotonic() >= self._membership_checked + MEMBERSHIP_CHECK_S:
+            # Two extra reads that rarely change: not on every poll of the hot loop.
+            self._check_membership()
+            self._check_quorum(epoch)
+            self._membership_checked = time.monotonic()
         try:
             self._step(epoch, synced=self._sync_global(epoch))
         except (NodeError, KeyboardInterrupt, *CHAIN_DOWN_ERRORS):
@@ -235,19 +243,17 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         self._send("enroll", self.server.base_url, required=True)
         log.info("enrolled with parameter store %s", self.server.base_url)
 
-    def _check_membership(self, epoch: int) -> None:
+    def _check_membership(self) -> None:
         """A member the admin authorised again after a suspension or removal (its status is
-        back to none) re-enrols by itself, at most once per epoch; otherwise a node that is
-        not an active member says so once, with what to do."""
+        back to none) re-enrols by itself (the loop checks every MEMBERSHIP_CHECK_S); otherwise
+        a node that is not an active member says so once, with what to do."""
         member = self.swarm.memberOf(self.address)
         status = int(member["status"])
         if status == STATUS_ACTIVE:
             self._notes.pop("membership", None)
             return
         expiry = int(member["expiry"])
-        if status == STATUS_NONE and member["allowListed"] and (expiry == 0 or expiry > time.time()) \
-                and self._enrol_tried != epoch:
-            self._enrol_tried = epoch
+        if status == STATUS_NONE and member["allowListed"] and (expiry == 0 or expiry > time.time()):
             if self._send("enroll", self.server.base_url):
                 log.info("re-enrolled with parameter store %s (authorised again)", self.server.base_url)
                 return
@@ -296,15 +302,32 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
 
     # ------------------------------------------------------------------ transactions
     def _send(self, method: str, *args: Any, required: bool = False) -> bool:
-        """Send a transaction; a revert (another node was faster, a deadline passed) is
-        logged and returns False unless ``required``."""
+        """Send a transaction and wait for its receipt; a revert (another node was faster, a
+        deadline passed) is logged and returns False unless ``required``.
+
+        brownie waits for a receipt on an event that its confirmation thread sets, with no
+        timeout: if the chain goes away meanwhile that thread dies and the wait never ends.
+        So the transaction is sent without waiting (``required_confs`` 0) and the receipt
+        is awaited here, where an outage raises and the loop rides it out, and a transaction
+        the chain lost (a restart from an older state) times out instead of hanging."""
+        from brownie import web3
         from brownie.exceptions import VirtualMachineError
+        from web3.exceptions import TimeExhausted
 
         try:
-            getattr(self.swarm, method)(*args, {"from": self.account}, silent=True)
-            return True
+            tx = getattr(self.swarm, method)(*args, {"from": self.account, "required_confs": 0}, silent=True)
+            receipt = web3.eth.wait_for_transaction_receipt(tx.txid, timeout=TX_RECEIPT_TIMEOUT_S, poll_latency=0.05)
         except VirtualMachineError as exc:
-            if required:
-                raise NodeError(f"{method} was refused by the contract: {exc.revert_msg}") from None
-            log.info("%s refused by the contract: %s", method, exc.revert_msg)
+            reason = exc.revert_msg
+        except TimeExhausted:
+            log.warning("%s: no receipt within %.0f s (the chain lost the transaction?); the node retries from "
+                        "the chain's state", method, TX_RECEIPT_TIMEOUT_S)
             return False
+        else:
+            if receipt["status"] == 1:
+                return True
+            reason = "reverted on chain"
+        if required:
+            raise NodeError(f"{method} was refused by the contract: {reason}") from None
+        log.info("%s refused by the contract: %s", method, reason)
+        return False

@@ -66,10 +66,12 @@ class SyncPhase:
         checkpoint = self.config.path(self.config.node.checkpoint)
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         checkpoint.with_suffix(".json").write_text(json.dumps({"epoch": epoch, "sha256": stored.sha256}))
+        # wall: from the first poll that saw the epoch to adopting its model, so the
+        # categories' sum and the wall time give the time spent waiting.
+        wall = time.time() - self.epoch_seen.pop(epoch, time.time())
+        for old in [e for e in self.epoch_seen if e < epoch]:
+            del self.epoch_seen[old]
         if epoch in self.timings:
-            # wall: from the first poll that saw the epoch to adopting its model, so the
-            # categories' sum and the wall time give the time spent waiting.
-            wall = time.time() - self.epoch_seen.pop(epoch, time.time())
             with self.config.path("timings.jsonl").open("a") as out:
                 out.write(json.dumps({"epoch": epoch, **self.timings.pop(epoch), "wall": wall}) + "\n")
         for old in [e for e in self.work if e <= epoch]:

@@ -25,6 +25,17 @@ def outcome(node: str, paid: bool) -> OutcomeRecord:
                          forfeit=Forfeit.NONE if paid else Forfeit.NOT_REPORTED)
 
 
+def serving(urls: dict[str, bytes]):
+    """A download function that serves ``urls`` and finds every other address unreachable."""
+
+    def download(url: str, timeout: float, retries: int) -> bytes:
+        if url not in urls:
+            raise UnreachableError(url, "connection refused", status=None, attempts=1)
+        return urls[url]
+
+    return download
+
+
 def audit(commits: dict[str, bytes], served: dict[str, bytes], paid: set[str]):
     """``commits``: node -> the bytes it committed to; ``served``: node -> what it serves
     under that commitment (absent: unreachable)."""
@@ -36,13 +47,7 @@ def audit(commits: dict[str, bytes], served: dict[str, bytes], paid: set[str]):
         if node in served:
             urls[commit_url(base_uri(node), commitment)] = served[node]
         record.outcomes.append(outcome(node, paid=node in paid))
-
-    def download(url: str, timeout: float, retries: int) -> bytes:
-        if url not in urls:
-            raise UnreachableError(url, "connection refused", status=None, attempts=1)
-        return urls[url]
-
-    return audit_files(Ledger({EPOCH: record}, [], []), base_uri, download)
+    return audit_files(Ledger({EPOCH: record}, [], []), base_uri, serving(urls))
 
 
 def test_files_that_open_their_commitments_are_clean():
@@ -96,13 +101,7 @@ def _model_audit(served_by: dict[str, bytes]):
     record = EpochRecord(EPOCH, leader=HONEST, model_hash=model)
     record.reports.append(ReportRecord(OTHER, 0, [], model, 0))
     urls = {f"{base_uri(node)}{ROUTE}{model}": data for node, data in served_by.items()}
-
-    def download(url: str, timeout: float, retries: int) -> bytes:
-        if url not in urls:
-            raise UnreachableError(url, "connection refused", status=None, attempts=1)
-        return urls[url]
-
-    return audit_files(Ledger({EPOCH: record}, [], []), base_uri, download)
+    return audit_files(Ledger({EPOCH: record}, [], []), base_uri, serving(urls))
 
 
 def test_a_global_model_served_by_nobody_is_named():

@@ -83,6 +83,10 @@ def test_settlement_parameters_at_their_bounds_deploy(overrides):
         ({"reward_per_epoch": "0"}, "reward_per_epoch"),
         ({"reward_per_epoch": "abc"}, "not a token amount"),
         ({"merge_rule": "x" * 33}, "merge_rule"),
+        ({"model": ""}, "model must name a model"),
+        ({"n_classes": 1, "n_features": 64}, "n_classes must be 0"),
+        ({"n_classes": 10, "n_features": 0}, "n_classes must be 0"),
+        ({"n_features": -1}, "n_classes must be 0"),
     ],
 )
 def test_bad_values_are_refused_with_the_key_named(overrides, message):

@@ -5,7 +5,7 @@ import logging
 import pytest
 import requests
 
-from swarmtoken.chain.outage import CHAIN_DOWN_ERRORS, ChainWatch
+from swarmtoken.chain.outage import CHAIN_DOWN_ERRORS, ChainWatch, quiet_confirmation_threads
 
 
 class Clock:
@@ -58,3 +58,30 @@ def test_a_contract_revert_is_not_an_outage():
 def test_backoff_bounds_are_checked(first, most):
     with pytest.raises(ValueError, match="first_delay"):
         ChainWatch(first_delay=first, max_delay=most)
+
+
+def test_a_confirmation_thread_killed_by_an_outage_is_quiet_and_other_threads_are_not(monkeypatch):
+    """brownie confirms each transaction in a thread named after `_await_confirmation`; the
+    node waits for receipts itself, so that thread dying with the outage is noise."""
+    import threading
+
+    seen = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append((args.thread.name, args.exc_type)))
+    quiet_confirmation_threads()
+    quiet_confirmation_threads()  # idempotent: wraps the hook once
+
+    def _await_confirmation():
+        raise requests.exceptions.ConnectionError("Connection reset by peer")
+
+    def other():
+        raise requests.exceptions.ConnectionError("not brownie's")
+
+    def broken():
+        raise ValueError("a bug")
+
+    for target in (_await_confirmation, other, broken):
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+    assert [kind for _, kind in seen] == [requests.exceptions.ConnectionError, ValueError]
+    assert all("_await_confirmation" not in name for name, _ in seen)

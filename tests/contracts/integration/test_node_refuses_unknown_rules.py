@@ -74,15 +74,15 @@ def test_a_running_node_re_enrols_once_the_admin_authorises_it_again(create_swar
     node = Node(NodeConfig(base_dir=tmp_path), node_account, SwarmHandles(swarm=swarm, token=token, record={"block": 0}))
     try:
         caplog.set_level(logging.INFO, logger="swarm.node")
-        node._check_membership(1)
+        node._check_membership()
         assert int(swarm.memberOf(node_account)["status"]) == 1  # enrolled
         swarm.removeNode(node_account, {"from": admin})
-        node._check_membership(1)
-        node._check_membership(2)
+        node._check_membership()
+        node._check_membership()
         waiting = [r.getMessage() for r in caplog.records if "not an active member" in r.getMessage()]
         assert len(waiting) == 1 and "status removed" in waiting[0] and "swarm authorize" in waiting[0]
         swarm.authorize(node_account, 0, 100, {"from": admin})
-        node._check_membership(3)
+        node._check_membership()
         assert int(swarm.memberOf(node_account)["status"]) == 1
         assert any("re-enrolled" in r.getMessage() for r in caplog.records)
     finally:
