@@ -183,9 +183,10 @@ def audit_balances(ledger: Ledger, *, total_supply: int, swarm_balance: int,
 
 def audit_files(ledger: Ledger, base_uri_of: Callable[[str], str], download: Callable[..., bytes] | None = None,
                 report: AuditReport | None = None) -> AuditReport:
-    """Every committed file still served under its committer's base URI must open its
-    commitment, no two commitments may resolve to one file, and every epoch's model must
-    still hash to its on-chain hash where the leader serves it.
+    """Every committed file still served under its committer's base URI, or else in the
+    copy the epoch's leader keeps of what it merged, must open its commitment; no two
+    commitments may resolve to one file; and every epoch's model must still hash to its
+    on-chain hash where the leader serves it.
 
     ``download(url, timeout=, retries=)`` is the store's size-capped
     `swarmtoken.store.download_any` unless given. An unreachable file is counted, not a
@@ -218,19 +219,27 @@ def audit_files(ledger: Ledger, base_uri_of: Callable[[str], str], download: Cal
         paid = {o.node for o in record.outcomes if o.payout > 0}
         bad: dict[str, str] = {}
         opened: dict[str, str] = {}
+        participants = set(record.participant_nodes())
         for commit in record.commits:
             label = f"epoch {number} commit of {commit.node}"
-            missed = report.files_unreachable
             data = get(commit_url(base_uri_of(commit.node), commit.commitment), label)
+            if data is not None and commitment_of(commit.node, number, sha256_hex(data)) == commit.commitment:
+                opened[commit.node] = sha256_hex(data)
+                continue
+            problem = ("not served (its committer's store did not answer)" if data is None
+                       else "the served file does not open its commitment")
+            if commit.node in participants and record.leader not in (None, commit.node):
+                # The leader keeps what it merged: if its copy opens the commitment, the
+                # update was the committed one and paying for it was right.
+                copy = get(commit_url(base_uri_of(record.leader), commit.commitment), label)
+                if copy is not None and commitment_of(commit.node, number, sha256_hex(copy)) == commit.commitment:
+                    report.findings.append(f"{label}: {problem}; the leader's copy opens it")
+                    opened[commit.node] = sha256_hex(copy)
+                    continue
             if data is None:
-                if report.files_unreachable > missed:
-                    report.findings.append(f"{label}: not served (its committer's store did not answer)")
-                continue
-            sha = sha256_hex(data)
-            if commitment_of(commit.node, number, sha) != commit.commitment:
-                bad[commit.node] = f"{label}: the served file does not open its commitment"
-                continue
-            opened[commit.node] = sha
+                report.findings.append(f"{label}: {problem}")
+            else:
+                bad[commit.node] = f"{label}: {problem}"
         for sha, nodes in shared_files(opened).items():
             for node in nodes:
                 bad.setdefault(node, f"epoch {number}: {', '.join(nodes)} committed the same file {sha[:12]}")

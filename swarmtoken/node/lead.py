@@ -10,7 +10,8 @@ from typing import Any
 
 from ..chain.epochview import read_epoch
 from ..chain.ledger import CommitRecord, EpochRecord
-from ..store import FetchError, commitment_of, fetch_committed, hex_to_bytes32, shared_files
+from ..store import FetchError, commit_url, commitment_of, download_committed, hex_to_bytes32, shared_files
+from ..store.codec import decode
 from .merging import MergeInputs, copied_steps, merge_inputs, merge_updates
 from .work import EpochWork, log
 
@@ -53,7 +54,7 @@ class LeadPhase:
         with self._timed(epoch, "chain"):
             record = read_epoch(self.swarm, epoch, self.from_block)
         with self._timed(epoch, "transfer"):
-            self._fetch_updates(record, work)
+            self._fetch_updates(record, work, keep=True)
         included = sorted(work.updates)
         if self._commit_index(record) not in work.updates:
             log.error("epoch %d: our own update is not available; cannot lead", epoch)
@@ -85,22 +86,16 @@ class LeadPhase:
             self.base_uris[node] = self.swarm.baseUriOf(node)
         return self.base_uris[node]
 
-    def _fetch_updates(self, record: EpochRecord, work: EpochWork) -> None:
+    def _fetch_updates(self, record: EpochRecord, work: EpochWork, keep: bool = False) -> None:
         """Download every commitment of the epoch not yet tried; failures are logged and
         left out, and so is every file that two commitments resolve to (neither can be
-        told apart from a copy)."""
+        told apart from a copy). ``keep`` (the leader): keep and serve a copy of every
+        file (see `_fetch_update`)."""
         missing = [c for c in record.commits if c.index not in work.fetched]
 
         def get(commit: CommitRecord) -> tuple[CommitRecord, Any]:
             try:
-                own = self.store.opened_by(commit.commitment) if commit.node == self.address else None
-                if own is not None and commitment_of(self.address, record.epoch, own) == commit.commitment:
-                    return commit, (own, self.store.load(own, reference=self.global_state))
-                return commit, fetch_committed(self._base_uri(commit.node), commit.node, record.epoch,
-                                               commit.commitment, reference=self.global_state,
-                                               timeout=self.config.node.fetch_timeout,
-                                               retries=self.config.node.fetch_retries,
-                                               backoff=self.config.node.fetch_backoff)
+                return commit, self._fetch_update(record, commit, keep)
             except FetchError as exc:
                 return commit, exc
 
@@ -111,6 +106,9 @@ class LeadPhase:
                     log.warning("epoch %d: rejected update of %s: %s", record.epoch, commit.node, result)
                 else:
                     work.shas[commit.index], work.updates[commit.index] = result
+        if keep:
+            for sha in work.shas.values():
+                self.store.release(sha)
         nodes = {c.index: c.node for c in record.commits}
         for sha, indices in shared_files(work.shas).items():
             if any(i in work.updates for i in indices):
@@ -122,6 +120,35 @@ class LeadPhase:
             log.warning("epoch %d: COPY: rejected update of %s: its step repeats the previous merged step "
                         "(cosine %.3f)", record.epoch, nodes[index], cosine)
             work.updates.pop(index)
+
+    def _fetch_update(self, record: EpochRecord, commit: CommitRecord, keep: bool) -> tuple[str, Any]:
+        """One committed update: ours from the store, anyone else's from its committer. The
+        leader keeps the bytes it merges and serves them under their commitments, so a
+        validator can still check the merge when a participant stops serving its file or
+        serves another one (killed, corrupted, or hostile) after the merge: for a
+        participant of the published merge, the leader's copy is the fallback. Bytes that
+        open the commitment are the committed file whoever serves them; a leader that cannot
+        show a file it merged is contradicted by the validators' recomputation."""
+        epoch, limits = record.epoch, dict(timeout=self.config.node.fetch_timeout,
+                                          retries=self.config.node.fetch_retries,
+                                          backoff=self.config.node.fetch_backoff)
+        own = self.store.opened_by(commit.commitment) if commit.node == self.address else None
+        if own is not None and commitment_of(self.address, epoch, own) == commit.commitment:
+            return own, self.store.load(own, reference=self.global_state)
+        try:
+            sha, data = download_committed(self._base_uri(commit.node), commit.node, epoch, commit.commitment,
+                                           **limits)
+        except FetchError as exc:
+            if commit.index not in record.participants or record.leader in (None, commit.node, self.address):
+                raise
+            sha, data = download_committed(self._base_uri(record.leader), commit.node, epoch, commit.commitment,
+                                           **limits)
+            log.warning("epoch %d: %s's update taken from the leader's copy (%s)", epoch, commit.node, exc)
+        state = decode(data, commit_url(self._base_uri(commit.node), commit.commitment), self.global_state)
+        if keep:
+            self.store.put(data)
+            self.store.bind_commitment(commit.commitment, sha)
+        return sha, state
 
     def _merge_inputs(self, record: EpochRecord, indices: list[int], work: EpochWork) -> MergeInputs:
         by_index = {c.index: c for c in record.commits}

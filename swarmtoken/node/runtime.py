@@ -12,9 +12,12 @@ waited on forever):
 2. Merge: serve our file. The leader downloads every commitment from under its
    committer's enrolled base URI (commitment, size, format, shape and finiteness
    checked), leaves out what fails and every file committed twice, merges the rest with
-   the agreed rule and publishes. If the leader misses its deadline, anyone fails over.
-3. Report: every committer downloads the same files, recomputes the merge of the
-   leader's participants it found valid and compares its hash with the published one,
+   the agreed rule and publishes, serving a copy of every file it merged. If the leader
+   misses its deadline, anyone fails over.
+3. Report: every committer downloads the same files (a participant's from the leader's
+   copy when its own store no longer serves it, or serves another file), recomputes the
+   merge of the leader's participants it found valid and compares its hash with the
+   published one,
    logging a dispute on a mismatch. It evaluates the merge on its validation data, scores
    every participant (Shapley-style, seeded by the epoch, each coalition valued as the
    swarm's own merge of its members: `contribution_utility`) and reports the metric, its
@@ -55,7 +58,7 @@ from .config import NodeConfig
 from .lead import LeadPhase
 from .localdata import load_local_data
 from .lock import KeystoreInUseError, KeystoreLock
-from .protocol_attacks import PROTOCOL_ATTACKS
+from .protocol_attacks import PROTOCOL_ATTACKS, after_first_download
 from .settle import SettlePhase
 from .sync import SyncPhase
 from .validate import ValidatePhase
@@ -141,7 +144,8 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         if removed:
             log.info("removed %d unfinished file(s) a previous run left in the store", removed)
         self.server = ParameterServer(self.store, config.store.host, config.store.port,
-                                      public_url=config.store.public_url or None)
+                                      public_url=config.store.public_url or None,
+                                      on_served=after_first_download(config.node.attack, self.store, self._decoy))
         self.global_state = {k: v.clone() for k, v in self.worker.state_dict().items()}
         self.global_epoch = 0
         self.prior_state: dict[str, torch.Tensor] | None = None  # the global model before it
@@ -158,6 +162,13 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         self._membership_checked = -float("inf")
         self._notes: dict[str, str] = {}  # what the node last said about its membership and the quorum
         self._load_checkpoint()
+
+    def _decoy(self) -> str:
+        """A released file other than our update (the global model): what the
+        ``swap_after_merge`` rogue serves instead."""
+        stored = self.store.save(self.global_state)
+        self.store.release(stored.sha256)
+        return stored.sha256
 
     @contextmanager
     def _timed(self, epoch: int, category: str) -> Iterator[None]:

@@ -26,7 +26,14 @@ from .errors import (
     UnreachableError,
 )
 from .client import DEFAULT_MAX_BYTES, download, fetch
-from .commitments import CommitmentMismatchError, commit_url, commitment_of, fetch_committed, shared_files
+from .commitments import (
+    CommitmentMismatchError,
+    commit_url,
+    commitment_of,
+    download_committed,
+    fetch_committed,
+    shared_files,
+)
 from .files import ParameterStore, StoredFile
 from .hashing import bytes32_to_hex, hex_to_bytes32, normalize_sha256, sha256_hex
 from .server import ParameterServer
@@ -50,6 +57,7 @@ __all__ = [
     "commitment_of",
     "fetch_committed",
     "download",
+    "download_committed",
     "fetch",
     "hex_to_bytes32",
     "normalize_sha256",

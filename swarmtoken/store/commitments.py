@@ -45,23 +45,23 @@ def commit_url(base_uri: str, commitment: str) -> str:
     return f"{base_uri.rstrip('/')}{COMMIT_ROUTE}{normalize_sha256(commitment)}"
 
 
-def fetch_committed(
+def download_committed(
     base_uri: str,
     node: str,
     epoch: int,
     commitment: str,
     *,
-    reference: StateDict | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = 10.0,
     retries: int = 3,
     backoff: float = 0.5,
-) -> tuple[str, StateDict]:
-    """Download ``node``'s update for ``epoch`` from its base URI and check that it opens
-    ``commitment``; return its sha256 and the decoded, checked state dict.
+) -> tuple[str, bytes]:
+    """The raw bytes of ``node``'s update for ``epoch`` as served under ``base_uri`` (the
+    committer's own, or any peer's that kept a copy), checked to open ``commitment``, and
+    their sha256. Whoever serves them, bytes that open the commitment are the committed file.
 
     Raises:
-        CommitmentMismatchError, and every `FetchError` of a download and decode.
+        CommitmentMismatchError, UnreachableError, FileTooLargeError.
     """
     url = commit_url(base_uri, commitment)
     data = download_any(url, max_bytes=max_bytes, timeout=timeout, retries=retries, backoff=backoff)
@@ -69,7 +69,26 @@ def fetch_committed(
     if commitment_of(node, epoch, sha) != normalize_sha256(commitment):
         raise CommitmentMismatchError(url, f"the file (sha256 {sha[:12]}) does not open {node}'s commitment "
                                            f"{normalize_sha256(commitment)[:12]} for epoch {epoch}")
-    return sha, decode(data, url, reference)
+    return sha, data
+
+
+def fetch_committed(
+    base_uri: str,
+    node: str,
+    epoch: int,
+    commitment: str,
+    *,
+    reference: StateDict | None = None,
+    **limits: float,
+) -> tuple[str, StateDict]:
+    """`download_committed`, then decode and check the file (``limits`` as there); return
+    its sha256 and the state dict.
+
+    Raises:
+        CommitmentMismatchError, and every `FetchError` of a download and decode.
+    """
+    sha, data = download_committed(base_uri, node, epoch, commitment, **limits)
+    return sha, decode(data, commit_url(base_uri, commitment), reference)
 
 
 def shared_files(files: Mapping[K, str]) -> dict[str, list[K]]:

@@ -68,7 +68,11 @@ class ParameterStore:
         Saving equal tensors again rewrites the same name, which also repairs a
         copy damaged on disk. A new file is not released.
         """
-        data = serialize(state)
+        return self.put(serialize(state))
+
+    def put(self, data: bytes) -> StoredFile:
+        """Store bytes exactly as they are under their hash: a peer's file kept to serve it
+        on (a re-serialised copy might not hash to what the peer committed). Not released."""
         sha = sha256_hex(data)
         path = self.path_for(sha)
         _write_atomically(path, data)
@@ -101,6 +105,10 @@ class ParameterStore:
         if not self.has(sha):
             raise FileNotFoundError(f"cannot bind a commitment to {sha}: no such parameter file in {self.root}")
         _write_atomically(self._commits / normalize_sha256(commitment), sha.encode())
+
+    def unbind_commitment(self, commitment: str | bytes) -> None:
+        """Stop serving anything under ``commitment`` (idempotent); the file stays."""
+        (self._commits / normalize_sha256(commitment)).unlink(missing_ok=True)
 
     def opened_by(self, commitment: str | bytes) -> str | None:
         """The sha256 of the file ``commitment`` opens, if this store bound one."""

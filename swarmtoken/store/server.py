@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -39,6 +40,8 @@ class ParameterServer:
     Binds loopback by default; ``port=0`` lets the OS pick a free port (read it
     back from `port`). ``public_url`` is the base URL peers should use when it
     differs from the bound address (a TLS proxy in front, another host name).
+    ``on_served(path)`` is called, in the serving thread, after each file was sent
+    in full (a count of downloads; a rogue test node withdraws files with it).
 
     Example::
 
@@ -54,8 +57,10 @@ class ParameterServer:
         *,
         public_url: str | None = None,
         request_timeout: float = 30.0,
+        on_served: Callable[[str], None] | None = None,
     ) -> None:
-        handler = type("Handler", (_Handler,), {"store": store, "timeout": request_timeout})
+        handler = type("Handler", (_Handler,), {"store": store, "timeout": request_timeout,
+                                                "on_served": staticmethod(on_served or _ignore)})
         self._httpd = _QuietServer((host, port), handler)
         self.host, self.port = self._httpd.server_address[:2]
         self.base_url = (public_url or f"http://{self.host}:{self.port}").rstrip("/")
@@ -101,8 +106,13 @@ class _QuietServer(ThreadingHTTPServer):
         log.debug("request from %s failed", client_address, exc_info=True)
 
 
+def _ignore(path: str) -> None:
+    pass
+
+
 class _Handler(BaseHTTPRequestHandler):
     store: ParameterStore
+    on_served: Callable[[str], None]
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
@@ -139,6 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("ETag", f'"{sha}"')
             self.end_headers()
             shutil.copyfileobj(handle, self.wfile)
+        self.wfile.flush()
+        self.on_served(self.path)
 
     def _refuse(self, status: HTTPStatus, reason: str) -> None:
         body = (reason + "\n").encode()

@@ -82,6 +82,40 @@ def test_unreachable_files_are_counted_and_named_but_no_discrepancy():
     assert report.findings == [f"epoch {EPOCH} commit of {OTHER}: not served (its committer's store did not answer)"]
 
 
+def _merged_epoch(served: dict[str, bytes], leader_copy: bytes | None, paid: bool):
+    """OTHER committed b"b" and HONEST, the leader, merged it; OTHER serves ``served``
+    (absent: unreachable) and the leader keeps ``leader_copy`` under OTHER's commitment."""
+    commitment = commitment_of(OTHER, EPOCH, sha256_hex(b"b"))
+    record = EpochRecord(EPOCH, leader=HONEST, participants=[0, 1])
+    record.commits = [CommitRecord(0, HONEST, commitment_of(HONEST, EPOCH, sha256_hex(b"a")), 100, 100),
+                      CommitRecord(1, OTHER, commitment, 100, 100)]
+    record.outcomes = [outcome(HONEST, paid=True), outcome(OTHER, paid=paid)]
+    urls = {commit_url(base_uri(HONEST), record.commits[0].commitment): b"a"}
+    if OTHER in served:
+        urls[commit_url(base_uri(OTHER), commitment)] = served[OTHER]
+    if leader_copy is not None:
+        urls[commit_url(base_uri(HONEST), commitment)] = leader_copy
+    return audit_files(Ledger({EPOCH: record}, [], []), base_uri, serving(urls))
+
+
+@pytest.mark.parametrize("served, problem", [
+    ({}, "not served (its committer's store did not answer)"),
+    ({OTHER: b"corrupted"}, "the served file does not open its commitment"),
+])
+def test_a_file_gone_or_corrupted_after_the_merge_is_named_and_its_pay_checked_on_the_leaders_copy(served, problem):
+    """The leader keeps what it merged: where its copy opens the commitment, paying the
+    participant was right, whatever its own store serves now."""
+    report = _merged_epoch(served, leader_copy=b"b", paid=True)
+    assert report.ok, report.discrepancies
+    assert report.findings == [f"epoch {EPOCH} commit of {OTHER}: {problem}; the leader's copy opens it"]
+
+
+def test_a_corrupted_file_the_leader_cannot_vouch_for_is_a_discrepancy_if_paid():
+    report = _merged_epoch({OTHER: b"corrupted"}, leader_copy=b"also wrong", paid=True)
+    assert report.discrepancies == [f"epoch {EPOCH} commit of {OTHER}: the served file does not open its "
+                                    f"commitment, yet {OTHER} was paid"]
+
+
 @pytest.mark.parametrize("files, shared", [
     ({}, {}),
     ({0: "x", 1: "y"}, {}),

@@ -33,6 +33,7 @@ from swarmtoken.store import (
     commit_url,
     commitment_of,
     download,
+    download_committed,
     fetch,
     fetch_committed,
     hex_to_bytes32,
@@ -513,3 +514,43 @@ def test_unfinished_writes_are_removed_and_finished_files_kept(store):
     assert store.remove_partials() == 2
     assert not list(store.root.glob(".partial-*"))
     assert store.has(kept.sha256) and store.remove_partials() == 0
+
+
+def test_a_peers_bytes_are_kept_as_they_are_and_served_under_its_commitment(store, server):
+    """The leader keeps each file it merges byte for byte (a re-serialised copy of a file
+    someone wrote differently would not open the commitment) and serves it on."""
+    data = b"bytes no serialiser of ours would write"
+    kept = store.put(data)
+    assert kept.sha256 == sha256_hex(data) and store.path_for(kept.sha256).read_bytes() == data
+    commitment = commitment_of(COPYCAT, 2, kept.sha256)
+    store.bind_commitment(commitment, kept.sha256)
+    store.release(kept.sha256)
+    assert download_committed(server.base_url, COPYCAT, 2, commitment, **FAST) == (kept.sha256, data)
+    with pytest.raises(CommitmentMismatchError):
+        download_committed(server.base_url, HONEST, 2, commitment, **FAST)
+
+
+def test_an_unbound_commitment_is_no_longer_served_but_its_file_stays(store, server):
+    stored = store.save(tiny_model())
+    commitment = commitment_of(HONEST, 1, stored.sha256)
+    store.bind_commitment(commitment, stored.sha256)
+    store.release(stored.sha256)
+    store.unbind_commitment(commitment)
+    store.unbind_commitment(commitment)
+    assert store.opened_by(commitment) is None and store.has(stored.sha256)
+    status, body = http_get(commit_url(server.base_url, commitment))
+    assert status == 404 and b"no file committed" in body
+
+
+def test_on_served_is_told_each_full_download_and_nothing_else(store):
+    stored = store.save(tiny_model())
+    store.release(stored.sha256)
+    served: list[str] = []
+    with ParameterServer(store, on_served=served.append) as running:
+        http_get(running.base_url + "/params/" + "0" * 64)
+        http_get(running.base_url + "/nowhere")
+        http_get(running.url_for(stored.sha256))
+        deadline = time.monotonic() + 5  # the hook runs in the serving thread, after the body
+        while not served and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert served == ["/params/" + stored.sha256]
