@@ -19,8 +19,27 @@ DEFAULT_DEPLOYMENT = "deployments/development.json"
 CHAIN_DIR = Path(".swarm")
 
 
+class UserError(click.ClickException):
+    """A mistake the user can fix: every line of the message (one per problem) is printed
+    as an error, and the exit status is 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        for line in self.format_message().splitlines() or [""]:
+            click.echo(f"Error: {line}", file=file, err=file is None)
+
+
+def _debug() -> bool:
+    """Whether `swarm --debug` was given: show tracebacks instead of one-line errors."""
+    context = click.get_current_context(silent=True)
+    return bool(context is not None and context.find_root().params.get("debug"))
+
+
 def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the project's user-facing errors into click errors (one line, exit 1)."""
+    """Turn the project's user-facing errors into one line per problem with exit status 2
+    (a user error), and any other failure into one line with exit status 1; `swarm --debug`
+    lets the exception and its traceback through instead."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -35,8 +54,17 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
 
             user_errors += (NodeError,)
             return command(*args, **kwargs)
+        except (click.ClickException, click.Abort, click.exceptions.Exit):
+            raise
         except user_errors as exc:
-            raise click.ClickException(str(exc)) from None
+            if _debug():
+                raise
+            raise UserError(str(exc)) from None
+        except Exception as exc:
+            if _debug():
+                raise
+            raise click.ClickException(f"unexpected {type(exc).__name__}: {exc}; run the command again as "
+                                       "`swarm --debug ...` to see the traceback") from None
 
     return wrapper
 
@@ -81,7 +109,8 @@ def _admin(network: str, keystore: str | None) -> Any:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="swarm")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="show the traceback of a failure instead of one line per problem")
+def main(debug: bool) -> None:
     """Swarm: decentralized swarm learning with on-chain contribution rewards."""
     import logging
 
@@ -218,12 +247,14 @@ def account_new(path: str) -> None:
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="node config (TOML)")
 @friendly
 def train(config_path: str) -> None:
-    """Run one node: enrol if needed, then take part epoch after epoch until the swarm stops."""
+    """Run one node: enrol if needed, then take part epoch after epoch until the swarm stops.
+    Everything on this machine (the config's keys, the data, the files, the store's port)
+    is checked first, and every problem reported, before the chain or the key is touched."""
     from ..chain.connection import bind, connect, load_account
+    from ..node.checks import check_node_file
     from ..node.runtime import Node
-    from ..node.config import NodeConfig
 
-    config = NodeConfig.from_toml(config_path)
+    config = check_node_file(config_path).config
     connect(config.chain.network, config.chain.rpc_port)
     handles = bind(config.path(config.chain.deployment))
     account = load_account(config.path(config.chain.keystore))

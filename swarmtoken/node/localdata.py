@@ -3,17 +3,23 @@
 With ``dataset`` set, the node takes shard ``shard`` of the seeded split of a bundled
 dataset (the demo's case: every node derives the same split, keeps only its own shard).
 With ``file`` set, it loads its own CSV/NPZ and carves a seeded validation split from it.
+
+The last result is kept: `swarm train` loads the data once to check it before it touches
+the chain (`checks`), and the node it then starts gets the same data without reading the
+file again (a changed file, by size or modification time, is read again).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from trainer.data import NodeData
 
-from .config import NodeConfig
+from .config import DataSection, NodeConfig
 
 
 @dataclass(frozen=True)
@@ -24,12 +30,42 @@ class LocalData:
 
 
 def load_local_data(config: NodeConfig, val_fraction: float = 0.2) -> LocalData:
-    from trainer.data import load_dataset, load_node_file, split_swarm
-
+    """This node's data. Raises `trainer.data.DataFileError` (naming the file, line and
+    column) for a malformed file, one whose labels fall outside ``[0, n_classes)``, with
+    fewer than two classes or samples; `trainer.data.UnknownDatasetError` and
+    `trainer.partition.PartitionError` for a dataset that cannot be split as asked."""
     data = config.data
     if data.file:
-        X, y = load_node_file(config.path(data.file), data.label_column)
+        path = config.path(data.file).resolve()
+        try:
+            stat = path.stat()
+            stamp = (stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            stamp = None  # the loader names the missing file
+        return _load(data, path, stamp, val_fraction)
+    return _load(data, None, None, val_fraction)
+
+
+@functools.lru_cache(maxsize=1)
+def _load(data: DataSection, path: Path | None, stamp: tuple[int, int] | None, val_fraction: float) -> LocalData:
+    from trainer.data import DataFileError, load_dataset, load_node_file, split_swarm
+
+    if path is not None:
+        X, y = load_node_file(path, data.label_column)
+        if data.n_classes:
+            outside = torch.nonzero(y >= data.n_classes).flatten()
+            if len(outside):
+                at = int(outside[0])
+                row = at + 2 if path.suffix.lower() == ".csv" else None  # the header is line 1
+                raise DataFileError(path, f"label {int(y[at])} is outside [0, n_classes) with [data] n_classes = "
+                                          f"{data.n_classes}" + ("" if row else f" (sample {at})"),
+                                    row=row, column=data.label_column)
         n_classes = data.n_classes or int(y.max()) + 1
+        if n_classes < 2:
+            raise DataFileError(path, f"every label is {int(y.max())}: a classifier needs at least 2 classes",
+                                column=data.label_column)
+        if len(y) < 2:
+            raise DataFileError(path, f"{len(y)} sample: a node needs at least 2 (one to train, one to validate)")
         order = torch.randperm(len(y), generator=torch.Generator().manual_seed(data.seed))
         n_val = max(1, int(len(y) * val_fraction))
         val, train = order[:n_val], order[n_val:]
