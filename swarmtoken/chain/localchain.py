@@ -4,7 +4,9 @@ Started with the settings of brownie's development network (zero base fee, 12M g
 ten funded accounts) so brownie attaches to it instead of launching its own, with
 ``--max-persisted-states 0`` so old block states are dropped rather than written to disk
 (``--prune-history`` does the same but now and then loses a fresh receipt), and optionally with
-``--state FILE`` so `swarm chain down` / `swarm chain up` keeps the chain's state.
+``--state FILE``, which anvil writes only on a graceful exit: a crash loses everything since the
+start. `swarm chain up` therefore runs anvil behind the persisting proxy of `durable`, which
+writes the state file before it answers any request that changed the chain.
 """
 
 from __future__ import annotations
@@ -64,15 +66,21 @@ def start(port: int = DEFAULT_PORT, state_file: Path | None = None, log_file: Pa
         raise LocalChainError(f"something already listens on 127.0.0.1:{port}; stop it (`swarm chain down`) or use --port")
     log = open(log_file, "ab") if log_file else subprocess.DEVNULL
     process = subprocess.Popen(anvil_command(port, state_file), stdout=log, stderr=log, start_new_session=True)
+    wait_listening(process, port, timeout, log_file)
+    return process
+
+
+def wait_listening(process: subprocess.Popen, port: int, timeout: float, log_file: Path | None = None,
+                   name: str = "anvil") -> None:
+    """Wait until ``process`` accepts connections on ``port``; a one-line error if it exits or hangs."""
     deadline = time.monotonic() + timeout
     while not is_listening(port):
         if process.poll() is not None:
-            raise LocalChainError(f"anvil exited with code {process.returncode}" + (f"; see {log_file}" if log_file else ""))
+            raise LocalChainError(f"{name} exited with code {process.returncode}" + (f"; see {log_file}" if log_file else ""))
         if time.monotonic() > deadline:
             process.kill()
-            raise LocalChainError(f"anvil did not accept connections on port {port} within {timeout:.0f} s")
+            raise LocalChainError(f"{name} did not accept connections on port {port} within {timeout:.0f} s")
         time.sleep(0.05)
-    return process
 
 
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
@@ -85,9 +93,32 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
+        if not group_running(pid):
             return
         time.sleep(0.05)
-    os.killpg(pid, signal.SIGKILL)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def group_running(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. An exited member its parent has not
+    reaped yet (the caller's own Popen, say) still answers ``killpg(pgid, 0)``; it is ignored
+    here, so stopping a chain one started does not wait out the whole timeout."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return True
+    for entry in entries:
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False

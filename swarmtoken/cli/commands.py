@@ -144,16 +144,16 @@ def doctor() -> None:
 # ---------------------------------------------------------------------- local chain
 @main.group()
 def chain() -> None:
-    """Run a local anvil chain whose state survives `down` / `up`."""
+    """Run a local anvil chain whose state survives `down` / `up` and crashes."""
 
 
 @chain.command("up")
 @click.option("--port", type=int, default=8545, show_default=True)
 @click.option("--state", "state_file", type=click.Path(dir_okay=False), default=str(CHAIN_DIR / "chain-state.json"),
-              show_default=True, help="file the chain's state is kept in")
+              show_default=True, help="file the chain's state is kept in (written before any change is answered)")
 @friendly
 def chain_up(port: int, state_file: str) -> None:
-    from ..chain.localchain import start
+    from ..chain.durable import start
 
     CHAIN_DIR.mkdir(exist_ok=True)
     process = start(port, Path(state_file), log_file=CHAIN_DIR / "anvil.log")
