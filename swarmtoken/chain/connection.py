@@ -63,6 +63,12 @@ def connect(network: str = "development", port: int | None = None) -> None:
     # the others pending until some later transaction arrives, which at the end of an
     # epoch may be never: estimate gas instead, so concurrent transactions share a block.
     brownie_network.gas_limit("auto")
+    # web3's validation middleware asks for the chain id before every call (two extra
+    # requests per eth_call, half a read's cost); a connection's chain id does not change.
+    from brownie import web3
+
+    web3.provider.cacheable_requests = {"eth_chainId", "net_version"}
+    web3.provider.cache_allowed_requests = True
 
 
 def artifact_abi(name: str) -> list[dict[str, Any]]:

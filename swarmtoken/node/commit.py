@@ -34,6 +34,7 @@ class CommitPhase:
             work.own_sha = stored.sha256
             commitment = commitment_of(self.address, epoch, stored.sha256)
             self.store.bind_commitment(commitment, stored.sha256)
+            self.own_commitments.add(commitment)
             declared = self._declared_samples(member)
             with self._timed(epoch, "chain"):
                 sent = self._send("submitUpdate", epoch, hex_to_bytes32(commitment), declared)
@@ -61,6 +62,7 @@ class CommitPhase:
             with self._timed(epoch, "chain"):
                 elected = self._send("electLeader", epoch)
             if elected:
+                work.elected = True
                 log.info("epoch %d: commits closed", epoch)
 
     def _declared_samples(self, member: Any) -> int:

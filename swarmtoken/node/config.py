@@ -42,7 +42,7 @@ and port) is checked next, still before the chain, by `swarmtoken.node.checks`.
 
     [node]
     checkpoint = "checkpoint"   # the last adopted model is recorded in <checkpoint>.json
-    poll_interval = 0.2         # seconds (> 0) between passes of the loop
+    poll_interval = 0.2         # seconds (> 0): longest wait between passes of the loop (a new block ends it sooner)
     elect_grace = 20.0          # seconds (>= 0): after the commit window, wait this long for absent members
     elect_early = true          # close the commits as soon as every active member committed
     fetch_timeout = 5.0         # seconds (> 0) per download of a peer's file

@@ -27,9 +27,12 @@ class LeadPhase:
         if not state["drawn"]:
             # The draw reads the hash of the block that closed the commits, so it goes in a
             # later block: on an automining chain, the block of this very transaction.
+            # Whoever closed the commits draws at once (the draw's block follows the
+            # election's); the others stand by in case it does not.
             if work.merge_seen is None:
                 work.merge_seen = time.time()
-            if self._due(work.merge_seen - 1, epoch):
+            if work.elected or self._due(work.merge_seen, epoch):
+                work.elected = False
                 with self._timed(epoch, "chain"):
                     if self._send("drawLeader", epoch):
                         log.info("epoch %d: leader drawn: %s", epoch, self.swarm.leaderOf(epoch))
@@ -51,6 +54,9 @@ class LeadPhase:
         return work.own_sha
 
     def _lead(self, epoch: int, work: EpochWork) -> None:
+        if work.own_sha is not None:
+            # The *_after_merge rogues act as participants only: as leader they serve on.
+            self.own_commitments.discard(commitment_of(self.address, epoch, work.own_sha))
         with self._timed(epoch, "chain"):
             record = read_epoch(self.swarm, epoch, self.from_block)
         with self._timed(epoch, "transfer"):

@@ -8,14 +8,15 @@ tests can show the defences at work (the model attacks live in `trainer.attacks`
   count. The contract counts at most the allowance the admin attested.
 - ``withhold_after_merge``: trains honestly and serves each committed file once (the
   leader's download), then answers 404 for it: to its peers, a node killed right after
-  the leader merged its update. Validators check the merge with the leader's copy.
+  the leader merged its update. Validators check the merge with the leader's copy. In
+  an epoch it leads, it serves its file on.
 - ``swap_after_merge``: the same, but then serves another file (the global model) under
   the commitment: a file corrupted, or swapped by a hostile node, after the merge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from ..store import ParameterStore
 from ..store.commitments import COMMIT_ROUTE
@@ -30,17 +31,19 @@ PROTOCOL_ATTACKS: dict[str, str] = {
 INFLATE_FACTOR = 10
 
 
-def after_first_download(attack: str, store: ParameterStore, decoy: Callable[[], str]) -> Callable[[str], None] | None:
+def after_first_download(attack: str, store: ParameterStore, own: Collection[str],
+                         decoy: Callable[[], str]) -> Callable[[str], None] | None:
     """The `ParameterServer` ``on_served`` hook of the ``*_after_merge`` rogues (None for
-    any other node): once a committed file was downloaded, withdraw it or bind the
-    commitment to the released file ``decoy()`` returns."""
+    any other node): once one of its ``own`` commitments' files was downloaded, withdraw it
+    or bind the commitment to the released file ``decoy()`` returns. (As leader it goes on
+    serving the copies it keeps of the others' files.)"""
     if attack not in ("withhold_after_merge", "swap_after_merge"):
         return None
 
     def served(path: str) -> None:
-        if not path.startswith(COMMIT_ROUTE):
-            return
         commitment = path[len(COMMIT_ROUTE):]
+        if not path.startswith(COMMIT_ROUTE) or commitment not in own:
+            return
         if attack == "withhold_after_merge":
             store.unbind_commitment(commitment)
             log.info("rogue: withholding the file of commitment %s from now on", commitment[:12])

@@ -30,6 +30,13 @@ waited on forever):
 Updates are merged and scored in a canonical order (by node address), so the result
 does not depend on the order in which nodes happened to commit.
 
+The loop reacts to the chain rather than to a clock: it passes again at once after a
+transaction of its own, else as soon as a new block appears (every state change is a
+transaction; the block number, one cheap call, is checked every BLOCK_CHECK_S) or after
+``poll_interval`` for what moves with time alone (deadlines, staggers). Windows are upper
+bounds: commits close once every active member committed, settlement follows the last
+report.
+
 This module is the loop (enrolment, polling, outages, membership, transactions); each
 phase lives in its own module, mixed into :class:`Node`: `commit`, `lead` (merge phase),
 `validate` and `settle` (report phase), `sync` (adopting the global model), with the
@@ -68,6 +75,8 @@ from .work import STAGGER_S, STATUS_ACTIVE, STATUS_NONE, STATUSES, EpochWork, No
 T = TypeVar("T")
 #: Seconds between a node's checks of its own membership and of the swarm's quorum.
 MEMBERSHIP_CHECK_S = 5.0
+#: Seconds between a waiting node's checks for a new block.
+BLOCK_CHECK_S = 0.03
 #: Seconds a node waits for a transaction's receipt before it reads the chain again.
 TX_RECEIPT_TIMEOUT_S = 30.0
 
@@ -139,13 +148,15 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
                                   local.n_classes, self.worker)
         if problem is not None:
             raise NodeError(f"this node cannot join the swarm: {problem}")
+        self.own_commitments: set[str] = set()  # what this process committed
         self.store = _writable_store(config.path(config.store.dir))
         removed = self.store.remove_partials()
         if removed:
             log.info("removed %d unfinished file(s) a previous run left in the store", removed)
         self.server = ParameterServer(self.store, config.store.host, config.store.port,
                                       public_url=config.store.public_url or None,
-                                      on_served=after_first_download(config.node.attack, self.store, self._decoy))
+                                      on_served=after_first_download(config.node.attack, self.store, self.own_commitments,
+                                                                     self._decoy))
         self.global_state = {k: v.clone() for k, v in self.worker.state_dict().items()}
         self.global_epoch = 0
         self.prior_state: dict[str, torch.Tensor] | None = None  # the global model before it
@@ -154,6 +165,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         # an attack that reads peers (ALIE) works from these.
         self.peer_round: tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]] | None = None
         self.work: dict[int, EpochWork] = {}
+        self.final_phases: dict[int, str] = {}  # past epochs' phases (Settled or Abandoned)
         self.base_uris: dict[str, str] = {}
         self.timings: dict[int, dict[str, float]] = {}
         self.epoch_seen: dict[int, float] = {}  # when a poll first saw each epoch
@@ -161,6 +173,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         self._disk_warned = -float("inf")
         self._membership_checked = -float("inf")
         self._notes: dict[str, str] = {}  # what the node last said about its membership and the quorum
+        self._acted = False  # a transaction of ours went through in this pass of the loop
         self._load_checkpoint()
 
     def _decoy(self) -> str:
@@ -191,7 +204,8 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         try:
             self._until_reachable(self._enroll_if_needed)
             while not self._until_reachable(self._poll):
-                time.sleep(self.config.node.poll_interval)
+                if not self._acted:
+                    self._until_reachable(self._await_block)
             self._until_reachable(lambda: self._sync_global(int(self.swarm.currentEpoch()) + 1))
             self._until_reachable(self._finish)
         finally:
@@ -209,9 +223,24 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
             self.watch.reachable(_block_number)
             return result
 
+    def _await_block(self) -> None:
+        """Sleep until the chain has a new block (every state change is a transaction, so
+        a new block is when a phase can have moved) or ``poll_interval`` passed (deadlines
+        and staggers move with the clock alone). Checking the block number every
+        BLOCK_CHECK_S is one cheap call, where a pass of the loop reads the whole state."""
+        from brownie import web3
+
+        block = int(web3.eth.block_number)
+        until = time.monotonic() + self.config.node.poll_interval
+        while time.monotonic() < until:
+            time.sleep(min(BLOCK_CHECK_S, max(0.0, until - time.monotonic())))
+            if int(web3.eth.block_number) != block:
+                return
+
     def _poll(self) -> bool:
         """One pass of the loop: True once the swarm has finished. A failure other than a
         chain outage or a node error is logged with its traceback, and the loop goes on."""
+        self._acted = False
         if self.swarm.finished():
             return True
         epoch = int(self.swarm.currentEpoch())
@@ -336,6 +365,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
             return False
         else:
             if receipt["status"] == 1:
+                self._acted = True  # the loop's next pass follows at once: our own change moved the state
                 return True
             reason = "reverted on chain"
         if required:

@@ -19,8 +19,12 @@ class SyncPhase:
     """Global-model sync of :class:`~swarmtoken.node.runtime.Node`."""
 
     def _last_settled(self, epoch: int) -> int:
+        """The last settled epoch before ``epoch`` (0: none). An epoch before the current
+        one is settled or abandoned for good, so each is read from the chain once."""
         for earlier in range(epoch - 1, 0, -1):
-            if PHASES[int(self.swarm.epochState(earlier)["phase"])] == "Settled":
+            if earlier not in self.final_phases:
+                self.final_phases[earlier] = PHASES[int(self.swarm.epochState(earlier)["phase"])]
+            if self.final_phases[earlier] == "Settled":
                 return earlier
         return 0
 

@@ -35,6 +35,7 @@ class EpochWork:
     peer_updates: list[dict[str, torch.Tensor]] = field(default_factory=list)  # the others' merged updates
     copied: CommitRecord | None = None  # a copycat's victim
     merge_seen: float | None = None  # when we first saw the Merge phase
+    elected: bool = False  # our transaction closed the commits
     published: bool = False
     reported: bool = False
     all_reported_seen: float | None = None

@@ -37,19 +37,19 @@ def test_commands_without_a_chain_say_how_to_start_one():
     from swarmtoken.cli.demo import free_port
 
     result = CliRunner().invoke(main, ["status", "--port", str(free_port())])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no chain is running" in result.output and "swarm chain up" in result.output
     assert "Traceback" not in result.output
 
 
 def test_unknown_network_is_one_clear_line():
     result = CliRunner().invoke(main, ["ledger", "--network", "no-such-net"])
-    assert result.exit_code == 1 and "unknown network 'no-such-net'" in result.output
+    assert result.exit_code == 2 and "unknown network 'no-such-net'" in result.output
 
 
 def test_train_with_a_missing_config_names_the_file(tmp_path):
     result = CliRunner().invoke(main, ["train", "--config", str(tmp_path / "node.toml")])
-    assert result.exit_code == 1 and "node.toml: no such file" in result.output
+    assert result.exit_code == 2 and "node.toml: no such file" in result.output
 
 
 def test_authorize_refuses_a_malformed_address():
@@ -59,10 +59,10 @@ def test_authorize_refuses_a_malformed_address():
 
 def test_demo_refuses_too_many_rogues(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--nodes", "4", "--rogue", "2", "--out", str(tmp_path / "d")])
-    assert result.exit_code == 1 and "fewer than half of --nodes" in result.output
+    assert result.exit_code == 2 and "fewer than half of --nodes" in result.output
     cheats = ["--protocol-attack", "copycat", "--protocol-attack", "inflate_samples"]
     result = CliRunner().invoke(main, ["demo", "--nodes", "5", "--rogue", "1", *cheats, "--out", str(tmp_path / "d")])
-    assert result.exit_code == 1 and "fewer than half of --nodes" in result.output
+    assert result.exit_code == 2 and "fewer than half of --nodes" in result.output
 
 
 @pytest.mark.parametrize("option, known", [("--attack", "alie"), ("--merge", "fltrust_median"),
@@ -70,7 +70,7 @@ def test_demo_refuses_too_many_rogues(tmp_path):
                                            ("--protocol-attack", "copycat")])
 def test_demo_refuses_an_unknown_component_and_names_the_known_ones(tmp_path, option, known):
     result = CliRunner().invoke(main, ["demo", option, "bogus", "--out", str(tmp_path / "d")])
-    assert result.exit_code == 1 and f"{option}: unknown 'bogus'; known: " in result.output
+    assert result.exit_code == 2 and f"{option}: unknown 'bogus'; known: " in result.output
     assert known in result.output and "Traceback" not in result.output
     assert not (tmp_path / "d").exists()
 
@@ -78,5 +78,5 @@ def test_demo_refuses_an_unknown_component_and_names_the_known_ones(tmp_path, op
 def test_demo_never_wipes_a_folder_it_did_not_write(tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
     result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
-    assert result.exit_code == 1 and "not a demo run folder" in result.output
+    assert result.exit_code == 2 and "not a demo run folder" in result.output
     assert (tmp_path / "precious.txt").read_text() == "keep me"
