@@ -75,6 +75,16 @@ def test_anyone_draws_the_leader_from_the_closing_block_hash(swarm, closed, comm
     assert event["deadline"] == tx.timestamp + 60 == state["deadline"]
 
 
+def test_the_leader_is_drawn_once_and_a_second_draw_changes_nothing(swarm, closed, outsider, admin):
+    """Whoever closed the commits draws at once and the others stand by; a late draw from
+    one of them is refused and leaves the drawn leader and its deadline as they were."""
+    swarm.drawLeader(1, {"from": outsider})
+    state = swarm.epochState(1)
+    with reverts_with("LeaderAlreadyDrawn", 1):
+        swarm.drawLeader(1, {"from": admin})
+    assert swarm.epochState(1) == state
+
+
 def test_leader_cannot_be_drawn_in_the_block_that_closes_the_commits(swarm, committed, protocol, admin):
     """With automine off, `electLeader` and `drawLeader` land in one block: the draw reverts
     with LeaderNotDrawn (the block's hash is unknown inside it), and a later draw succeeds."""
