@@ -51,6 +51,27 @@ class AuditReport:
         if not condition:
             self.discrepancies.append(message)
 
+    def summary(self) -> str:
+        """What was checked, one line."""
+        return f"{self.checks} checks, {self.files_checked} files verified, {self.files_unreachable} unreachable"
+
+    def discrepancy_lines(self) -> list[str]:
+        """Every discrepancy, numbered, one line each (what `swarm audit --all` prints)."""
+        total = len(self.discrepancies)
+        return [f"discrepancy {i}/{total}: {message}" for i, message in enumerate(self.discrepancies, 1)]
+
+    def failure(self, *, listed: bool = False) -> str:
+        """The verdict of a failed audit, one line: the first discrepancy and how to see the
+        rest, or (``listed``: `discrepancy_lines` were printed) how many there are."""
+        total = len(self.discrepancies)
+        plural = "discrepancy" if total == 1 else "discrepancies"
+        if listed:
+            return f"audit failed: {total} {plural}, listed above"
+        if total == 1:
+            return f"audit failed: {self.discrepancies[0]} (the only discrepancy)"
+        return (f"audit failed: {self.discrepancies[0]} ({total} {plural} in all; "
+                "`swarm audit --all` lists them)")
+
 
 def _recompute(record: EpochRecord, ledger: Ledger, rule: Rule, smoothed: Mapping[str, int]) -> Settlement:
     """The reference settlement of ``record``, each participant starting from its smoothed

@@ -93,6 +93,10 @@ class MembershipEvent:
     kind: str  # authorized | enrolled | left | expired | removed | suspended
     account: str
     at: tuple[int, int]
+    epoch: int | None = None  # suspended: the epoch whose settlement gave the last strike
+    strikes: int | None = None  # suspended: the consecutive strikes it had then
+    allowance: int | None = None  # authorized: the attested sample allowance
+    expiry: int | None = None  # authorized: unix time the authorisation ends (0 = never)
 
 
 @dataclass
@@ -153,7 +157,12 @@ def assemble(entries: Iterable[tuple[str, Any]]) -> Ledger:
         args = log.args
         at = (log.blockNumber, log.logIndex)
         if name in membership_kinds:
-            membership.append(MembershipEvent(membership_kinds[name], args["account"], at))
+            event = MembershipEvent(membership_kinds[name], args["account"], at)
+            if name == "NodeSuspended":
+                event.epoch, event.strikes = int(args["epoch"]), int(args["strikes"])
+            elif name == "AccountAuthorized":
+                event.allowance, event.expiry = int(args["allowance"]), int(args["expiry"])
+            membership.append(event)
         elif name == "EpochOpened":
             epoch_of(args)
         elif name == "UpdateSubmitted":

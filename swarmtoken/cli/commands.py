@@ -318,51 +318,67 @@ def claim(keystore: str, deployment_path: str, network: str, port: int | None) -
 
 
 @main.command()
-@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout")
-@click.option("--json", "as_json", is_flag=True, help="JSON on stdout")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout (per-participant rows, or with --membership "
+              "the membership changes)")
+@click.option("--json", "as_json", is_flag=True, help='JSON on stdout: {"epochs": [per-participant rows], '
+              '"membership": [changes]}')
+@click.option("--membership", "membership_only", is_flag=True,
+              help="only the membership changes (suspensions with their strikes, removals, expiries, departures, "
+                   "enrolments, authorisations)")
 @deployment_option
 @network_options
 @friendly
-def ledger(as_csv: bool, as_json: bool, deployment_path: str, network: str, port: int | None) -> None:
-    """Per epoch: participants, hashes, leader, scores, smoothed scores, standing and payouts, from events."""
+def ledger(as_csv: bool, as_json: bool, membership_only: bool, deployment_path: str, network: str,
+           port: int | None) -> None:
+    """Per epoch: participants, hashes, leader, scores, smoothed scores, standing, payouts and
+    forfeits with their reason; then every membership change in chain order (a suspension
+    with the epoch and strikes behind it), from events."""
     from ..chain.ledger import read_ledger
-    from .views import ledger_rows, print_ledger
+    from .views import MEMBERSHIP_FIELDS, ledger_rows, membership_rows, print_ledger, print_membership
 
+    if as_csv and as_json:
+        raise click.UsageError("pass --csv or --json, not both")
     handles = _connect_and_bind(network, port, deployment_path)
-    rows = ledger_rows(read_ledger(handles.swarm, int(handles.record["block"])))
+    ledger = read_ledger(handles.swarm, int(handles.record["block"]))
+    rows, changes = ledger_rows(ledger), membership_rows(ledger)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(changes if membership_only else {"epochs": rows, "membership": changes}, indent=2))
     elif as_csv:
         import csv
         import sys
 
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["epoch"])
+        fields = list(MEMBERSHIP_FIELDS) if membership_only else list(rows[0]) if rows else ["epoch"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(changes if membership_only else rows)
     else:
-        print_ledger(rows)
+        if not membership_only:
+            print_ledger(rows)
+        print_membership(changes)
 
 
 @main.command()
 @click.option("--no-files", is_flag=True, help="skip fetching parameter files")
+@click.option("--all", "list_all", is_flag=True, help="list every discrepancy, one line each, not only the first")
 @deployment_option
 @network_options
 @friendly
-def audit(no_files: bool, deployment_path: str, network: str, port: int | None) -> None:
+def audit(no_files: bool, list_all: bool, deployment_path: str, network: str, port: int | None) -> None:
     """Recompute every settlement and check supply, credits and files; exits non-zero
-    naming the first discrepancy."""
+    naming the first discrepancy (with --all, listing every one)."""
     from ..audit import audit_swarm
 
     handles = _connect_and_bind(network, port, deployment_path)
     report = audit_swarm(handles.swarm, handles.token, from_block=int(handles.record["block"]),
                          check_files=not no_files)
-    click.echo(f"{report.checks} checks, {report.files_checked} files verified, "
-               f"{report.files_unreachable} unreachable")
+    click.echo(report.summary())
     for finding in report.findings:
         click.echo(f"finding: {finding}")
     if not report.ok:
-        raise click.ClickException(f"audit failed: {report.discrepancies[0]} "
-                                   f"({len(report.discrepancies)} discrepancies in all)")
+        if list_all:
+            for line in report.discrepancy_lines():
+                click.echo(line)
+        raise click.ClickException(report.failure(listed=list_all))
     if report.files_checked == 0:
         reason = "--no-files" if no_files else "none of the nodes' stores could be reached"
         click.echo(f"audit ok for the chain: every payout matches the reference rule and every token is "

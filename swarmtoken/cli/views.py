@@ -10,10 +10,26 @@ from rich.table import Table
 
 from ..chain.connection import SwarmHandles
 from ..chain.epochview import PHASES
-from ..chain.ledger import Ledger, read_ledger
+from ..chain.ledger import EpochRecord, Ledger, MembershipEvent, read_ledger
+from ..rewards import Forfeit, judge_leader
 from ..units import METRIC_SCALE, SCORE_SCALE, wei_to_tokens
 
 STATUSES = ("none", "active", "suspended", "removed")
+
+#: Why a participant's payout was not credited, as the ledger says it.
+FORFEIT_PHRASES = {
+    Forfeit.NONE: "",
+    Forfeit.NOT_REPORTED: "not reported (sent no validation report)",
+    Forfeit.LEADER_TIMED_OUT: "leader timed out (published no merge)",
+    Forfeit.REMOVED: "removed by the consortium admin",
+    Forfeit.MERGE_CONTRADICTED: "leader fault: merge contradicted by a strict majority",
+    Forfeit.CENSORED: "leader fault: censored an update a strict majority found valid",
+    Forfeit.OVER_DECLARED: "over-declared (more samples than its allowance)",
+    Forfeit.INVALID: "invalid update (no strict majority found it valid)",
+}
+
+#: The columns of `membership_rows`, in order (the CSV header of `swarm ledger --membership --csv`).
+MEMBERSHIP_FIELDS = ("block", "log_index", "event", "account", "epoch", "strikes", "reason")
 
 
 def _short(address: str | None) -> str:
@@ -90,7 +106,7 @@ def ledger_rows(ledger: Ledger) -> list[dict[str, Any]]:
                 "smoothed_score": outcome.smoothed / SCORE_SCALE,
                 "standing": outcome.standing,
                 "payout_tokens": str(wei_to_tokens(outcome.payout)),
-                "forfeit": "" if not outcome.forfeited else outcome.forfeit.name.lower().replace("_", " "),
+                "forfeit": FORFEIT_PHRASES[outcome.forfeit],
                 "disputes": "; ".join(record.disputes) if outcome.node == record.leader else "",
                 "median_metric": None if record.median_metric is None else record.median_metric / METRIC_SCALE,
             })
@@ -110,4 +126,111 @@ def print_ledger(rows: list[dict[str, Any]]) -> None:
                       f"{row['score']:+.5f}", f"{row['smoothed_score']:+.5f}", "yes" if row["standing"] else "no",
                       row["payout_tokens"], row["forfeit"],
                       "-" if row["median_metric"] is None else f"{row['median_metric']:.4f}", row["disputes"])
+    Console().print(table)
+
+
+def strike_reason(record: EpochRecord, account: str) -> str:
+    """Why ``account`` took a strike in the settled, quorate epoch ``record``, from what the
+    ledger holds (see `swarmtoken.rewards`, "Strikes"): a fault as leader (the reference
+    verdict on the epoch's reports), an update merged without a strict majority finding it
+    valid, else its evidence backing under half of its data (the data weights need the
+    deployed rule, so that reason is the one left when the others do not apply)."""
+    reports = [r.as_report() for r in record.reports]
+    reasons = []
+    if account == record.leader:
+        verdict = judge_leader(record.merged_hash or "", sum(1 << i for i in record.participants),
+                               len(record.commits), reports)
+        if verdict.fault is not Forfeit.NONE:
+            reasons.append(FORFEIT_PHRASES[verdict.fault])
+    index = next((c.index for c in record.commits if c.node == account), None)
+    if index in record.participants and 2 * sum(r.valid >> index & 1 for r in reports) <= len(reports):
+        reasons.append(FORFEIT_PHRASES[Forfeit.INVALID])
+    return "; ".join(reasons) or "evidence backs under half its data"
+
+
+def strike_epochs(ledger: Ledger, event: MembershipEvent) -> list[int]:
+    """The epochs whose strikes suspended the member (``event``, a suspension): its last
+    ``event.strikes`` quorate settled epochs up to ``event.epoch``, since strikes count
+    consecutive quorate epochs the node settled in, and an authorisation that lifts a
+    suspension or removal resets them. Fewer when the ledger starts later."""
+    authorised, status = (-1, -1), "none"
+    for earlier in ledger.membership:
+        if earlier.account != event.account or earlier.at >= event.at:
+            continue
+        if earlier.kind == "authorized" and status in ("suspended", "removed"):
+            authorised = earlier.at
+        if earlier.kind != "authorized" or status in ("suspended", "removed"):
+            status = earlier.kind
+    epochs: list[int] = []
+    for number in sorted((n for n in ledger.epochs if event.epoch is not None and n <= event.epoch), reverse=True):
+        record = ledger.epochs[number]
+        if len(epochs) == (event.strikes or 0):
+            break
+        if record.settled_at is None or record.settled_at < authorised:
+            continue
+        if record.quorate and any(o.node == event.account for o in record.outcomes):
+            epochs.append(number)
+    return sorted(epochs)
+
+
+def membership_reason(ledger: Ledger, event: MembershipEvent, before: str, enrolled_before: bool = False) -> str:
+    """What an operator needs to know of a membership change; ``before`` is the member's
+    status before it as the events tell it (none, active, left, expired, removed or
+    suspended), ``enrolled_before`` whether it had enrolled earlier."""
+    if event.kind == "suspended":
+        strikes = "; ".join(f"epoch {n}: {strike_reason(ledger.epochs[n], event.account)}"
+                            for n in strike_epochs(ledger, event))
+        return f"{event.strikes} consecutive strikes, the last in epoch {event.epoch}" + (f" ({strikes})" if strikes else "")
+    if event.kind == "authorized":
+        terms = f"allowance {event.allowance} samples" if event.allowance is not None else "allow-listed"
+        terms += f", until {event.expiry}" if event.expiry else ", no expiry"
+        lifted = f"; lifts its {'suspension' if before == 'suspended' else 'removal'} (strikes reset, it may " \
+            "enrol again)" if before in ("suspended", "removed") else ""
+        return f"{terms}{lifted}"
+    return {
+        "enrolled": "re-enrolled" if enrolled_before else "enrolled as a node",
+        "left": "left the swarm (strikes and smoothed score kept)",
+        "expired": "its authorisation expired",
+        "removed": "removed by the consortium admin",
+    }.get(event.kind, event.kind)
+
+
+def membership_rows(ledger: Ledger) -> list[dict[str, Any]]:
+    """Every membership change in chain order (authorisations, enrolments, departures,
+    expiries, removals, suspensions), each with why: ``MEMBERSHIP_FIELDS``."""
+    rows = []
+    status: dict[str, str] = {}
+    enrolled: set[str] = set()
+    for event in ledger.membership:
+        before = status.get(event.account, "none")
+        rows.append({
+            "block": event.at[0],
+            "log_index": event.at[1],
+            "event": event.kind,
+            "account": event.account,
+            "epoch": event.epoch,
+            "strikes": event.strikes,
+            "reason": membership_reason(ledger, event, before, event.account in enrolled),
+        })
+        if event.kind == "enrolled":
+            enrolled.add(event.account)
+            status[event.account] = "active"
+        elif event.kind == "authorized":
+            # lifts a suspension or removal, else leaves the status as it was
+            status[event.account] = "none" if before in ("suspended", "removed") else before
+        elif not (event.kind == "suspended" and before == "removed"):
+            status[event.account] = event.kind
+    return rows
+
+
+def print_membership(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="membership changes")
+    for column in ("block", "event", "account", "epoch", "strikes", "reason"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row["block"]), row["event"], _short(row["account"]),
+                      "-" if row["epoch"] is None else str(row["epoch"]),
+                      "-" if row["strikes"] is None else str(row["strikes"]), row["reason"])
+    if not rows:
+        table.caption = "none"
     Console().print(table)
