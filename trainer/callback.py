@@ -17,8 +17,10 @@ local epoch starts from the swarm's model.  The backend decides how the merge ha
   thread; a round closes when every node has submitted, the leader is drawn with the
   round seed, and ``trainer.merges.merge`` combines the updates in node-id order, so the
   result does not depend on which thread arrived first.
-- the chain-backed backend (``swarmtoken``) commits the file, waits for the elected
-  leader's merge and verifies its hash; it implements the same one-method protocol.
+- the chain-backed backend (``swarmtoken.connect``) runs a full swarm node in a thread of
+  the user's process: it commits the submitted parameters, leads when elected, validates
+  and scores with the user's model, settles, and returns the merge the chain recorded;
+  it implements the same one-method protocol.
 """
 
 from __future__ import annotations
@@ -59,15 +61,31 @@ class SwarmTimeoutError(TimeoutError):
 
 
 class SwarmCallback:
-    """Sync a user's model with the swarm at the end of each local epoch."""
+    """Sync a user's model with the swarm every ``sync_every`` calls of the hook the loop
+    uses: `on_batch_end` (counting batches) or `on_epoch_end` (counting local epochs)."""
 
-    def __init__(self, backend: SwarmBackend, n_samples: int) -> None:
+    def __init__(self, backend: SwarmBackend, n_samples: int, sync_every: int = 1) -> None:
         if n_samples < 1:
             raise SwarmProtocolError(f"n_samples must be >= 1, got {n_samples}")
+        if sync_every < 1:
+            raise SwarmProtocolError(f"sync_every must be >= 1, got {sync_every}")
         self.backend = backend
         self.n_samples = n_samples
+        self.sync_every = sync_every
+        self._batches = 0
+        self._epochs = 0
 
-    def on_epoch_end(self, model: nn.Module) -> StateDict:
+    def on_batch_end(self, model: nn.Module) -> StateDict | None:
+        """After a batch: every ``sync_every`` batches, `sync`; returns the merge, or None."""
+        self._batches += 1
+        return self.sync(model) if self._batches % self.sync_every == 0 else None
+
+    def on_epoch_end(self, model: nn.Module) -> StateDict | None:
+        """After a local epoch: every ``sync_every`` epochs, `sync`; returns the merge, or None."""
+        self._epochs += 1
+        return self.sync(model) if self._epochs % self.sync_every == 0 else None
+
+    def sync(self, model: nn.Module) -> StateDict:
         """Submit ``model``'s parameters, load the merged ones into it in place, return them."""
         state = {key: value.detach().clone() for key, value in model.state_dict().items()}
         merged = self.backend.submit(state, self.n_samples)

@@ -26,16 +26,15 @@ class CommitPhase:
         fresh = int(member["status"]) == STATUS_ACTIVE and int(member["lastSubmitEpoch"]) != epoch
         if fresh and self.protocol_attack == "copycat":
             self._copy_commitment(epoch, work)
-        elif fresh and synced and work.own_sha is None:
-            with self._timed(epoch, "train"):
-                update = self._train(epoch)
+        elif fresh and synced and work.own_sha is None and (offered := self._next_update(epoch)) is not None:
+            update, samples = offered
             with self._timed(epoch, "transfer"):
                 stored = self.store.save(update)
             work.own_sha = stored.sha256
             commitment = commitment_of(self.address, epoch, stored.sha256)
             self.store.bind_commitment(commitment, stored.sha256)
             self.own_commitments.add(commitment)
-            declared = self._declared_samples(member)
+            declared = self._declared_samples(member, samples)
             with self._timed(epoch, "chain"):
                 sent = self._send("submitUpdate", epoch, hex_to_bytes32(commitment), declared)
             if sent:
@@ -65,17 +64,26 @@ class CommitPhase:
                 work.elected = True
                 log.info("epoch %d: commits closed", epoch)
 
-    def _declared_samples(self, member: Any) -> int:
+    def _next_update(self, epoch: int) -> tuple[dict[str, torch.Tensor], int] | None:
+        """This epoch's update and its training-sample count: trained here, or what the
+        user's own loop handed over for the current global model (None: nothing yet)."""
+        if self.own_loop is None:
+            with self._timed(epoch, "train"):
+                return self._train(epoch), self.data.n_train
+        offer = self.own_loop.handover.take(self.global_epoch)
+        return None if offer is None else (offer.state, offer.n_samples)
+
+    def _declared_samples(self, member: Any, samples: int) -> int:
         """What we declare: our training samples up to the allowance the admin attested
         (a declaration above it forfeits the epoch's payout)."""
         allowance = int(member["allowance"])
         if self.protocol_attack == "inflate_samples":
-            return self.data.n_train * INFLATE_FACTOR
-        if self.data.n_train > allowance:
+            return samples * INFLATE_FACTOR
+        if samples > allowance:
             log.warning("we hold %d training samples but our allowance is %d; declaring %d (ask the consortium "
                         "admin to attest the larger count with `swarm authorize --samples`)",
-                        self.data.n_train, allowance, allowance)
-        return min(self.data.n_train, allowance)
+                        samples, allowance, allowance)
+        return min(samples, allowance)
 
     def _copy_commitment(self, epoch: int, work: EpochWork) -> None:
         """Rogue ``copycat``: commit the first commitment another node made this epoch."""

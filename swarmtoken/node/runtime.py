@@ -45,7 +45,9 @@ pure merge and scoring inputs in `merging` and the shared per-epoch state in `wo
 
 from __future__ import annotations
 
+import copy
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -62,6 +64,7 @@ from ..store import ParameterServer, ParameterStore
 from .commit import CommitPhase
 from .compat import incompatibility
 from .config import NodeConfig
+from .handover import OwnLoop
 from .lead import LeadPhase
 from .localdata import load_local_data
 from .lock import KeystoreInUseError, KeystoreLock
@@ -103,8 +106,13 @@ def _block_number() -> int:
 class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
     """A node's epoch loop. Construct, then `run()` until the swarm finishes."""
 
-    def __init__(self, config: NodeConfig, account: Any, handles: SwarmHandles) -> None:
+    def __init__(self, config: NodeConfig, account: Any, handles: SwarmHandles, own_loop: OwnLoop | None = None) -> None:
+        """``own_loop``: the node trains nothing itself; it commits what the user's training
+        loop hands over, validates and scores with the user's model and validation data, and
+        hands each adopted global model back (`swarmtoken.connect`). Else it trains its
+        ``[model]`` on its ``[data]``, as `swarm train` runs it."""
         from trainer.attacks import ATTACKS, flip_labels, is_data_attack
+        from trainer.data import NodeData
         from trainer.merges import MERGES
         from trainer.models import build_model
         from trainer.scoring import SCORERS
@@ -132,22 +140,30 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
             self.lock = KeystoreLock(config.path(config.chain.keystore)).acquire()
         except KeystoreInUseError as exc:
             raise NodeError(str(exc)) from None
-        local = load_local_data(config)
-        self.data = local.node
+        self.own_loop = own_loop
         self.attack = config.node.attack if config.node.attack in ATTACKS else None
         self.protocol_attack = config.node.attack if config.node.attack in PROTOCOL_ATTACKS else None
+        self.train_config = TrainConfig(**config.train)
+        if own_loop is not None:
+            if config.node.attack:
+                raise NodeError("[node] attack is for `swarm train` demo nodes; a node driven by your own loop "
+                                "trains what you train: remove the key")
+            self.data = NodeData(own_loop.X_val[:0], own_loop.y_val[:0], own_loop.X_val, own_loop.y_val)
+            self.worker = copy.deepcopy(own_loop.model)
+        else:
+            local = load_local_data(config)
+            self.data = local.node
+            self.worker = build_model(config.model.name, local.n_features, local.n_classes, config.data.seed)
+            problem = incompatibility(handles.record.get("config", {}), config.model.name, local.n_features,
+                                      local.n_classes, self.worker)
+            if problem is not None:
+                raise NodeError(f"this node cannot join the swarm: {problem}")
         self.labels = self.data.y_train
         if self.attack and is_data_attack(self.attack):
             from trainer.simulate import derive_seed
 
             self.labels = flip_labels(self.data.y_train, local.n_classes,
                                       derive_seed(config.data.seed, "label_flip", config.data.shard))
-        self.train_config = TrainConfig(**config.train)
-        self.worker = build_model(config.model.name, local.n_features, local.n_classes, config.data.seed)
-        problem = incompatibility(handles.record.get("config", {}), config.model.name, local.n_features,
-                                  local.n_classes, self.worker)
-        if problem is not None:
-            raise NodeError(f"this node cannot join the swarm: {problem}")
         self.own_commitments: set[str] = set()  # what this process committed
         self.store = _writable_store(config.path(config.store.dir))
         removed = self.store.remove_partials()
@@ -170,6 +186,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         self.timings: dict[int, dict[str, float]] = {}
         self.epoch_seen: dict[int, float] = {}  # when a poll first saw each epoch
         self.watch = ChainWatch(first_delay=0.5, max_delay=5.0)
+        self.stopping = threading.Event()  # set by whoever runs the node in a thread, to stop it
         self._disk_warned = -float("inf")
         self._membership_checked = -float("inf")
         self._notes: dict[str, str] = {}  # what the node last said about its membership and the quorum
@@ -204,10 +221,18 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         try:
             self._until_reachable(self._enroll_if_needed)
             while not self._until_reachable(self._poll):
+                if self.stopping.is_set():
+                    return
                 if not self._acted:
                     self._until_reachable(self._await_block)
             self._until_reachable(lambda: self._sync_global(int(self.swarm.currentEpoch()) + 1))
+            if self.own_loop is not None:
+                self.own_loop.handover.finish()
             self._until_reachable(self._finish)
+        except BaseException as exc:
+            if self.own_loop is not None:
+                self.own_loop.handover.fail(exc)
+            raise
         finally:
             self.server.stop()
 
@@ -270,7 +295,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         if self.config.node.claim_at_finish and int(self.swarm.claimable(self.address)) > 0:
             self._send("claim")
             log.info("claimed; balance %d", int(self.token.balanceOf(self.address)))
-        while self.config.node.serve_after_finish:
+        while self.config.node.serve_after_finish and not self.stopping.is_set():
             time.sleep(1.0)
 
     def _enroll_if_needed(self) -> None:

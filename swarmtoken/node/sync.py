@@ -81,6 +81,8 @@ class SyncPhase:
         for old in [e for e in self.work if e <= epoch]:
             del self.work[old]
         log.info("adopted the global model of epoch %d (%s)", epoch, stored.sha256[:12])
+        if self.own_loop is not None:
+            self.own_loop.handover.adopted(epoch, state)
 
     def _load_checkpoint(self) -> None:
         checkpoint = self.config.path(self.config.node.checkpoint).with_suffix(".json")

@@ -110,3 +110,22 @@ def test_failed_merge_reaches_every_waiting_node_and_closes_the_swarm(make_state
     assert all(isinstance(error, NonFiniteError) for error in errors)
     with pytest.raises(NonFiniteError):
         handles[0].submit(make_state(2), 1)
+
+
+def test_sync_every_counts_the_hook_the_loop_calls():
+    """Every third batch (or epoch) syncs; the calls between return None and leave the model."""
+    submitted = []
+
+    class Recorder:
+        def submit(self, state, n_samples):
+            submitted.append(n_samples)
+            return {key: torch.zeros_like(value) for key, value in state.items()}
+
+    model = build_model("mlp", 13, 3, seed=4, hidden=(8,))
+    callback = SwarmCallback(Recorder(), n_samples=7, sync_every=3)
+    results = [callback.on_batch_end(model) for _ in range(7)]
+    assert [r is not None for r in results] == [False, False, True, False, False, True, False]
+    assert submitted == [7, 7] and all(float(p.abs().sum()) == 0 for p in model.parameters())
+    assert [callback.on_epoch_end(model) is not None for _ in range(3)] == [False, False, True]
+    with pytest.raises(SwarmProtocolError, match="sync_every"):
+        SwarmCallback(Recorder(), n_samples=7, sync_every=0)
