@@ -20,6 +20,7 @@ class Deployment:
     token: Any  # brownie ProjectContract of SwarmToken
     swarm: Any  # brownie ProjectContract of SwarmLearning
     block: int
+    block_hash: str | None = None  # the hash of ``block``: tells this chain from a fresh one with the same addresses
 
 
 def deploy(project: Any, config: SwarmConfig, admin: Any) -> Deployment:
@@ -41,7 +42,18 @@ def deploy(project: Any, config: SwarmConfig, admin: Any) -> Deployment:
     tx = token.grantRole(token.MINTER_ROLE(), swarm, {"from": admin}, silent=True)
     if not config.keep_token_admin:
         tx = renounce_token_admin(token, admin)
-    return Deployment(token=token, swarm=swarm, block=tx.block_number)
+    return Deployment(token=token, swarm=swarm, block=tx.block_number, block_hash=block_hash(tx.block_number))
+
+
+def block_hash(number: int) -> str | None:
+    """The hash of block ``number`` on the connected chain ("0x..."), or None if it has none."""
+    from brownie import web3
+
+    try:
+        block = web3.eth.get_block(number)
+    except Exception:  # web3's BlockNotFound, or a node that refuses the request
+        return None
+    return web3.to_hex(block["hash"]) if block and block.get("hash") is not None else None
 
 
 def renounce_token_admin(token: Any, admin: Any, timeout_s: float = 30.0) -> Any:
@@ -62,16 +74,29 @@ def renounce_token_admin(token: Any, admin: Any, timeout_s: float = 30.0) -> Any
             time.sleep(0.2)  # the schedule passes with the next block's timestamp
 
 
-def write_record(path: str | Path, *, network: str, chain_id: int, deployment: Deployment, config: SwarmConfig) -> Path:
-    """Write the JSON record (network, chain id, addresses, config, block)."""
+def local_endpoint(network: str, port: int) -> dict[str, Any]:
+    """The endpoint of a local chain (one brownie's ``network`` would launch) on ``port``."""
+    return {"network": network, "port": int(port), "rpc_url": f"http://127.0.0.1:{int(port)}"}
+
+
+def write_record(path: str | Path, *, network: str, chain_id: int, deployment: Deployment, config: SwarmConfig,
+                 endpoint: dict[str, Any] | None = None, overwrite: bool = True) -> Path:
+    """Write the JSON record: network, chain id, where the chain was reached (``endpoint``:
+    network, and for a local chain its port and RPC URL), addresses, config, the deployment
+    block and its hash. With ``overwrite=False`` an existing file is refused
+    (:class:`DeploymentRecordExists`)."""
     path = Path(path)
+    if not overwrite:
+        refuse_overwrite(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "network": network,
         "chain_id": chain_id,
+        "endpoint": dict(endpoint) if endpoint is not None else {"network": network},
         "token": deployment.token.address,
         "swarm": deployment.swarm.address,
         "block": deployment.block,
+        "block_hash": deployment.block_hash,
         "config": config.as_dict(),
     }
     path.write_text(json.dumps(record, indent=2) + "\n")
@@ -80,6 +105,18 @@ def write_record(path: str | Path, *, network: str, chain_id: int, deployment: D
 
 class DeploymentRecordError(ValueError):
     """A deployment record is missing or malformed."""
+
+
+class DeploymentRecordExists(DeploymentRecordError):
+    """`swarm deploy` would overwrite a record (the swarm it names would be forgotten)."""
+
+
+def refuse_overwrite(path: str | Path) -> None:
+    """Raise :class:`DeploymentRecordExists` if a deployment record is already at ``path``."""
+    path = Path(path)
+    if path.exists():
+        raise DeploymentRecordExists(f"{path} already holds a deployment record; pass --force to overwrite it "
+                                     "(the swarm it names is then forgotten), or --out another file")
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
@@ -91,7 +128,25 @@ def read_record(path: str | Path) -> dict[str, Any]:
         raise DeploymentRecordError(f"{path}: no deployment record; run `swarm deploy` first") from None
     except json.JSONDecodeError as exc:
         raise DeploymentRecordError(f"{path}: not a deployment record ({exc})") from None
+    if not isinstance(record, dict):
+        raise DeploymentRecordError(f"{path}: not a deployment record (a JSON object is expected)")
     missing = [k for k in ("network", "chain_id", "token", "swarm", "block", "config") if k not in record]
     if missing:
         raise DeploymentRecordError(f"{path}: deployment record lacks {', '.join(missing)}")
+    endpoint = record.get("endpoint")
+    if endpoint is not None and not (isinstance(endpoint, dict) and isinstance(endpoint.get("network", ""), str)
+                                     and _optional_port(endpoint.get("port"))):
+        raise DeploymentRecordError(f"{path}: its endpoint is malformed; redeploy or restore the record")
     return record
+
+
+def record_endpoint(record: dict[str, Any]) -> tuple[str, int | None]:
+    """The network and (local chain) port a record was deployed to; a record written
+    before endpoints were recorded gives its network and no port."""
+    endpoint = record.get("endpoint") or {}
+    port = endpoint.get("port")
+    return str(endpoint.get("network") or record["network"]), int(port) if port is not None else None
+
+
+def _optional_port(port: Any) -> bool:
+    return port is None or (isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535)

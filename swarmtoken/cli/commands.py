@@ -70,10 +70,12 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def network_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = click.option("--network", default="development", show_default=True,
-                           help="brownie network id (`brownie networks list`)")(command)
+    command = click.option("--network", default=None,
+                           help="brownie network id (`brownie networks list`); default: the deployment record's, "
+                                "else development")(command)
     command = click.option("--port", type=int, default=None,
-                           help="port of the local chain (development network only)")(command)
+                           help="port of the local chain (local networks only); default: the deployment record's, "
+                                "else the one `swarm chain up` started from this folder, else 8545")(command)
     return command
 
 
@@ -87,17 +89,30 @@ def keystore_option(required: bool) -> Callable[..., Any]:
                         help="encrypted keystore of the account (password: SWARM_KEYSTORE_PASSWORD or prompt)")
 
 
-def _connect_and_bind(network: str, port: int | None, deployment_path: str) -> Any:
-    from ..chain.connection import bind, connect
+def _connect_and_bind(network: str | None, port: int | None, deployment_path: str) -> Any:
+    """Connect to the chain the deployment record names (``--network``/``--port`` override
+    it) and bind its contracts, refusing a chain that is not the record's."""
+    from ..chain.connection import bind, connect, resolve_endpoint
+    from ..chain.deployment import DeploymentRecordError, read_record
 
-    connect(network, port)
+    try:
+        record = read_record(deployment_path)
+    except DeploymentRecordError:
+        record = None  # `bind` says what is wrong with it, once the chain is reached
+    network, port, origin = resolve_endpoint(network, port, record, deployment_path)
+    connect(network, port, origin=origin)
     return bind(deployment_path)
 
 
-def _admin(network: str, keystore: str | None) -> Any:
-    """The consortium admin: an unlocked keystore, or the local chain's first account."""
+def _admin(network: str | None, keystore: str | None) -> Any:
+    """The consortium admin: an unlocked keystore, or the local chain's first account.
+    ``network`` None: the network connected to."""
     from ..chain.connection import ChainError, load_account
 
+    if network is None:
+        from brownie import network as brownie_network
+
+        network = brownie_network.show_active()
     if keystore:
         return load_account(keystore)
     if network != "development":
@@ -157,7 +172,10 @@ def chain_up(port: int, state_file: str) -> None:
 
     CHAIN_DIR.mkdir(exist_ok=True)
     process = start(port, Path(state_file), log_file=CHAIN_DIR / "anvil.log")
-    (CHAIN_DIR / "chain.json").write_text(json.dumps({"pid": process.pid, "port": port, "state": state_file}))
+    # where it listens: `swarm deploy` run from this folder deploys there by default
+    (CHAIN_DIR / "chain.json").write_text(json.dumps({"pid": process.pid, "port": port, "state": state_file,
+                                                      "network": "development",
+                                                      "rpc_url": f"http://127.0.0.1:{port}"}))
     click.echo(f"local chain running on 127.0.0.1:{port} (pid {process.pid}); state in {state_file}")
 
 
@@ -179,23 +197,33 @@ def chain_down() -> None:
 @main.command()
 @click.option("--config", "config_path", default="config/swarm.toml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--out", default=DEFAULT_DEPLOYMENT, show_default=True, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="overwrite an existing deployment record (its swarm is forgotten)")
 @keystore_option(required=False)
 @network_options
 @friendly
-def deploy(config_path: str, out: str, keystore: str | None, network: str, port: int | None) -> None:
-    """Deploy the token and the swarm contract, and write the deployment record."""
-    from ..chain.connection import connect, load_project
+def deploy(config_path: str, out: str, force: bool, keystore: str | None, network: str | None,
+           port: int | None) -> None:
+    """Deploy the token and the swarm contract, and write the deployment record (with the
+    chain's endpoint and id, which later commands connect to by default). Without
+    --network/--port it deploys to the chain `swarm chain up` started from this folder."""
+    from ..chain.connection import connect, load_project, resolve_endpoint
     from ..config import SwarmConfig
     from ..chain.deployment import deploy as deploy_contracts
-    from ..chain.deployment import write_record
+    from ..chain.deployment import refuse_overwrite, write_record
 
+    if not force:
+        refuse_overwrite(out)
     config = SwarmConfig.from_toml(config_path)
-    connect(network, port)
+    network, port, origin = resolve_endpoint(network, port)
+    endpoint = connect(network, port, origin=origin)
     from brownie import chain as brownie_chain
 
     deployment = deploy_contracts(load_project(), config, _admin(network, keystore))
-    write_record(out, network=network, chain_id=brownie_chain.id, deployment=deployment, config=config)
-    click.echo(f"SwarmToken {deployment.token.address}\nSwarmLearning {deployment.swarm.address}\nrecord {out}")
+    write_record(out, network=network, chain_id=brownie_chain.id, deployment=deployment, config=config,
+                 endpoint=endpoint, overwrite=force)
+    where = endpoint.get("rpc_url", f"network {network}")
+    click.echo(f"SwarmToken {deployment.token.address}\nSwarmLearning {deployment.swarm.address}\n"
+               f"record {out} (chain {where}, id {brownie_chain.id})")
 
 
 @main.command()

@@ -47,9 +47,36 @@ class CheckedNode:
 
 def check_node_file(path: str | Path) -> CheckedNode:
     """Read and check the node config at ``path`` and everything it names on this machine;
-    :class:`ConfigProblems` lists every problem found."""
-    parsed = parse(read_toml(path), base_dir=Path(path).resolve().parent, source=str(path))
-    return check_node(parsed, source=str(path))
+    :class:`ConfigProblems` lists every problem found. The chain's ``network`` and
+    ``rpc_port``, where the config does not set them, are the deployment record's."""
+    data = read_toml(path)
+    parsed = parse(data, base_dir=Path(path).resolve().parent, source=str(path))
+    checked = check_node(parsed, source=str(path))
+    chain = data.get("chain")
+    return with_recorded_endpoint(checked, set(chain) if isinstance(chain, dict) else set())
+
+
+def with_recorded_endpoint(checked: CheckedNode, given: set[str]) -> CheckedNode:
+    """``checked`` with the record's endpoint in place of the ``[chain] network`` and
+    ``rpc_port`` the config left out (``given``: the keys its [chain] section sets): a node
+    reaches the chain its swarm was deployed on, not whatever listens on the default port.
+    A record written before endpoints were recorded changes nothing."""
+    from dataclasses import replace
+
+    from ..chain.deployment import record_endpoint
+
+    endpoint = checked.record.get("endpoint")
+    if not isinstance(endpoint, dict):
+        return checked
+    network, port = record_endpoint(checked.record)
+    chain = checked.config.chain
+    if "network" not in given:
+        chain = replace(chain, network=network)
+    if "rpc_port" not in given and port is not None and chain.network == network:
+        chain = replace(chain, rpc_port=port)
+    if chain == checked.config.chain:
+        return checked
+    return replace(checked, config=replace(checked.config, chain=chain))
 
 
 def check_node(parsed: Parsed | NodeConfig, source: str = "node config") -> CheckedNode:
