@@ -119,12 +119,20 @@ def connect(config: str | Path, model: nn.Module, validation: Any, *, timeout: f
         swarmtoken.config.ConfigError, swarmtoken.chain.connection.ChainError,
         swarmtoken.node.work.NodeError: what the message says to fix.
     """
+    from dataclasses import replace
+
     from .chain.connection import bind, load_account
     from .chain.connection import connect as connect_chain
+    from .chain.deployment import read_record
+    from .config import read_toml
+    from .node.checks import recorded_chain
     from .node.config import NodeConfig
     from .node.runtime import Node
 
     node_config = NodeConfig.from_toml(config)
+    given = read_toml(config).get("chain", {})
+    record = read_record(node_config.path(node_config.chain.deployment))
+    node_config = replace(node_config, chain=recorded_chain(node_config.chain, record, set(given)))
     X_val, y_val = validation_rows(validation)
     connect_chain(node_config.chain.network, node_config.chain.rpc_port)
     handles = bind(node_config.path(node_config.chain.deployment))

@@ -20,6 +20,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from swarmtoken.audit import audit_swarm  # noqa: E402
 from swarmtoken.chain.ledger import read_ledger  # noqa: E402
 from swarmtoken.cli.demo import PASSWORD, DemoOptions, LocalSwarm, free_port, prepare_out  # noqa: E402
 from swarmtoken.cli.views import earned_by  # noqa: E402
@@ -57,6 +58,8 @@ def main() -> None:
             raise SystemExit(f"organisation(s) {failed} failed; see {args.out}/node-<i>/train.log")
         ledger = read_ledger(env.handles.swarm, int(env.handles.record["block"]))
         earned = earned_by(ledger)
+        report = audit_swarm(env.handles.swarm, env.handles.token, from_block=int(env.handles.record["block"]),
+                             check_files=True)
         settled = sum(1 for record in ledger.epochs.values() if record.settled_at is not None)
     results = [json.loads((node.config_path.parent / "result.json").read_text()) for node in env.nodes]
     table = Table(title=f"Own loop, small CNN: {settled} swarm epochs")
@@ -67,7 +70,10 @@ def main() -> None:
         table.add_row(f"node-{i} {result['address'][:10]}", f"{result['local_accuracy']:.4f}",
                       f"{result['swarm_accuracy']:.4f}", f"{float(result['earned']):.2f}")
     console.print(table)
-    summary = {"epochs_settled": settled, "nodes": results}
+    verdict = "[green]audit ok[/green]" if report.ok else f"[red]audit FAILED: {report.discrepancies[0]}"
+    console.print(f"{verdict} ({report.checks} checks, {report.files_checked} files verified)")
+    summary = {"epochs_settled": settled, "audit_ok": report.ok, "audit_discrepancies": report.discrepancies,
+               "nodes": results}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, check_registered, read_toml
-from .config import ConfigProblems, NodeConfig, Parsed, parse
+from .config import ChainSection, ConfigProblems, NodeConfig, Parsed, parse
 from .localdata import LocalData
 
 
@@ -58,6 +58,17 @@ def check_node_file(path: str | Path) -> CheckedNode:
 
 def with_recorded_endpoint(checked: CheckedNode, given: set[str]) -> CheckedNode:
     """``checked`` with the record's endpoint in place of the ``[chain] network`` and
+    ``rpc_port`` the config left out (see `recorded_chain`)."""
+    from dataclasses import replace
+
+    chain = recorded_chain(checked.config.chain, checked.record, given)
+    if chain == checked.config.chain:
+        return checked
+    return replace(checked, config=replace(checked.config, chain=chain))
+
+
+def recorded_chain(chain: ChainSection, record: dict[str, Any], given: set[str]) -> ChainSection:
+    """``chain`` with the deployment record's endpoint in place of the ``network`` and
     ``rpc_port`` the config left out (``given``: the keys its [chain] section sets): a node
     reaches the chain its swarm was deployed on, not whatever listens on the default port.
     A record written before endpoints were recorded changes nothing."""
@@ -65,18 +76,14 @@ def with_recorded_endpoint(checked: CheckedNode, given: set[str]) -> CheckedNode
 
     from ..chain.deployment import record_endpoint
 
-    endpoint = checked.record.get("endpoint")
-    if not isinstance(endpoint, dict):
-        return checked
-    network, port = record_endpoint(checked.record)
-    chain = checked.config.chain
+    if not isinstance(record.get("endpoint"), dict):
+        return chain
+    network, port = record_endpoint(record)
     if "network" not in given:
         chain = replace(chain, network=network)
     if "rpc_port" not in given and port is not None and chain.network == network:
         chain = replace(chain, rpc_port=port)
-    if chain == checked.config.chain:
-        return checked
-    return replace(checked, config=replace(checked.config, chain=chain))
+    return chain
 
 
 def check_node(parsed: Parsed | NodeConfig, source: str = "node config") -> CheckedNode:

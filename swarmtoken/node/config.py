@@ -11,8 +11,8 @@ attacks, the data file's contents, the deployment record, the keystore, the stor
 and port) is checked next, still before the chain, by `swarmtoken.node.checks`.
 
     [chain]
-    network = "development"     # any network id brownie knows
-    rpc_port = 8545             # 1-65535; development network only: where the local chain listens
+    network = "development"     # any network id brownie knows (default: the deployment record's)
+    rpc_port = 8545             # 1-65535; development network only (default: the record's port, else 8545)
     deployment = "deployment.json"  # the record `swarm deploy` wrote (JSON)
     keystore = "keys/node-1.json"   # a keystore file; password from SWARM_KEYSTORE_PASSWORD or a prompt
 

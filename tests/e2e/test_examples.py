@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_own_loop_cnn_three_organisations_beat_their_local_models_and_are_paid(tmp_path):
     """Three processes with their own CNN and loop, one SwarmCallback each, on a local
     chain: the swarm settles every epoch, each organisation ends with the same global
-    model, better than what it trains alone, and is paid for its part."""
+    model, better than what it trains alone, and is paid for its part; the audit passes."""
     out = tmp_path / "own_loop_cnn"
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "own_loop_cnn" / "run.py"), "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
@@ -21,6 +21,7 @@ def test_own_loop_cnn_three_organisations_beat_their_local_models_and_are_paid(t
     summary = json.loads((out / "summary.json").read_text())
     nodes = summary["nodes"]
     assert summary["epochs_settled"] == 8 and all(node["swarm_epochs"] == 8 for node in nodes)
+    assert summary["audit_ok"], summary["audit_discrepancies"]
     assert len({node["swarm_accuracy"] for node in nodes}) == 1  # one global model
     local = [node["local_accuracy"] for node in nodes]
     assert nodes[0]["swarm_accuracy"] >= sum(local) / len(local) + 0.05, nodes
