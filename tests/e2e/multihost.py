@@ -339,6 +339,17 @@ class MultiHost:
                     pass
             ip("netns", "delete", ns, check=False)
             self.created.remove(ns)
+        # loading the project on a live network makes an empty build/deployments/<chain id>
+        # and a "{}" map.json; remove them when they are still empty
+        folder = ROOT / "build" / "deployments"
+        for empty in (folder / "31337", folder / "map.json", folder):
+            try:
+                if empty.is_dir() and not any(empty.iterdir()):
+                    empty.rmdir()
+                elif empty.is_file() and empty.read_text().strip() == "{}":
+                    empty.unlink()
+            except OSError:
+                pass
         return self.leftovers()
 
     def leftovers(self) -> list[str]:
