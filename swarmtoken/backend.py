@@ -34,7 +34,6 @@ from the swarm's model; so does a node joining a swarm already under way.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -146,21 +145,7 @@ def connect(config: str | Path, model: nn.Module, validation: Any, *, timeout: f
 
 def validation_rows(validation: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """``validation`` as one ``(X, y)`` pair of tensors (see `connect`)."""
-    from torch.utils.data import DataLoader, Dataset
+    from .node.plugins import as_rows
 
-    if isinstance(validation, tuple) and len(validation) == 2 and all(isinstance(t, torch.Tensor) for t in validation):
-        X, y = validation
-    else:
-        if isinstance(validation, Dataset):
-            validation = DataLoader(validation, batch_size=256)
-        if not isinstance(validation, Iterable):
-            raise TypeError("validation must be an (X, y) pair of tensors, a Dataset or a DataLoader of (x, y), "
-                            f"not {type(validation).__name__}")
-        batches = list(validation)
-        if not batches:
-            raise ValueError("validation is empty: a node needs validation rows to score its peers")
-        X = torch.cat([torch.as_tensor(b[0]) for b in batches])
-        y = torch.cat([torch.as_tensor(b[1]) for b in batches])
-    if len(X) == 0 or len(X) != len(y):
-        raise ValueError(f"validation needs as many labels as rows, and some: got {len(X)} rows, {len(y)} labels")
-    return X, y.to(torch.int64)
+    rows = as_rows(validation)
+    return rows

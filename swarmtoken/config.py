@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,8 @@ class SwarmConfig:
     scorer: str = "auto"
     # The swarm's model, recorded in the deployment record (not on chain) so a node can
     # refuse to enrol with a model that does not fit; n_classes = 0: not recorded.
-    model: str = "mlp"
+    model: str = "mlp"  # a registered model, or your own factory "package.module:function"
+    model_options: dict[str, Any] = field(default_factory=dict, hash=False)  # the factory's keyword arguments
     n_features: int = 0
     n_classes: int = 0
     target_metric: float = 0.0
@@ -89,8 +90,9 @@ class SwarmConfig:
             (bool(self.merge_rule) and len(self.merge_rule) <= 32, "merge_rule must be 1-32 characters"),
             (bool(self.scorer) and len(self.scorer) <= 32, "scorer must be 1-32 characters"),
             (bool(self.model), "model must name a model (see `trainer.models.MODELS`)"),
-            (self.n_features >= 0 and (self.n_classes == 0 or (self.n_classes >= 2 and self.n_features >= 1)),
-             "n_classes must be 0 (not recorded) or >= 2, with n_features >= 1"),
+            (self.n_features >= 0 and (self.n_classes == 0 or (self.n_classes >= 2 and (self.n_features >= 1
+                                                                                      or ":" in self.model))),
+             "n_classes must be 0 (not recorded) or >= 2, with n_features >= 1 (0 with a model factory)"),
             (0 <= self.admin_delay < 2**48, "admin_delay must be >= 0 seconds"),
             (self.admin_delay == 0 or self.keep_token_admin,
              "admin_delay only applies with keep_token_admin = true (by default nobody keeps the token admin)"),

@@ -146,8 +146,8 @@ class _Checks:
         from .protocol_attacks import PROTOCOL_ATTACKS
 
         data, node = self.config.data, self.config.node
-        named = [("model.name", "[model] name", self.config.model.name, MODELS)]
-        if not data.file:
+        named = [] if self.config.model.factory else [("model.name", "[model] name", self.config.model.name, MODELS)]
+        if not data.file and not data.loader:
             named += [("data.dataset", "[data] dataset", data.dataset, DATASETS),
                       ("data.partition", "[data] partition", data.partition, PARTITIONS)]
         if node.attack:
@@ -290,13 +290,18 @@ class _Checks:
 
         from .localdata import load_local_data
 
+        from .plugins import PluginError
+
         data = self.config.data
-        uses = (["file", "label_column", "n_classes", "seed"] if data.file
+        uses = (["loader", "options", "n_classes"] if data.loader else
+                ["file", "label_column", "n_classes", "seed"] if data.file
                 else ["dataset", "shard", "shards", "partition", "alpha", "seed"])
         if not self.ok(*(f"data.{key}" for key in uses)):
             return
         try:
             self.local = load_local_data(self.config)
+        except PluginError as exc:
+            self.problem("[data] loader", str(exc), "data.loader")
         except DataFileError as exc:
             self.problem("[data] file", f"{exc}; {_data_fix(exc, self.config)}", "data.file")
         except UnknownDatasetError as exc:  # a name the registry refused is reported by `names`
@@ -307,16 +312,23 @@ class _Checks:
                          f"({data.partition}, alpha = {data.alpha}): {exc}{fix}", "data.shards")
 
     def model(self) -> None:
-        from trainer.models import ModelConfigError, build_model
+        from trainer.models import ModelConfigError
 
         from .compat import incompatibility
+        from .plugins import PluginError, node_model
 
-        if self.local is None or not self.ok("model.name"):
+        if self.local is None or not self.ok("model.name", "model.factory"):
             return
-        name, local = self.config.model.name, self.local
-        data_key = "[data] file" if self.config.data.file else "[data] dataset"
+        section, local = self.config.model, self.local
+        name = section.factory or section.name
+        data_key = ("[data] loader" if self.config.data.loader else
+                    "[data] file" if self.config.data.file else "[data] dataset")
         try:
-            model = build_model(name, local.n_features, local.n_classes, self.config.data.seed)
+            model = node_model(section, local.n_features, local.n_classes, self.config.data.seed,
+                               self.config.base_dir)
+        except PluginError as exc:
+            self.problem("[model] factory", str(exc), "model.factory")
+            return
         except ModelConfigError as exc:
             self.problem("[model] name", f"{exc} (the data has {local.n_features} features and {local.n_classes} "
                          "classes); choose a model that fits the data", "model.name")

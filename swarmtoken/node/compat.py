@@ -2,7 +2,8 @@
 node is refused in one line instead of being elected, failing to merge anyone's update and
 stalling every epoch.
 
-The deployment record carries the swarm's model (``SwarmConfig.model``, ``n_features``,
+The deployment record carries the swarm's model (``SwarmConfig.model``: a registered name,
+or a factory ``package.module:function`` with ``model_options``; ``n_features``,
 ``n_classes``, agreed by the consortium at deployment); a node compares the label count and
 feature count of its data, its model name, and then the fingerprint of the model it built
 (parameter and buffer names, shapes, dtypes) with the swarm's, and names the first
@@ -47,19 +48,25 @@ def incompatibility(swarm: Mapping[str, Any], model_name: str, n_features: int, 
     fits, or when the record does not say (``n_classes`` 0: a record from before)."""
     from trainer.models import UnknownModelError, build_model
 
+    from .plugins import PluginError, build_from_spec, is_spec
+
     want_classes, want_features = int(swarm.get("n_classes", 0) or 0), int(swarm.get("n_features", 0) or 0)
     if not want_classes:
         return None
     if n_classes != want_classes:
         return (f"this node's data has {n_classes} classes, the swarm's model has {want_classes}; give it data "
                 f"with the swarm's label set (labels 0..{want_classes - 1})")
-    if n_features != want_features:
+    if want_features and n_features != want_features:
         return f"this node's data has {n_features} features, the swarm's model takes {want_features}"
     want_model = str(swarm.get("model", model_name))
     if model_name != want_model:
-        return f"[model] name is {model_name!r}, the swarm's model is {want_model!r}"
+        key = "[model] factory" if is_spec(model_name) or is_spec(want_model) else "[model] name"
+        return f"{key} is {model_name!r}, the swarm's model is {want_model!r}"
     try:
-        reference = build_model(want_model, want_features, want_classes, 0)
+        reference = (build_from_spec(want_model, swarm.get("model_options") or {}, 0, "the swarm's model")
+                     if is_spec(want_model) else build_model(want_model, want_features, want_classes, 0))
     except UnknownModelError as exc:
         return f"the swarm's model {want_model!r} is not registered on this node ({exc})"
+    except PluginError as exc:
+        return f"the swarm's model cannot be built on this node: {exc}"
     return first_difference(fingerprint(model), fingerprint(reference))

@@ -117,6 +117,12 @@ def _url(value: str) -> str | None:
     return None
 
 
+def _plugin(value: str) -> str | None:
+    from .plugins import FORM, is_spec
+
+    return None if not value or is_spec(value) else f"must be empty or name a function as {FORM!r}"
+
+
 @dataclass(frozen=True)
 class ChainSection:
     network: str = _key("development", _non_empty("a brownie network"))
@@ -144,11 +150,15 @@ class DataSection:
     partition: str = "dirichlet"
     alpha: float = _key(0.5, _above(0))
     seed: int = _key(0, _between(0, 2**32 - 1))
+    loader: str = _key("", _plugin)  # your own data: see `plugins`; then dataset and file are not used
+    options: dict[str, Any] = field(default_factory=dict, hash=False)  # the loader's keyword arguments
 
 
 @dataclass(frozen=True)
 class ModelSection:
     name: str = _key("mlp", _non_empty("a registered model"))
+    factory: str = _key("", _plugin)  # your own model: see `plugins`; then `name` is not used
+    options: dict[str, Any] = field(default_factory=dict, hash=False)  # the factory's keyword arguments
 
 
 @dataclass(frozen=True)
@@ -207,7 +217,10 @@ class NodeConfig:
             values = section if isinstance(section, dict) else {f.name: getattr(section, f.name) for f in fields(section)}
             lines.append(f"[{name}]")
             for key, value in values.items():
-                lines.append(f"{key} = {_toml_value(value)}")
+                if isinstance(value, dict):  # a plug-in's options: its section's other keys
+                    lines.extend(f"{option} = {_toml_value(v)}" for option, v in value.items())
+                else:
+                    lines.append(f"{key} = {_toml_value(value)}")
             lines.append("")
         return "\n".join(lines)
 
@@ -244,11 +257,26 @@ def parse(data: dict[str, Any], *, base_dir: Path = Path("."), source: str = "no
             built[name] = _parse_train(values, source, problems, bad)
             continue
         section = SECTIONS[name]
+        values = _plugin_options(name, section, values)
         kwargs = _parse_section(name, section, values, source, problems, bad)
         built[name] = section(**kwargs)
     config = NodeConfig(**built)
     config = _cross_checks(config, source, problems, bad)
     return Parsed(config, problems, frozenset(bad))
+
+
+PLUGIN_KEYS = {"model": "factory", "data": "loader"}
+
+
+def _plugin_options(name: str, section: type, values: dict[str, Any]) -> dict[str, Any]:
+    """With a plug-in named ([model] factory, [data] loader), the section's keys that are
+    not its own fields are the plug-in's options."""
+    plugin = PLUGIN_KEYS.get(name)
+    if plugin is None or not values.get(plugin) or "options" in values:
+        return values
+    known = {f.name for f in fields(section)}
+    return {**{k: v for k, v in values.items() if k in known},
+            "options": {k: v for k, v in values.items() if k not in known}}
 
 
 def _parse_section(name: str, section: type, values: dict[str, Any], source: str, problems: list[str],
@@ -347,6 +375,9 @@ def _type_problem(key: str, value: Any, hint: Any, default: Any) -> str | None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     elif hint is str:
         ok = isinstance(value, str)
+    elif get_origin(hint) is dict:
+        ok = isinstance(value, dict)
+        hint = dict
     else:  # pragma: no cover - a field type this module does not know
         raise TypeError(f"{key}: unsupported config field type {hint!r}")
     if ok:
@@ -354,7 +385,8 @@ def _type_problem(key: str, value: Any, hint: Any, default: Any) -> str | None:
     return f"expected {_EXPECTED[hint]}, got {_describe(value)}; {_suggest(key, value, hint, default)}"
 
 
-_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string in quotes"}
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string in quotes",
+             dict: "a table of the plug-in's options"}
 
 
 def _coerce(value: Any, hint: Any) -> Any:

@@ -3,6 +3,7 @@
 With ``dataset`` set, the node takes shard ``shard`` of the seeded split of a bundled
 dataset (the demo's case: every node derives the same split, keeps only its own shard).
 With ``file`` set, it loads its own CSV/NPZ and carves a seeded validation split from it.
+With ``loader`` set, the node's own function returns its rows (see `plugins`).
 
 The last result is kept: `swarm train` loads the data once to check it before it touches
 the chain (`checks`), and the node it then starts gets the same data without reading the
@@ -35,6 +36,8 @@ def load_local_data(config: NodeConfig, val_fraction: float = 0.2) -> LocalData:
     fewer than two classes or samples; `trainer.data.UnknownDatasetError` and
     `trainer.partition.PartitionError` for a dataset that cannot be split as asked."""
     data = config.data
+    if data.loader:
+        return _plugin_data(config)
     if data.file:
         path = config.path(data.file).resolve()
         try:
@@ -73,3 +76,19 @@ def _load(data: DataSection, path: Path | None, stamp: tuple[int, int] | None, v
     split = split_swarm(load_dataset(data.dataset, seed=data.seed), data.shards,
                         partition=data.partition, alpha=data.alpha, seed=data.seed)
     return LocalData(split.nodes[data.shard], split.n_features, split.n_classes)
+
+
+def _plugin_data(config: NodeConfig) -> LocalData:
+    """The ``[data] loader`` plug-in's rows (see `plugins`): feature count from the rows'
+    shape (0 for rows that are not flat vectors: only a ``[model] factory`` model takes them),
+    class count from ``[data] n_classes`` or the largest label."""
+    from .plugins import PluginError, load_rows_from_spec
+
+    data = config.data
+    (X, y), (X_val, y_val) = load_rows_from_spec(data.loader, data.options, "[data] loader", config.base_dir)
+    n_classes = data.n_classes or int(max(y.max(), y_val.max())) + 1
+    if n_classes < 2:
+        raise PluginError(f"[data] loader = {data.loader!r}: every label is {int(y.max())}; a classifier needs two "
+                          "classes or more")
+    n_features = int(X.shape[1]) if X.ndim == 2 else 0
+    return LocalData(NodeData(X, y, X_val, y_val), n_features, n_classes)

@@ -68,6 +68,7 @@ from .handover import OwnLoop
 from .lead import LeadPhase
 from .localdata import load_local_data
 from .lock import KeystoreInUseError, KeystoreLock
+from .plugins import node_model
 from .protocol_attacks import PROTOCOL_ATTACKS, after_first_download
 from .settle import SettlePhase
 from .sync import SyncPhase
@@ -114,7 +115,6 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         from trainer.attacks import ATTACKS, flip_labels, is_data_attack
         from trainer.data import NodeData
         from trainer.merges import MERGES
-        from trainer.models import build_model
         from trainer.scoring import SCORERS
         from trainer.training import TrainConfig
 
@@ -153,9 +153,13 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         else:
             local = load_local_data(config)
             self.data = local.node
-            self.worker = build_model(config.model.name, local.n_features, local.n_classes, config.data.seed)
-            problem = incompatibility(handles.record.get("config", {}), config.model.name, local.n_features,
-                                      local.n_classes, self.worker)
+            try:
+                self.worker = node_model(config.model, local.n_features, local.n_classes, config.data.seed,
+                                         config.base_dir)
+            except ConfigError as exc:
+                raise NodeError(str(exc)) from None
+            problem = incompatibility(handles.record.get("config", {}), config.model.factory or config.model.name,
+                                      local.n_features, local.n_classes, self.worker)
             if problem is not None:
                 raise NodeError(f"this node cannot join the swarm: {problem}")
         self.labels = self.data.y_train

@@ -28,3 +28,21 @@ def test_own_loop_cnn_three_organisations_beat_their_local_models_and_are_paid(t
     assert all(float(node["earned"]) > 0 for node in nodes), nodes
     logs = "".join((out / f"node-{i}" / "train.log").read_text() for i in range(3))
     assert "Traceback" not in logs
+
+
+def test_csv_node_organisations_with_a_plugin_loader_beat_their_local_models_and_are_paid(tmp_path):
+    """Three `swarm train` nodes whose node.toml names the organisation's own CSV loader
+    (each file in its own column order): every epoch settles, the swarm's model beats each
+    organisation's local-only one, everyone is paid, and the audit passes."""
+    out = tmp_path / "csv_node"
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "csv_node" / "run.py"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs_settled"] == 8 and summary["audit_ok"], summary["audit_discrepancies"]
+    for node in summary["nodes"]:
+        assert node["swarm_accuracy"] >= node["local_accuracy"] + 0.05, summary["nodes"]
+        assert float(node["earned"]) > 0
+    headers = {(out / f"org-{i}.csv").read_text().splitlines()[0] for i in range(3)}
+    assert len(headers) == 3  # three column orders: the loader, not the file layout, makes them agree
+    assert all('loader = "clinic_loader:load"' in (out / f"node-{i}" / "node.toml").read_text() for i in range(3))
