@@ -62,13 +62,15 @@ def renounce_token_admin(token: Any, admin: Any, timeout_s: float = 30.0) -> Any
     (strictly after the first step's block, with a zero delay). Returns the last
     transaction."""
     from brownie.exceptions import VirtualMachineError
+    from web3.exceptions import ContractLogicError
 
     token.beginDefaultAdminTransfer(ZERO_ADDRESS, {"from": admin}, silent=True)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             return token.renounceRole(token.DEFAULT_ADMIN_ROLE(), admin, {"from": admin}, silent=True)
-        except VirtualMachineError:
+        # On a live network brownie's gas estimate meets the revert first (web3's error).
+        except (VirtualMachineError, ContractLogicError):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)  # the schedule passes with the next block's timestamp

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -85,3 +86,25 @@ def quiet_confirmation_threads() -> None:
 
     hook.quiets_confirmations = True  # type: ignore[attr-defined]
     threading.excepthook = hook
+
+
+def custom_error_text(exc: Exception, abi: list[dict[str, Any]]) -> str:
+    """A revert web3 raised (``ContractLogicError``) in words: a custom error of ``abi``
+    decoded to ``Name(arg, ...)``, else web3's own message."""
+    from eth_abi import decode
+    from eth_utils import keccak
+
+    data = getattr(exc, "data", None)
+    if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
+        raw = bytes.fromhex(data[2:])
+        for entry in abi:
+            if entry.get("type") != "error":
+                continue
+            types = [i["type"] for i in entry.get("inputs", [])]
+            if keccak(text=f"{entry['name']}({','.join(types)})")[:4] == raw[:4]:
+                try:
+                    values = decode(types, raw[4:])
+                except Exception:  # malformed revert data: show the name alone
+                    return f"{entry['name']}(...)"
+                return f"{entry['name']}({', '.join(map(str, values))})"
+    return str(exc)

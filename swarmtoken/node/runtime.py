@@ -58,7 +58,7 @@ import torch
 
 from ..chain.connection import SwarmHandles
 from ..chain.epochview import PHASES
-from ..chain.outage import CHAIN_DOWN_ERRORS, ChainWatch, quiet_confirmation_threads
+from ..chain.outage import CHAIN_DOWN_ERRORS, ChainWatch, custom_error_text, quiet_confirmation_threads
 from ..config import ConfigError, check_registered
 from ..store import ParameterServer, ParameterStore
 from .commit import CommitPhase
@@ -381,13 +381,15 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         the chain lost (a restart from an older state) times out instead of hanging."""
         from brownie import web3
         from brownie.exceptions import VirtualMachineError
-        from web3.exceptions import TimeExhausted
+        from web3.exceptions import ContractLogicError, TimeExhausted
 
         try:
             tx = getattr(self.swarm, method)(*args, {"from": self.account, "required_confs": 0}, silent=True)
             receipt = web3.eth.wait_for_transaction_receipt(tx.txid, timeout=TX_RECEIPT_TIMEOUT_S, poll_latency=0.05)
         except VirtualMachineError as exc:
             reason = exc.revert_msg
+        except ContractLogicError as exc:  # a live network: the gas estimate meets the revert, web3 raises
+            reason = custom_error_text(exc, self.swarm.abi)
         except TimeExhausted:
             log.warning("%s: no receipt within %.0f s (the chain lost the transaction?); the node retries from "
                         "the chain's state", method, TX_RECEIPT_TIMEOUT_S)

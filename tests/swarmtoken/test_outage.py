@@ -85,3 +85,20 @@ def test_a_confirmation_thread_killed_by_an_outage_is_quiet_and_other_threads_ar
         thread.join()
     assert [kind for _, kind in seen] == [requests.exceptions.ConnectionError, ValueError]
     assert all("_await_confirmation" not in name for name, _ in seen)
+
+
+def test_a_custom_error_web3_raised_is_decoded_with_the_contracts_abi():
+    """On a live network the gas estimate meets the revert and web3 raises
+    ContractCustomError with the raw data: the node logs the error by name."""
+    from eth_abi import encode
+    from eth_utils import keccak
+    from web3.exceptions import ContractCustomError
+
+    from swarmtoken.chain.outage import custom_error_text
+
+    abi = [{"type": "error", "name": "DeadlinePassed", "inputs": [{"type": "uint256"}, {"type": "uint64"}]},
+           {"type": "function", "name": "settle", "inputs": []}]
+    data = "0x" + (keccak(text="DeadlinePassed(uint256,uint64)")[:4] + encode(["uint256", "uint64"], [3, 99])).hex()
+    assert custom_error_text(ContractCustomError(data, data=data), abi) == "DeadlinePassed(3, 99)"
+    unknown = "0x12345678"
+    assert unknown in custom_error_text(ContractCustomError(unknown, data=unknown), abi)
