@@ -11,7 +11,9 @@ Bundled sets (scikit-learn ships them, nothing is downloaded):
 - ``breast_cancer``: 569 tumours, 2 classes (30 features);
 - ``wine``: 178 wines, 3 classes (13 features);
 - ``fraud``: a seeded synthetic card-fraud-like table (``make_classification``) with
-  about 1.5 % positives, the class imbalance that makes ROC-AUC the metric that matters.
+  about 1.5 % positives, the class imbalance that makes ROC-AUC the metric that matters;
+- ``synthetic_images``: 640 seeded 3x32x32 colour images of 10 classes, given as flat
+  3072-feature rows (channel-major), for image models such as ``resnet18``.
 
 :func:`split_swarm` first holds out a stratified global test set (reporting only), then
 deals the rest to the nodes with a partitioner of :mod:`trainer.partition`, and finally
@@ -175,6 +177,28 @@ def _fraud(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return make_classification(n_samples=6000, n_features=20, n_informative=6, n_redundant=4,
                                n_clusters_per_class=2, weights=[0.985], flip_y=0.002,
                                class_sep=1.5, random_state=seed)
+
+
+@register_dataset("synthetic_images")
+def _synthetic_images(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """640 seeded 3x32x32 colour images (CIFAR-10's shape), 10 classes of 64: flat
+    ``(640, 3072)`` rows, channel-major.
+
+    Each class has a smooth random prototype (an 8x8x3 pattern upsampled to 32x32); an image
+    is its class's prototype shifted by up to 4 pixels (circularly), scaled by a random
+    contrast in [0.6, 1.4], plus unit Gaussian pixel noise. Small on purpose: it exists to
+    run image models (``resnet18``) through a swarm at realistic model size, not to be hard.
+    """
+    rng = np.random.default_rng(seed)
+    n_classes, per_class, side = 10, 64, 32
+    prototypes = np.kron(rng.normal(0.0, 1.0, (n_classes, 3, 8, 8)), np.ones((1, 1, 4, 4)))
+    labels = np.repeat(np.arange(n_classes), per_class)
+    shifts = rng.integers(-4, 5, size=(len(labels), 2))
+    contrast = rng.uniform(0.6, 1.4, size=len(labels))
+    images = np.stack([np.roll(prototypes[c], tuple(shift), axis=(1, 2)) for c, shift in zip(labels, shifts)])
+    images = contrast[:, None, None, None] * images + rng.normal(0.0, 1.0, images.shape)
+    order = rng.permutation(len(labels))
+    return images.reshape(len(labels), 3 * side * side)[order], labels[order]
 
 
 def load_dataset(name: str, seed: int = 0) -> Dataset:

@@ -6,7 +6,8 @@ draws the initial weights from a private generator seeded with ``seed``, so ever
 that builds ``(name, n_features, n_classes, seed)`` holds bit-identical initial
 parameters without touching the process-wide torch RNG.
 
-Models take flat ``(batch, n_features)`` float32 input and return logits
+Models take flat ``(batch, n_features)`` float32 input (image models reshape it to
+``(batch, channels, side, side)`` themselves: ``cnn``, ``resnet18``) and return logits
 ``(batch, n_classes)``.  None of them has batch-norm: its running statistics would be
 integer/float buffers averaged across nodes with different label mixes, a known source of
 drift on non-IID data.
@@ -106,3 +107,70 @@ def cnn(n_features: int, n_classes: int, channels: tuple[int, int] = (16, 32)) -
         raise ModelConfigError(f"cnn: needs a square image of at least 2x2 pixels, "
                                f"got {n_features} features")
     return SmallCNN(side, n_classes, channels)
+
+
+class _BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 convolutions with group norm and an identity (or 1x1) shortcut."""
+
+    def __init__(self, inputs: int, outputs: int, stride: int, groups: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1, bias=False)
+        self.norm1 = nn.GroupNorm(groups, outputs)
+        self.conv2 = nn.Conv2d(outputs, outputs, 3, padding=1, bias=False)
+        self.norm2 = nn.GroupNorm(groups, outputs)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or inputs != outputs:
+            self.shortcut = nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride=stride, bias=False),
+                                          nn.GroupNorm(groups, outputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.norm1(self.conv1(x)))
+        return torch.relu(self.norm2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 (He et al. 2016: 4 stages of 2 basic blocks, 64-128-256-512 channels) for
+    small colour images given as flat pixels, with two changes for a swarm:
+
+    - group norm (``groups`` groups per layer) instead of batch norm: no running statistics,
+      every entry of the state dict is a parameter that merges like the others (see the
+      module doc); group norm is the usual batch-norm replacement in federated learning;
+    - the CIFAR stem (one 3x3 convolution, stride 1, no max-pool), as for 32x32 images.
+
+    Input ``(batch, channels * side * side)`` is reshaped to ``(batch, channels, side, side)``
+    (channel-major, as ``torch.Tensor.flatten`` of an NCHW image gives). 11.17 M parameters
+    for 10 classes, whatever the image side.
+    """
+
+    def __init__(self, channels: int, side: int, n_classes: int, width: int = 64, groups: int = 8) -> None:
+        super().__init__()
+        self.channels, self.side = channels, side
+        self.stem = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                                  nn.GroupNorm(groups, width), nn.ReLU())
+        stages: list[nn.Module] = []
+        inputs = width
+        for stage, outputs in enumerate((width, 2 * width, 4 * width, 8 * width)):
+            stride = 1 if stage == 0 else 2
+            stages += [_BasicBlock(inputs, outputs, stride, groups), _BasicBlock(outputs, outputs, 1, groups)]
+            inputs = outputs
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Linear(inputs, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reshape flat pixels to ``(batch, channels, side, side)`` and return class logits."""
+        out = self.stages(self.stem(x.reshape(-1, self.channels, self.side, self.side)))
+        return self.head(out.mean(dim=(2, 3)))
+
+
+@register_model("resnet18")
+def resnet18(n_features: int, n_classes: int, channels: int = 3, width: int = 64, groups: int = 8) -> nn.Module:
+    """ResNet-18 class model (11.2 M parameters at ``width = 64``) for square ``channels``-channel
+    images given as flat pixels: ``n_features = channels * side * side`` (3x16x16: 768, 3x32x32:
+    3072; the ``synthetic_images`` dataset gives 3x32x32). See :class:`ResNet18`."""
+    side = math.isqrt(n_features // channels) if n_features % channels == 0 else 0
+    if side * side * channels != n_features or side < 4:
+        raise ModelConfigError(f"resnet18: needs a square {channels}-channel image of at least 4x4 pixels "
+                               f"(n_features = {channels} * side * side), got {n_features} features")
+    if width % groups or width < groups:
+        raise ModelConfigError(f"resnet18: width {width} must be a positive multiple of groups {groups}")
+    return ResNet18(channels, side, n_classes, width, groups)
