@@ -272,12 +272,73 @@ def account_new(path: str) -> None:
 
 # ---------------------------------------------------------------------- node
 @main.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@deployment_option
+@click.option("--shard", type=click.IntRange(0), help="this node's share of the bundled dataset (with --shards)")
+@click.option("--shards", type=click.IntRange(1), help="how many shares the dataset is dealt into: the node count")
+@click.option("--data-file", type=click.Path(dir_okay=False, exists=True),
+              help="the node's own .csv/.npz instead of a dataset share")
+@click.option("--store-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="the port the node serves its files on (0: any free one)")
+@click.option("--force", is_flag=True, help="overwrite the folder's node.toml (the keystore is never overwritten)")
+@friendly
+def init(folder: str, deployment_path: str, shard: int | None, shards: int | None, data_file: str | None,
+         store_port: int, force: bool) -> None:
+    """Write a node folder for the swarm of the deployment record: node.toml (every key
+    shown, with what it does), a new keystore and the store folder; then print the
+    address to authorise and the command that starts the node."""
+    import os
+
+    from ..chain.connection import PASSWORD_ENV, create_keystore
+    from ..chain.deployment import read_record
+    from ..config import ConfigError
+    from ..node.checks import check_node_file
+    from ..node.template import node_template
+
+    root, record_path = Path(folder), Path(deployment_path)
+    config_path = root / "node.toml"
+    if config_path.exists() and not force:
+        raise ConfigError(f"{config_path} exists; pass --force to overwrite it")
+    if (shard is None) != (shards is None) or (shard is not None and data_file):
+        raise click.UsageError("give --shard and --shards together (a dataset share), or --data-file")
+    if shard is not None and shard >= shards:
+        raise click.BadParameter(f"--shard must be below --shards ({shards})", param_hint="--shard")
+    read_record(record_path)  # refuse a missing or malformed record before writing anything
+    root.mkdir(parents=True, exist_ok=True)
+    keystore = root / "keystore.json"
+    if keystore.exists():
+        from eth_utils import to_checksum_address
+
+        address = to_checksum_address(json.loads(keystore.read_text())["address"])
+        click.echo(f"keeping the existing keystore {keystore}")
+    else:
+        password = os.environ.get(PASSWORD_ENV) or click.prompt("new keystore password", hide_input=True,
+                                                                confirmation_prompt=True)
+        address = create_keystore(keystore, password)
+    (root / "store").mkdir(exist_ok=True)
+    data: dict[str, Any] = {"file": os.path.relpath(data_file, root)} if data_file else \
+        ({"shard": shard, "shards": shards} if shard is not None else {})
+    values = {"chain": {"deployment": os.path.relpath(record_path, root), "keystore": "keystore.json"},
+              "store": {"dir": "store", **({"port": store_port} if store_port else {})}, "data": data}
+    config_path.write_text(node_template(values))
+    checked = check_node_file(config_path)
+    samples = checked.local.node.n_train
+    click.echo(f"wrote {config_path} for node {address} ({samples} training samples)\n"
+               f"next: the admin runs `swarm authorize {address} --samples {samples}`, then start the node with "
+               f"`swarm train --config {config_path}`")
+
+
+@main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="node config (TOML)")
 @friendly
 def train(config_path: str) -> None:
     """Run one node: enrol if needed, then take part epoch after epoch until the swarm stops.
     Everything on this machine (the config's keys, the data, the files, the store's port)
-    is checked first, and every problem reported, before the chain or the key is touched."""
+    is checked first, and every problem reported, before the chain or the key is touched.
+
+    `swarm init FOLDER` writes a node.toml showing every key with what it does (the same
+    list is in swarmtoken/node/config.py). At the finish the node claims its tokens itself
+    ([node] claim_at_finish), so a later `swarm claim` finds nothing left to claim."""
     from ..chain.connection import bind, connect, load_account
     from ..node.checks import check_node_file
     from ..node.runtime import Node
@@ -340,6 +401,11 @@ def claim(keystore: str, deployment_path: str, network: str, port: int | None) -
     sender = load_account(keystore)
     amount = int(handles.swarm.claimable(sender.address))
     if amount == 0:
+        claimed = sum(int(e.args["amount"]) for e in handles.swarm.events.RewardClaimed.get_logs(
+            from_block=int(handles.record["block"]), argument_filters={"account": sender.address}))
+        if claimed:
+            raise ChainError(f"{sender.address} has nothing left to claim: it already claimed {wei_to_tokens(claimed)} "
+                             "tokens (a node claims by itself when the swarm finishes: [node] claim_at_finish)")
         raise ChainError(f"{sender.address} has nothing to claim yet; credits arrive when an epoch it took part in settles")
     _transact(handles.swarm, "claim", sender=sender)
     click.echo(f"claimed {wei_to_tokens(amount)} tokens to {sender.address}")
@@ -427,6 +493,36 @@ def _transact(contract: Any, method: str, *args: Any, sender: Any) -> Any:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address the page is served on")
+@click.option("--http-port", "http_port", type=click.IntRange(0, 65535), default=8600, show_default=True,
+              help="port the page is served on (0: any free port)")
+@click.option("--open", "open_browser", is_flag=True, help="open the page in this desktop's browser")
+@deployment_option
+@network_options
+@friendly
+def dashboard(host: str, http_port: int, open_browser: bool, deployment_path: str, network: str,
+              port: int | None) -> None:
+    """A read-only local web page for a running or finished swarm, from chain events: epoch
+    and phase, members (suspensions included), leaders, accuracy, per-node scores and
+    payouts per epoch, disputes and forfeits, the ledger with CSV download; it updates live.
+    Serves until Ctrl-C."""
+    from ..dashboard.server import Dashboard, open_in_browser
+    from ..dashboard.source import ChainSource
+
+    handles = _connect_and_bind(network, port, deployment_path)
+    board = Dashboard(ChainSource(handles.swarm, int(handles.record["block"])), host, http_port)
+    try:
+        url = board.start()
+    except OSError as exc:
+        raise UserError(f"cannot serve on {host}:{http_port} ({exc.strerror or exc}); pick another --http-port") \
+            from None
+    click.echo(f"dashboard of swarm {handles.swarm.address} at {url} (read-only; Ctrl-C to stop)")
+    if open_browser:
+        open_in_browser(url)
+    board.hold()
+
+
+@main.command()
 @click.option("--nodes", default=5, show_default=True, help="number of node processes")
 @click.option("--rogue", default=1, show_default=True, help="how many of them are rogue")
 @click.option("--attack", default="sign_flip", show_default=True, help="the rogues' attack")
@@ -440,13 +536,16 @@ def _transact(contract: Any, method: str, *args: Any, sender: Any) -> Any:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--port", default=8545, show_default=True, help="port of the embedded chain")
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--dashboard", "with_dashboard", is_flag=True,
+              help="serve `swarm dashboard` for the demo (its URL is printed) and keep the chain up after the "
+                   "demo until Ctrl-C")
 @friendly
-def demo(**options: Any) -> None:
+def demo(with_dashboard: bool, **options: Any) -> None:
     """Run a whole local swarm: embedded chain, N node processes, live view, audit."""
     from .demo import DemoOptions, run_demo
 
     options["protocol_attacks"] = tuple(options["protocol_attacks"])
-    summary = run_demo(DemoOptions(**options))
+    summary = run_demo(DemoOptions(**options), dashboard=with_dashboard)
     if not summary["audit_ok"]:
         raise click.ClickException("the audit found a discrepancy; see summary.json")
 

@@ -33,9 +33,13 @@ and port) is checked next, still before the chain, by `swarmtoken.node.checks`.
     partition = "dirichlet"     # dataset only: iid, dirichlet or quantity (`trainer.partition`)
     alpha = 0.5                 # dataset only: the Dirichlet concentration (> 0)
     seed = 0                    # 0 <= seed < 2**32: the split, the validation cut, the initial model
+    loader = ""                 # your own data instead: "package.module:function" (`plugins`); the
+                                # section's other keys are its options
 
     [model]
     name = "mlp"                # a registered model (`trainer.models.MODELS`)
+    factory = ""                # your own model instead: "package.module:function" (`plugins`); the
+                                # section's other keys are its options
 
     [train]                     # trainer.TrainConfig fields, with its types and ranges
     lr = 0.05                   # also batch_size, local_epochs, steps, optimizer, momentum, weight_decay
@@ -218,9 +222,9 @@ class NodeConfig:
             lines.append(f"[{name}]")
             for key, value in values.items():
                 if isinstance(value, dict):  # a plug-in's options: its section's other keys
-                    lines.extend(f"{option} = {_toml_value(v)}" for option, v in value.items())
+                    lines.extend(f"{option} = {toml_value(v)}" for option, v in value.items())
                 else:
-                    lines.append(f"{key} = {_toml_value(value)}")
+                    lines.append(f"{key} = {toml_value(value)}")
             lines.append("")
         return "\n".join(lines)
 
@@ -297,7 +301,7 @@ def _parse_section(name: str, section: type, values: dict[str, Any], source: str
             check = spec.metadata.get("check")
             range_problem = check(value) if check else None
             if range_problem is not None:
-                message = f"{range_problem}, got {_describe(value)}; write e.g. {key} = {_toml_value(spec.default)}"
+                message = f"{range_problem}, got {_describe(value)}; write e.g. {key} = {toml_value(spec.default)}"
             value = _coerce(value, hints[key])
         if message is not None:
             problems.append(f"{source}: [{name}] {key}: {message}")
@@ -333,7 +337,7 @@ def _parse_train(values: dict[str, Any], source: str, problems: list[str], bad: 
                 TrainConfig(**{key: value})  # the class's own range check of this one key
             except TrainConfigError as exc:
                 text = str(exc).removeprefix(f"{key} ")
-                message = (f"{text}; write e.g. {key} = {_toml_value(default)}" if default is not None
+                message = (f"{text}; write e.g. {key} = {toml_value(default)}" if default is not None
                            else f"{text}; write a value in range, or remove the key for the default")
         if message is not None:
             problems.append(f"{source}: [train] {key}: {message}")
@@ -414,16 +418,16 @@ def _suggest(key: str, value: Any, hint: Any, default: Any) -> str:
     if hint is int and isinstance(value, float) and math.isfinite(value) and value == int(value):
         return f"write {key} = {int(value)}"
     if hint is str and isinstance(value, (bool, int, float)):
-        return f"write {key} = {_toml_value(_toml_value(value))} (in quotes)"
+        return f"write {key} = {toml_value(toml_value(value))} (in quotes)"
     if default is None or default is MISSING:
         return f"write {key} = <{_EXPECTED[hint]}>"
-    return f"write e.g. {key} = {_toml_value(default)}"
+    return f"write e.g. {key} = {toml_value(default)}"
 
 
 def _describe(value: Any) -> str:
     """A TOML value as the user wrote it, with its kind."""
     if isinstance(value, bool):
-        return f"{_toml_value(value)} (a boolean)"
+        return f"{toml_value(value)} (a boolean)"
     if isinstance(value, str):
         return f"{json.dumps(value)} (a string)"
     if isinstance(value, int):
@@ -447,7 +451,7 @@ def _did_you_mean(name: str, known: Any) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

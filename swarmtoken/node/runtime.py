@@ -61,6 +61,7 @@ from ..chain.epochview import PHASES
 from ..chain.outage import CHAIN_DOWN_ERRORS, ChainWatch, custom_error_text, quiet_confirmation_threads
 from ..config import ConfigError, check_registered
 from ..store import ParameterServer, ParameterStore
+from ..units import wei_to_tokens
 from .commit import CommitPhase
 from .compat import incompatibility
 from .config import NodeConfig
@@ -298,7 +299,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         log.info("swarm finished; global model from epoch %d", self.global_epoch)
         if self.config.node.claim_at_finish and int(self.swarm.claimable(self.address)) > 0:
             self._send("claim")
-            log.info("claimed; balance %d", int(self.token.balanceOf(self.address)))
+            log.info("claimed; balance %s tokens", wei_to_tokens(int(self.token.balanceOf(self.address))))
         while self.config.node.serve_after_finish and not self.stopping.is_set():
             time.sleep(1.0)
 
