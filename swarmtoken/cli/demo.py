@@ -404,8 +404,10 @@ def plot(out: Path, views: list[EpochView], swarm_env: LocalSwarm) -> None:
     save(fig, "rewards.png")
 
 
-def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
-    """Run the whole demo and return (and write) the summary."""
+def run_demo(options: DemoOptions, timeout_s: float = 900.0, dashboard: bool = False) -> dict[str, Any]:
+    """Run the whole demo and return (and write) the summary. ``dashboard``: serve the
+    dashboard of the demo's swarm from deployment on (its URL printed), and after the
+    summary keep the chain and the page up until Ctrl-C."""
     import torch
 
     from trainer.data import load_dataset, split_swarm
@@ -430,6 +432,7 @@ def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
         console.print(f"[bold]starting chain on 127.0.0.1:{options.port}, deploying, creating {options.nodes} nodes")
         env.start_chain()
         env.deploy()
+        board = start_dashboard(env, console) if dashboard else None
         env.create_nodes()
         env.start_nodes()
         views = watch(env, split, model, reference, timeout_s)
@@ -477,8 +480,26 @@ def run_demo(options: DemoOptions, timeout_s: float = 900.0) -> dict[str, Any]:
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         plot(out, views, env)
-    print_summary(console, summary)
+        if board is not None:
+            print_summary(console, summary)
+            console.print(f"the demo is over; its chain and the dashboard at {board.url} stay up until Ctrl-C")
+            board.hold()
+    if board is None:
+        print_summary(console, summary)
     return summary
+
+
+def start_dashboard(env: LocalSwarm, console: Console) -> Any:
+    """Serve `swarm dashboard` for the demo's swarm on a free port, from this process (it
+    reads the chain through the demo's own connection), and open it where there is a desktop."""
+    from ..dashboard.server import Dashboard, open_in_browser
+    from ..dashboard.source import ChainSource
+
+    board = Dashboard(ChainSource(env.handles.swarm, int(env.handles.record["block"])), port=0)
+    url = board.start()
+    console.print(f"[bold]dashboard: {url}", soft_wrap=True)
+    open_in_browser(url)
+    return board
 
 
 def standing_record(views: list[EpochView], address: str) -> dict[str, Any]:
