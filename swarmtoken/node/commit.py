@@ -22,7 +22,7 @@ class CommitPhase:
     def _commit(self, epoch: int, state: Any, work: EpochWork, synced: bool) -> None:
         """Train and commit once per epoch, but only from the latest global model: a node
         that could not fetch it yet sits the epoch out rather than send a stale update."""
-        member = self.swarm.memberOf(self.address)
+        member = self._member()
         fresh = int(member["status"]) == STATUS_ACTIVE and int(member["lastSubmitEpoch"]) != epoch
         if fresh and self.protocol_attack == "copycat":
             self._copy_commitment(epoch, work)

@@ -48,7 +48,7 @@ class LeadPhase:
 
     def _own_commit(self, epoch: int, work: EpochWork) -> str | None:
         """Our committed hash for ``epoch``, recovered from events after a restart."""
-        if work.own_sha is None and int(self.swarm.memberOf(self.address)["lastSubmitEpoch"]) == epoch:
+        if work.own_sha is None and int(self._member()["lastSubmitEpoch"]) == epoch:
             mine = [c for c in read_epoch(self.swarm, epoch, self.from_block).commits if c.node == self.address]
             work.own_sha = self.store.opened_by(mine[0].commitment) if mine else None
         return work.own_sha

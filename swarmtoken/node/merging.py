@@ -48,17 +48,17 @@ def merge_updates(rule: str, inputs: MergeInputs, previous: dict[str, torch.Tens
 
 
 def contribution_utility(model: torch.nn.Module, rule: str, inputs: MergeInputs, previous: dict[str, torch.Tensor],
-                         X_val: torch.Tensor, y_val: torch.Tensor) -> Utility:
+                         X_val: torch.Tensor, y_val: torch.Tensor, device: torch.device | None = None) -> Utility:
     """The coalition utility a validator scores with, the simulator's: ``u(S)`` is the
     validation performance of ``previous`` moved by the members' parts of the step that
     `merge_updates` took (same rule, weights and anchor; ``absent=swarm_absent(rule)``), so ``u``
     of all participants is the very model the swarm merged and what the rule neutralises (a
     reversed or noise update, a copy, a free rider) earns nothing. See
-    `trainer.scoring.utility`."""
+    `trainer.scoring.utility`. The forward passes run on ``device`` ([train] device)."""
     from trainer.scoring import make_utility, swarm_absent
 
     return make_utility(model, previous, inputs.updates, inputs.weights, X_val, y_val, rule=rule,
-                        anchor=inputs.anchor, absent=swarm_absent(rule))
+                        anchor=inputs.anchor, absent=swarm_absent(rule), device=device)
 
 
 def copied_steps(updates: Mapping[int, dict[str, torch.Tensor]], previous: dict[str, torch.Tensor],

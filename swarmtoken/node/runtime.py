@@ -196,6 +196,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         self._membership_checked = -float("inf")
         self._notes: dict[str, str] = {}  # what the node last said about its membership and the quorum
         self._acted = False  # a transaction of ours went through in this pass of the loop
+        self._member_read: Any = None  # this pass's memberOf (see `_member`)
         self._load_checkpoint()
 
     def _decoy(self) -> str:
@@ -271,9 +272,12 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         """One pass of the loop: True once the swarm has finished. A failure other than a
         chain outage or a node error is logged with its traceback, and the loop goes on."""
         self._acted = False
-        if self.swarm.finished():
-            return True
+        self._member_read = None
         epoch = int(self.swarm.currentEpoch())
+        state = self.swarm.epochState(epoch)
+        # The swarm finishes only by settling its current epoch (no next one opens).
+        if PHASES[int(state["phase"])] == "Settled" and self.swarm.finished():
+            return True
         self.epoch_seen.setdefault(epoch, time.time())
         if time.monotonic() >= self._membership_checked + MEMBERSHIP_CHECK_S:
             # Two extra reads that rarely change: not on every poll of the hot loop.
@@ -281,7 +285,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
             self._check_quorum(epoch)
             self._membership_checked = time.monotonic()
         try:
-            self._step(epoch, synced=self._sync_global(epoch))
+            self._step(epoch, state, synced=self._sync_global(epoch))
         except (NodeError, KeyboardInterrupt, *CHAIN_DOWN_ERRORS):
             raise
         except OSError as exc:  # the disk (a full or read-only store): one line, at most once a minute
@@ -351,8 +355,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
             self._notes[key] = message
 
     # ------------------------------------------------------------------ one poll
-    def _step(self, epoch: int, synced: bool) -> None:
-        state = self.swarm.epochState(epoch)
+    def _step(self, epoch: int, state: Any, synced: bool) -> None:
         phase = PHASES[int(state["phase"])]
         work = self.work.setdefault(epoch, EpochWork())
         if phase == "Commit":
@@ -362,8 +365,15 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         elif phase == "Report":
             self._report_phase(epoch, state, work)
 
+    def _member(self) -> Any:
+        """This node's membership record, read once per pass of the loop (and again after
+        each transaction of ours)."""
+        if self._member_read is None:
+            self._member_read = self.swarm.memberOf(self.address)
+        return self._member_read
+
     def _rank(self, epoch: int) -> int:
-        member = self.swarm.memberOf(self.address)
+        member = self._member()
         return int(member["commitIndex"]) if int(member["lastSubmitEpoch"]) == epoch else 16
 
     def _due(self, deadline: float, epoch: int) -> bool:
@@ -398,6 +408,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         else:
             if receipt["status"] == 1:
                 self._acted = True  # the loop's next pass follows at once: our own change moved the state
+                self._member_read = None
                 return True
             reason = "reverted on chain"
         if required:

@@ -14,7 +14,7 @@ class SettlePhase:
     """Settlement in the report phase of :class:`~swarmtoken.node.runtime.Node`."""
 
     def _report_phase(self, epoch: int, state: Any, work: EpochWork) -> None:
-        member = self.swarm.memberOf(self.address)
+        member = self._member()
         bit = 1 << int(member["commitIndex"])
         committed = int(member["lastSubmitEpoch"]) == epoch
         if committed and not work.reported and not int(state["reporters"]) & bit:

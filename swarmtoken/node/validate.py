@@ -49,9 +49,10 @@ class ValidatePhase:
         work.peer_updates = [update for c, update in zip(inputs.commits, inputs.updates) if c.node != self.address]
         with self._timed(epoch, "score"):
             self.worker.load_state_dict(merged)
-            metric = evaluate(self.worker, self.data.X_val, self.data.y_val).accuracy
+            device = self.train_config.torch_device
+            metric = evaluate(self.worker, self.data.X_val, self.data.y_val, device=device).accuracy
             utility = contribution_utility(self.worker, self.merge_rule, inputs, self.global_state,
-                                           self.data.X_val, self.data.y_val)
+                                           self.data.X_val, self.data.y_val, device=device)
             values = score(self.scorer, utility, len(inputs.commits), seed=epoch_seed(self.swarm.address, epoch))
         by_index = {c.index: float(v) for c, v in zip(inputs.commits, values)}
         scores = [to_fixed(max(-1.0, min(1.0, by_index.get(i, 0.0))), SCORE_SCALE) for i in record.participants]
