@@ -210,6 +210,27 @@ def test_dashboard_of_a_demo_in_a_headless_browser(chromium, tmp_path):
             by_ledger[row["node"]] = by_ledger.get(row["node"], Decimal(0)) + Decimal(row["payout_tokens"])
         assert {node: tokens(int(total * 10**18)) for node, total in by_ledger.items()} == expected
 
+        # `swarm dashboard` on its own, on the same finished swarm
+        http_port = free_port()
+        board = subprocess.Popen([SWARM, "dashboard", "--deployment", str(out / "deployment.json"), "--port",
+                                  str(demo.chain_port), "--http-port", str(http_port)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            state, deadline = None, time.monotonic() + 60
+            while state is None and time.monotonic() < deadline and board.poll() is None:
+                try:
+                    state = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{http_port}/api/state",
+                                                              timeout=10).read())
+                except OSError:
+                    time.sleep(0.3)
+            assert state is not None, board.communicate(timeout=10)[0] if board.poll() is not None else "no page"
+            assert (state["epochs_settled"], state["phase"]) == (EPOCHS, "Finished")
+            assert {n["address"]: n["earned"] for n in state["nodes"]} == expected
+        finally:
+            board.send_signal(signal.SIGINT)
+            output = board.communicate(timeout=30)[0]
+        assert board.returncode == 0 and "read-only; Ctrl-C to stop" in output, output
+
         csv_text = urllib.request.urlopen(url + "ledger.csv", timeout=10).read().decode()
         header, *lines = csv_text.strip().splitlines()
         assert header.split(",")[:2] == ["epoch", "node"] and len(lines) == len(rows)
