@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -50,16 +51,24 @@ def main() -> None:
             with (folder / "train.log").open("w") as log:
                 scripts.append(subprocess.Popen(
                     [sys.executable, str(Path(__file__).with_name("train.py")), "--config", str(node.config_path),
-                     "--shard", str(node.index), "--shards", str(NODES), "--out", str(folder / "result.json")],
+                     "--shard", str(node.index), "--shards", str(NODES), "--out", str(folder / "result.json"),
+                     "--serve-until", str(args.out / "audited")],
                     stdout=log, stderr=subprocess.STDOUT, env=environment))
-        codes = [script.wait(timeout=600) for script in scripts]
-        failed = [i for i, code in enumerate(codes) if code != 0]
-        if failed:
-            raise SystemExit(f"organisation(s) {failed} failed; see {args.out}/node-<i>/train.log")
+        results = [node.config_path.parent / "result.json" for node in env.nodes]
+        deadline = time.monotonic() + 600
+        while not all(path.exists() for path in results):  # the nodes still serve: audit their files
+            failed = [i for i, script in enumerate(scripts) if script.poll() not in (None, 0)]
+            if failed or time.monotonic() > deadline:
+                raise SystemExit(f"organisation(s) {failed} failed; see {args.out}/node-<i>/train.log")
+            time.sleep(0.5)
         ledger = read_ledger(env.handles.swarm, int(env.handles.record["block"]))
         earned = earned_by(ledger)
         report = audit_swarm(env.handles.swarm, env.handles.token, from_block=int(env.handles.record["block"]),
                              check_files=True)
+        (args.out / "audited").touch()
+        codes = [script.wait(timeout=60) for script in scripts]
+        if any(codes):
+            raise SystemExit(f"organisation(s) exited with {codes}; see {args.out}/node-<i>/train.log")
         settled = sum(1 for record in ledger.epochs.values() if record.settled_at is not None)
     results = [json.loads((node.config_path.parent / "result.json").read_text()) for node in env.nodes]
     table = Table(title=f"Own loop, small CNN: {settled} swarm epochs")
@@ -73,6 +82,7 @@ def main() -> None:
     verdict = "[green]audit ok[/green]" if report.ok else f"[red]audit FAILED: {report.discrepancies[0]}"
     console.print(f"{verdict} ({report.checks} checks, {report.files_checked} files verified)")
     summary = {"epochs_settled": settled, "audit_ok": report.ok, "audit_discrepancies": report.discrepancies,
+               "files_verified": report.files_checked,
                "nodes": results}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
 
