@@ -18,7 +18,9 @@ class ChainSource:
     Events are read once: each refresh asks only for the blocks since the last one and
     folds all of them again (cheap, in memory). A refresh at the block already seen
     returns the cached state, so polling every second costs one ``eth_blockNumber``.
-    When the chain cannot be reached the last state is kept, marked ``chain_error``."""
+    The contract's view calls are made at the block the events were read to, so the state
+    is of one block. When the chain cannot be reached the last state is kept, marked
+    ``chain_error``."""
 
     def __init__(self, swarm: Any, from_block: int = 0) -> None:
         self.swarm = swarm
@@ -28,6 +30,7 @@ class ChainSource:
         self._block: int | None = None
         self._state: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        self._by_topic: dict[bytes, tuple[str, Any]] | None = None
 
     def state(self) -> dict[str, Any]:
         with self._lock:
@@ -39,6 +42,24 @@ class ChainSource:
                 self._state = {**self._state, "chain_error": f"{type(exc).__name__}: {exc}"[:300]}
             return self._state
 
+    def _events(self, from_block: int, to_block: int) -> list[tuple[str, Any]]:
+        """The swarm's decoded events in [from_block, to_block], in chain order, from one
+        ``eth_getLogs`` on its address (brownie's ``get_sequence`` asks once per event type)."""
+        from brownie import web3
+
+        if self._by_topic is None:
+            names = [item["name"] for item in self.swarm.abi if item.get("type") == "event"]
+            events = {name: getattr(self.swarm.events, name) for name in names}
+            self._by_topic = {bytes.fromhex(event.topic[2:]): (name, event) for name, event in events.items()}
+        logs = web3.eth.get_logs({"address": self.swarm.address, "fromBlock": from_block, "toBlock": to_block})
+        entries = []
+        for raw in logs:
+            known = self._by_topic.get(bytes(raw["topics"][0])) if raw["topics"] else None
+            if known is not None:
+                entries.append((known[0], known[1]().process_log(raw)))
+        entries.sort(key=lambda item: (item[1].blockNumber, item[1].logIndex))
+        return entries
+
     def _refresh(self) -> None:
         from brownie import web3
 
@@ -46,20 +67,21 @@ class ChainSource:
         if block == self._block and self._state is not None and "chain_error" not in self._state:
             return
         if block > self._read_to:
-            logbook = self.swarm.events.get_sequence(self._read_to + 1, block)
-            new = [(name, event) for name, events in logbook.items() for event in events]
-            new.sort(key=lambda item: (item[1].blockNumber, item[1].logIndex))
-            self._entries.extend(new)
+            self._entries.extend(self._events(self._read_to + 1, block))
             self._read_to = block
         ledger = assemble(self._entries)
+
+        def at_block(method: Any, *args: Any) -> Any:  # every view read at the block the events end at
+            return method.call(*args, block_identifier=block)
+
         swarm = self.swarm
-        epoch = int(swarm.currentEpoch())
-        finished = bool(swarm.finished())
-        epoch_state = swarm.epochState(epoch)
+        epoch = int(at_block(swarm.currentEpoch))
+        finished = bool(at_block(swarm.finished))
+        epoch_state = at_block(swarm.epochState, epoch)
         accounts = {e.account for e in ledger.membership}
-        members = {account: member_state(account, swarm.memberOf(account)) for account in sorted(accounts)}
+        members = {account: member_state(account, at_block(swarm.memberOf, account)) for account in sorted(accounts)}
         try:
-            max_epochs = int(swarm.config()["maxEpochs"])
+            max_epochs = int(at_block(swarm.config)["maxEpochs"])
         except Exception:
             max_epochs = None
         chain = ChainState(swarm=str(swarm.address), block=block, epoch=epoch,

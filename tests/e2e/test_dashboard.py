@@ -28,7 +28,7 @@ from swarmtoken.cli.demo import free_port
 from swarmtoken.dashboard.data import tokens
 
 SWARM = str(Path(sys.executable).with_name("swarm"))
-EPOCHS = 4
+EPOCHS = 8  # a few seconds of swarm (an epoch of this demo settles in about half a second)
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
                   "--disable-dev-shm-usage"]
 
