@@ -24,7 +24,9 @@ class CommitPhase:
         that could not fetch it yet sits the epoch out rather than send a stale update."""
         member = self._member()
         fresh = int(member["status"]) == STATUS_ACTIVE and int(member["lastSubmitEpoch"]) != epoch
-        if fresh and self.protocol_attack == "copycat":
+        if fresh and "submitUpdate" in work.sent:
+            self._send_again(epoch, work, "submitUpdate")
+        elif fresh and self.protocol_attack == "copycat":
             self._copy_commitment(epoch, work)
         elif fresh and synced and work.own_sha is None and (offered := self._next_update(epoch)) is not None:
             update, samples = offered
@@ -36,7 +38,7 @@ class CommitPhase:
             self.own_commitments.add(commitment)
             declared = self._declared_samples(member, samples)
             with self._timed(epoch, "chain"):
-                sent = self._send("submitUpdate", epoch, hex_to_bytes32(commitment), declared)
+                sent = self._send_recorded(work, "submitUpdate", epoch, hex_to_bytes32(commitment), declared)
             if sent:
                 log.info("epoch %d: committed %s (%d samples declared)", epoch, stored.sha256[:12], declared)
                 return  # the state read before our commitment is stale

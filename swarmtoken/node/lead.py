@@ -38,7 +38,11 @@ class LeadPhase:
                         log.info("epoch %d: leader drawn: %s", epoch, self.swarm.leaderOf(epoch))
             return
         if self.swarm.leaderOf(epoch) == self.address:
-            if not work.published and time.time() <= int(state["deadline"]):
+            if time.time() > int(state["deadline"]):
+                return
+            if "publishMerge" in work.sent:  # published, yet the chain is back in the merge phase
+                self._send_again(epoch, work, "publishMerge")
+            elif not work.published:
                 self._lead(epoch, work)
         elif self._due(int(state["deadline"]), epoch):
             with self._timed(epoch, "chain"):
@@ -59,6 +63,12 @@ class LeadPhase:
             self.own_commitments.discard(commitment_of(self.address, epoch, work.own_sha))
         with self._timed(epoch, "chain"):
             record = read_epoch(self.swarm, epoch, self.from_block)
+        # Files fetched before we led (as a validator, before a reorganisation or a fail-over
+        # made us leader) were not kept: fetch them again, to serve the copies we merge.
+        for index in [i for i, sha in work.shas.items() if not self.store.has(sha)]:
+            work.fetched.discard(index)
+            work.updates.pop(index, None)
+            work.shas.pop(index)
         with self._timed(epoch, "transfer"):
             self._fetch_updates(record, work, keep=True)
         included = sorted(work.updates)
@@ -78,7 +88,7 @@ class LeadPhase:
         work.merged_sha, work.merged = stored.sha256, merged
         bitmap = sum(1 << i for i in included)
         with self._timed(epoch, "chain"):
-            sent = self._send("publishMerge", epoch, hex_to_bytes32(stored.sha256), bitmap)
+            sent = self._send_recorded(work, "publishMerge", epoch, hex_to_bytes32(stored.sha256), bitmap)
         if sent:
             work.published = True
             log.info("epoch %d: published merge %s of %d updates", epoch, stored.sha256[:12], len(included))

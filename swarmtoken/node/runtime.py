@@ -381,6 +381,22 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
 
 
     # ------------------------------------------------------------------ transactions
+    def _send_recorded(self, work: EpochWork, method: str, *args: Any) -> bool:
+        """`_send`, remembering the arguments of what the chain accepted (see `_send_again`)."""
+        sent = self._send(method, *args)
+        if sent:
+            work.sent[method] = args
+        return sent
+
+    def _send_again(self, epoch: int, work: EpochWork, method: str) -> None:
+        """Our ``method`` transaction of ``epoch`` went through, yet the chain no longer has
+        it (a reorganisation of recent blocks dropped it): send the same again, once more
+        for each time the chain loses it; stop after a refusal (a deadline passed)."""
+        log.warning("epoch %d: our %s is no longer on chain (recent blocks were reorganised); sending it again",
+                    epoch, method)
+        if not self._send(method, *work.sent[method]):
+            del work.sent[method]
+
     def _send(self, method: str, *args: Any, required: bool = False) -> bool:
         """Send a transaction and wait for its receipt; a revert (another node was faster, a
         deadline passed) is logged and returns False unless ``required``.
@@ -395,7 +411,11 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         from web3.exceptions import ContractLogicError, TimeExhausted
 
         try:
-            tx = getattr(self.swarm, method)(*args, {"from": self.account, "required_confs": 0}, silent=True)
+            # The nonce from the chain, not brownie's history: after a reorganisation dropped
+            # our last transaction brownie waits for the chain's nonce to pass it, for ever.
+            nonce = web3.eth.get_transaction_count(self.address, "pending")
+            tx = getattr(self.swarm, method)(*args, {"from": self.account, "required_confs": 0, "nonce": nonce},
+                                             silent=True)
             receipt = web3.eth.wait_for_transaction_receipt(tx.txid, timeout=TX_RECEIPT_TIMEOUT_S, poll_latency=0.05)
         except VirtualMachineError as exc:
             reason = exc.revert_msg

@@ -17,8 +17,10 @@ class SettlePhase:
         member = self._member()
         bit = 1 << int(member["commitIndex"])
         committed = int(member["lastSubmitEpoch"]) == epoch
-        if committed and not work.reported and not int(state["reporters"]) & bit:
-            if time.time() <= int(state["deadline"]):
+        if committed and not int(state["reporters"]) & bit and time.time() <= int(state["deadline"]):
+            if "reportValidation" in work.sent:  # reported, yet the chain no longer has it
+                self._send_again(epoch, work, "reportValidation")
+            elif not work.reported:
                 self._validate(epoch, work)
         everyone = int(state["reporters"]).bit_count() == int(state["commitCount"])
         if everyone and work.all_reported_seen is None:

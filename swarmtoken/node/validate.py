@@ -58,8 +58,9 @@ class ValidatePhase:
         scores = [to_fixed(max(-1.0, min(1.0, by_index.get(i, 0.0))), SCORE_SCALE) for i in record.participants]
         valid = sum(1 << i for i in work.updates)
         with self._timed(epoch, "chain"):
-            sent = self._send("reportValidation", epoch, to_fixed(max(0.0, min(1.0, metric)), METRIC_SCALE),
-                              hex_to_bytes32(stored.sha256), valid, scores)
+            sent = self._send_recorded(work, "reportValidation", epoch,
+                                       to_fixed(max(0.0, min(1.0, metric)), METRIC_SCALE),
+                                       hex_to_bytes32(stored.sha256), valid, scores)
         if sent:
             work.reported = True
             log.info("epoch %d: reported accuracy %.4f, scores %s", epoch, metric,

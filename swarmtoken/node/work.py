@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -40,6 +41,9 @@ class EpochWork:
     reported: bool = False
     all_reported_seen: float | None = None
     commits_seen: tuple[int, float] | None = None  # (commit count, when we first saw it)
+    # Our transactions the chain accepted (method -> arguments): sent again as they were if
+    # a reorganisation of recent blocks drops them, so the node resumes where the chain is.
+    sent: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def bytes32_text(value: bytes) -> str:
