@@ -12,7 +12,7 @@ from tests.e2e import multihost
 
 REASON = multihost.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"multi-host test: {REASON}")
-NODES, EPOCHS, KILL_IN = 4, 4, 2
+NODES, EPOCHS, KILL_IN = 4, 3, 2
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from swarmtoken.cli.demo import DemoOptions, LocalSwarm, free_port
 from tests.e2e.steps import node_of, phase, wait
 
 ADOPTED = re.compile(r"adopted the global model of epoch (\d+) \(([0-9a-f]{12})\)")
-EPOCHS = 4
+EPOCHS = 3
 KILLED_IN = 2
 
 
