@@ -25,13 +25,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ..atomic import write_atomically
 from .localchain import LocalChainError, anvil_command, is_listening, stop_pid, wait_listening
 
 #: Method prefixes and names that never change the chain; everything else is persisted.
@@ -84,26 +84,6 @@ class ReadWriteLock:
             self._cond.notify_all()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` so a crash leaves either the old or the new file, never a torn one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # as anvil writes it (mkstemp's 0600 would surprise a later reader)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
 class Upstream:
     """JSON-RPC calls to the internal anvil, one keep-alive connection per thread."""
 
@@ -149,7 +129,9 @@ class DurableChain:
         """Dump anvil's state and write it where ``--load-state`` reads it (plain JSON; the
         RPC returns it as hex-encoded gzip)."""
         dump = self.upstream.call("anvil_dumpState", [])
-        write_atomically(self.state_file, gzip.decompress(bytes.fromhex(dump.removeprefix("0x"))))
+        # mode: as anvil writes it (mkstemp's 0600 would surprise a later reader)
+        write_atomically(self.state_file, gzip.decompress(bytes.fromhex(dump.removeprefix("0x"))),
+                         prefix=f".{self.state_file.name}.", mode=0o644, sync_dir=True)
 
     def wait_mined(self, requests: list[dict], replies: list[dict]) -> None:
         """With automine anvil mines a sent transaction right away but may answer first;

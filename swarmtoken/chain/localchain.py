@@ -105,7 +105,9 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
 def group_running(pgid: int) -> bool:
     """Whether a process of group ``pgid`` still runs. An exited member its parent has not
     reaped yet (the caller's own Popen, say) still answers ``killpg(pgid, 0)``; it is ignored
-    here, so stopping a chain one started does not wait out the whole timeout."""
+    here, so stopping a chain one started does not wait out the whole timeout. A process
+    counts as exited only once all its threads have: the main thread of a multi-threaded
+    process shows as a zombie while the others still tear down, holding its sockets open."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -115,10 +117,24 @@ def group_running(pgid: int) -> bool:
     except OSError:
         return True
     for entry in entries:
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        fields = _stat_fields(Path(f"/proc/{entry}/stat"))
+        if fields is not None and int(fields[2]) == pgid and _threads_alive(Path(f"/proc/{entry}/task")):
             return True
     return False
+
+
+def _stat_fields(stat: Path) -> list[str] | None:
+    """The fields of a /proc stat file after the command name (state first), or None if gone."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _threads_alive(tasks: Path) -> bool:
+    try:
+        threads = os.listdir(tasks)
+    except OSError:
+        return False
+    states = [_stat_fields(tasks / thread / "stat") for thread in threads]
+    return any(fields is not None and fields[0] not in ("Z", "X") for fields in states)

@@ -58,7 +58,9 @@ import torch
 
 from ..chain.connection import SwarmHandles
 from ..chain.epochview import PHASES
+from ..chain.newheads import NewHeads
 from ..chain.outage import CHAIN_DOWN_ERRORS, ChainWatch, custom_error_text, quiet_confirmation_threads
+from ..chain.receipts import TransactionLost, await_receipt
 from ..config import ConfigError, check_registered
 from ..store import ParameterServer, ParameterStore
 from ..units import wei_to_tokens
@@ -197,6 +199,8 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         self._notes: dict[str, str] = {}  # what the node last said about its membership and the quorum
         self._acted = False  # a transaction of ours went through in this pass of the loop
         self._member_read: Any = None  # this pass's memberOf (see `_member`)
+        self.heads: NewHeads | None = None  # the chain's block announcements, while `run` runs
+        self._heads_seen = 0  # blocks announced when this pass of the loop began
         self._load_checkpoint()
 
     def _decoy(self) -> str:
@@ -222,8 +226,11 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
     def run(self) -> None:
         """Enrol if needed, poll until the swarm finishes, sync the last model and claim.
         Every step rides out chain outages (``_until_reachable``)."""
+        from brownie import web3
+
         quiet_confirmation_threads()
         self.server.start()
+        self.heads = NewHeads(getattr(web3.provider, "endpoint_uri", None) or "")
         try:
             self._until_reachable(self._enroll_if_needed)
             while not self._until_reachable(self._poll):
@@ -240,6 +247,7 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
                 self.own_loop.handover.fail(exc)
             raise
         finally:
+            self.heads.stop()
             self.server.stop()
 
     def _until_reachable(self, action: Callable[[], T]) -> T:
@@ -257,10 +265,15 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
     def _await_block(self) -> None:
         """Sleep until the chain has a new block (every state change is a transaction, so
         a new block is when a phase can have moved) or ``poll_interval`` passed (deadlines
-        and staggers move with the clock alone). Checking the block number every
-        BLOCK_CHECK_S is one cheap call, where a pass of the loop reads the whole state."""
+        and staggers move with the clock alone). The chain announces its blocks where it
+        can (`chain.newheads`: counted from the start of this pass, so a block mined while
+        the pass read the chain ends the wait at once); otherwise the block number is
+        checked every BLOCK_CHECK_S, one cheap call where a pass reads the whole state."""
         from brownie import web3
 
+        if self.heads.active:
+            self.heads.wait_beyond(self._heads_seen, self.config.node.poll_interval)
+            return
         block = int(web3.eth.block_number)
         until = time.monotonic() + self.config.node.poll_interval
         while time.monotonic() < until:
@@ -273,11 +286,13 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         chain outage or a node error is logged with its traceback, and the loop goes on."""
         self._acted = False
         self._member_read = None
+        self._heads_seen = self.heads.count
         epoch = int(self.swarm.currentEpoch())
         state = self.swarm.epochState(epoch)
         # The swarm finishes only by settling its current epoch (no next one opens).
         if PHASES[int(state["phase"])] == "Settled" and self.swarm.finished():
             return True
+        self._forget_epochs_after(epoch)
         self.epoch_seen.setdefault(epoch, time.time())
         if time.monotonic() >= self._membership_checked + MEMBERSHIP_CHECK_S:
             # Two extra reads that rarely change: not on every poll of the hot loop.
@@ -298,6 +313,19 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
             log.exception("epoch %d: step failed; retrying after a pause", epoch)
             time.sleep(1.0)
         return False
+
+    def _forget_epochs_after(self, epoch: int) -> None:
+        """The chain is back in ``epoch`` after we worked on a later one (a reorganisation
+        replaced the blocks that settled it): what we did for the later epochs (an update
+        trained from a model the chain may no longer agree on, a refused commitment that
+        made us sit the epoch out) belongs to a history the chain dropped, so it is done
+        again from the chain's state when the epoch opens again."""
+        later = [e for e in self.work if e > epoch]
+        if later:
+            log.warning("the chain is back in epoch %d (recent blocks were reorganised); what we did for epoch %s "
+                        "is done again", epoch, ", ".join(map(str, later)))
+            for old in later:
+                del self.work[old]
 
     def _finish(self) -> None:
         log.info("swarm finished; global model from epoch %d", self.global_epoch)
@@ -405,24 +433,34 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         timeout: if the chain goes away meanwhile that thread dies and the wait never ends.
         So the transaction is sent without waiting (``required_confs`` 0) and the receipt
         is awaited here, where an outage raises and the loop rides it out, and a transaction
-        the chain lost (a restart from an older state) times out instead of hanging."""
+        the chain lost (a reorganisation, a restart from an older state) is given up within
+        a second (`chain.receipts`) instead of hanging."""
         from brownie import web3
         from brownie.exceptions import VirtualMachineError
         from web3.exceptions import ContractLogicError, TimeExhausted
 
         try:
-            # The nonce from the chain, not brownie's history: after a reorganisation dropped
-            # our last transaction brownie waits for the chain's nonce to pass it, for ever.
-            nonce = web3.eth.get_transaction_count(self.address, "pending")
+            # The nonce the chain has mined to, not brownie's history nor the pool's count:
+            # after a reorganisation dropped our last transaction brownie waits for the
+            # chain's nonce to pass it, for ever, and the pool may count a transaction of
+            # ours stuck behind the lost one. A node waits for each receipt before it sends
+            # again, so no transaction of its own is legitimately pending here.
+            nonce = web3.eth.get_transaction_count(self.address, "latest")
             tx = getattr(self.swarm, method)(*args, {"from": self.account, "required_confs": 0, "nonce": nonce},
                                              silent=True)
-            receipt = web3.eth.wait_for_transaction_receipt(tx.txid, timeout=TX_RECEIPT_TIMEOUT_S, poll_latency=0.05)
+            receipt = await_receipt(web3, tx.txid, self.address, nonce, TX_RECEIPT_TIMEOUT_S)
         except VirtualMachineError as exc:
             reason = exc.revert_msg
         except ContractLogicError as exc:  # a live network: the gas estimate meets the revert, web3 raises
             reason = custom_error_text(exc, self.swarm.abi)
+        except TransactionLost:
+            log.warning("%s: the chain lost the transaction (recent blocks were reorganised?); the node goes on "
+                        "from the chain's state", method)
+            if required:  # nothing to go on from without it (enrolment): send it again
+                return self._send(method, *args, required=True)
+            return False
         except TimeExhausted:
-            log.warning("%s: no receipt within %.0f s (the chain lost the transaction?); the node retries from "
+            log.warning("%s: no receipt within %.0f s (a slow or congested chain?); the node goes on from "
                         "the chain's state", method, TX_RECEIPT_TIMEOUT_S)
             return False
         else:

@@ -14,15 +14,17 @@ restarted node keeps serving what it had already revealed.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import write_atomically
 from .codec import StateDict, decode_verified, serialize
 from .hashing import normalize_sha256, sha256_hex
 
 SUFFIX = ".safetensors"
+#: How a file being written starts (readers never see it under a content address; a
+#: killed writer's leftovers are removed at start).
+PARTIAL = ".partial-"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class ParameterStore:
         """Delete the temporary files of writes that never finished (a process killed while
         writing); returns how many. Only the store's owner may call this, at start, before it
         writes anything (a live writer's temporary file would go too)."""
-        partials = list(self.root.glob(".partial-*"))
+        partials = list(self.root.glob(PARTIAL + "*"))
         for path in partials:
             path.unlink(missing_ok=True)
         return len(partials)
@@ -75,7 +77,7 @@ class ParameterStore:
         on (a re-serialised copy might not hash to what the peer committed). Not released."""
         sha = sha256_hex(data)
         path = self.path_for(sha)
-        _write_atomically(path, data)
+        write_atomically(path, data, prefix=PARTIAL)
         return StoredFile(sha256=sha, path=path, size=len(data))
 
     def has(self, sha256: str | bytes) -> bool:
@@ -104,7 +106,7 @@ class ParameterStore:
         sha = normalize_sha256(sha256)
         if not self.has(sha):
             raise FileNotFoundError(f"cannot bind a commitment to {sha}: no such parameter file in {self.root}")
-        _write_atomically(self._commits / normalize_sha256(commitment), sha.encode())
+        write_atomically(self._commits / normalize_sha256(commitment), sha.encode(), prefix=PARTIAL)
 
     def unbind_commitment(self, commitment: str | bytes) -> None:
         """Stop serving anything under ``commitment`` (idempotent); the file stays."""
@@ -127,18 +129,3 @@ class ParameterStore:
         """
         path = self.path_for(sha256)
         return decode_verified(path.read_bytes(), normalize_sha256(sha256), str(path), reference)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename, so readers
-    and a crash never leave a partial file under a content address."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

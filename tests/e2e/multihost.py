@@ -405,34 +405,6 @@ def _bind(work: Path) -> Any:
     return bind(work / "deployment.json")
 
 
-def _renounce_on_live_networks() -> None:
-    """`deployment.renounce_token_admin` retries the renunciation until the admin transfer's
-    schedule has passed, catching brownie's VirtualMachineError; on a live network the
-    refusal comes out of gas estimation as web3's ContractLogicError instead, and as the
-    estimate runs on the latest block, no retry succeeds until another block is mined. The
-    same loop, catching both and mining a block between tries (the fix belongs there)."""
-    from brownie.exceptions import VirtualMachineError
-    from web3.exceptions import ContractLogicError
-
-    from swarmtoken.chain import deployment
-
-    def renounce(token: Any, admin: Any, timeout_s: float = 30.0) -> Any:
-        token.beginDefaultAdminTransfer(deployment.ZERO_ADDRESS, {"from": admin}, silent=True)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return token.renounceRole(token.DEFAULT_ADMIN_ROLE(), admin, {"from": admin}, silent=True)
-            except (VirtualMachineError, ContractLogicError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-                # gas estimation runs on the latest block, whose timestamp is the schedule's
-                # until another block is mined: mine one (an empty transfer to itself)
-                admin.transfer(admin, 0, silent=True)
-
-    deployment.renounce_token_admin = renounce
-
-
 def _admin(args: argparse.Namespace) -> dict[str, Any]:
     """Deploy the swarm, then per node: a keystore, funding, allow-listing with its true
     sample count, and its node.toml (store on its namespace address, enrolled by the node
@@ -454,7 +426,6 @@ def _admin(args: argparse.Namespace) -> dict[str, Any]:
     # keep the repository untouched (the deployment record is all the swarm needs).
     ProjectContract._deployment_path = lambda self: None
     admin = accounts.add(ADMIN_KEY)
-    _renounce_on_live_networks()
     data = load_dataset("digits", seed=args.seed)
     config = SwarmConfig(min_peers=3, max_peers=16, commit_window=8, merge_window=30, report_window=30,
                          reward_per_epoch="1000", max_epochs=args.epochs, n_features=data.n_features,
