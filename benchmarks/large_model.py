@@ -147,10 +147,7 @@ def run_swarm(nodes: int, epochs: int, folder: Path, seed: int, timeout_s: float
     Path(options.out).mkdir(parents=True)
     started = time.monotonic()
     with demo.LocalSwarm(options, Console(quiet=True)) as env:
-        env.start_chain()
-        env.deploy()
-        env.create_nodes()
-        env.start_nodes()
+        env.launch()
         swarm = env.handles.swarm
         deadline = time.monotonic() + timeout_s
         while not swarm.finished():

@@ -45,10 +45,7 @@ def run_swarm(nodes: int, epochs: int, folder: Path, seed: int) -> dict[str, flo
                           commit_window=2, merge_window=20, report_window=20)
     folder.mkdir(parents=True)
     with LocalSwarm(options, Console(quiet=True)) as env:
-        env.start_chain()
-        env.deploy()
-        env.create_nodes()
-        env.start_nodes()
+        env.launch()
         swarm = env.handles.swarm
         deadline = time.monotonic() + 300 + 30 * nodes
         while not swarm.finished():

@@ -139,6 +139,12 @@ class EpochView:
     reports: dict[str, float] = field(default_factory=dict)
 
 
+#: scrypt's n for demo keystores. Their keys follow from a public seed (`demo_key`), so the
+#: encryption protects nothing; the default work factor would cost every demo node 0.7 s of
+#: CPU at start, several seconds of the demo's wall time on two cores.
+DEMO_WORK_FACTOR = 2 ** 10
+
+
 def demo_key(seed: int, index: int) -> bytes:
     """A throwaway key derived from the demo's seed, so a rerun with the same seed has the
     same node addresses and its run folder compares line by line (demo accounts only)."""
@@ -214,7 +220,7 @@ class LocalSwarm:
         for i in range(opts.nodes):
             folder = self.out / f"node-{i}"
             keystore = folder / "keystore.json"
-            address = create_keystore(keystore, PASSWORD, demo_key(opts.seed, i))
+            address = create_keystore(keystore, PASSWORD, demo_key(opts.seed, i), DEMO_WORK_FACTOR)
             accounts[0].transfer(address, FUNDING)
             port = free_port()
             rogue = i in opts.rogue_ids
@@ -239,6 +245,14 @@ class LocalSwarm:
     def start_nodes(self) -> None:
         for node in self.nodes:
             node.start()
+
+    def launch(self) -> LocalSwarm:
+        """Chain, contracts, nodes and their processes: a running swarm."""
+        self.start_chain()
+        self.deploy()
+        self.create_nodes()
+        self.start_nodes()
+        return self
 
     # ---------------------------------------------------------------- teardown
     def stop(self) -> None:

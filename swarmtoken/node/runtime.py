@@ -231,6 +231,11 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         quiet_confirmation_threads()
         self.server.start()
         self.heads = NewHeads(getattr(web3.provider, "endpoint_uri", None) or "")
+        if self.heads.active:
+            log.info("waiting on the chain's new blocks as it announces them (%s)", self.heads.url)
+        else:
+            log.info("the chain offers no block subscriptions; polling its block number every %.0f ms",
+                     BLOCK_CHECK_S * 1000)
         try:
             self._until_reachable(self._enroll_if_needed)
             while not self._until_reachable(self._poll):

@@ -414,7 +414,7 @@ def _admin(args: argparse.Namespace) -> dict[str, Any]:
 
     from swarmtoken.chain.connection import create_keystore, load_project
     from swarmtoken.chain.deployment import deploy, write_record
-    from swarmtoken.cli.demo import demo_key
+    from swarmtoken.cli.demo import DEMO_WORK_FACTOR, demo_key
     from swarmtoken.config import SwarmConfig
     from swarmtoken.node.config import ChainSection, DataSection, ModelSection, NodeConfig, NodeSection, StoreSection
     from swarmtoken.node.localdata import load_local_data
@@ -436,7 +436,7 @@ def _admin(args: argparse.Namespace) -> dict[str, Any]:
     nodes = []
     for i in range(args.nodes):
         folder = work / f"node-{i}"
-        address = create_keystore(folder / "keystore.json", PASSWORD, demo_key(args.seed, i))
+        address = create_keystore(folder / "keystore.json", PASSWORD, demo_key(args.seed, i), DEMO_WORK_FACTOR)
         admin.transfer(address, FUNDING, silent=True)
         node = NodeConfig(
             chain=ChainSection(network=args.network, deployment="../deployment.json", keystore="keystore.json"),

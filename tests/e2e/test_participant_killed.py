@@ -31,10 +31,7 @@ def killed_run(tmp_path_factory):
                           report_window=20, elect_grace=4, seed=5)
     env = LocalSwarm(options)
     try:
-        env.start_chain()
-        env.deploy()
-        env.create_nodes()
-        env.start_nodes()
+        env.launch()
         swarm, start = env.handles.swarm, int(env.handles.record["block"])
         wait(lambda: int(swarm.currentEpoch()) > KILLED_IN or phase(swarm, KILLED_IN) == "Report",
              f"the merge of epoch {KILLED_IN}")

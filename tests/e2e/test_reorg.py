@@ -28,10 +28,7 @@ def reorg_run(tmp_path_factory):
                           merge_window=30, report_window=30, seed=2)
     env = LocalSwarm(options)
     try:
-        env.start_chain()
-        env.deploy()
-        env.create_nodes()
-        env.start_nodes()
+        env.launch()
         swarm, start = env.handles.swarm, int(env.handles.record["block"])
 
         def reporters_who_saw_their_receipt() -> list[int]:

@@ -49,10 +49,7 @@ def scenario(tmp_path_factory):
     Path(options.out).mkdir(parents=True)
     run = Scenario(env)
     try:
-        env.start_chain()
-        env.deploy()
-        env.create_nodes()
-        env.start_nodes()
+        env.launch()
         swarm = env.handles.swarm
         run.records[1] = settled(env, 1)
 
