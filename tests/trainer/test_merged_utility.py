@@ -151,7 +151,9 @@ def test_the_grand_coalition_is_the_leaders_merge(float64_epoch, rule, anchor):
 @pytest.mark.parametrize("rule", sorted(MERGES))
 def test_the_empty_coalition_is_the_previous_model(float64_epoch, rule, absent):
     u = utility(float64_epoch, rule=rule, anchor=ANCHOR, absent=absent)
-    assert u(frozenset()) == performance(float64_epoch, float64_epoch["previous"])
+    # The same model through the batched forward pass and through a single one: equal up to
+    # the last bit the CPU's vector width rounds differently (AVX-512 against AVX2).
+    assert u(frozenset()) == pytest.approx(performance(float64_epoch, float64_epoch["previous"]), abs=1e-12)
 
 
 @pytest.mark.parametrize("rule", sorted(set(MERGES) - {"multi_krum"}))
@@ -184,10 +186,10 @@ def test_coalitions_without_their_anchor_or_their_weight_keep_the_previous_model
     for absent in MERGING:
         u = utility(e, rule="fltrust", anchor=ANCHOR, absent=absent)
         without = [s for s in ALL if ANCHOR not in s]
-        np.testing.assert_array_equal(u.evaluate_many(without), before)
-        assert u(frozenset({ANCHOR, 0})) != before
+        np.testing.assert_allclose(u.evaluate_many(without), before, rtol=0, atol=1e-12)
+        assert u(frozenset({ANCHOR, 0})) != pytest.approx(before, abs=1e-6)
     u = utility(e, weights=[0, 0, 1, 1, 1], absent="dropped")
-    assert u(frozenset({0, 1})) == before
+    assert u(frozenset({0, 1})) == pytest.approx(before, abs=1e-12)
     assert u(frozenset({0, 2})) == pytest.approx(performance(e, e["updates"][2]), abs=1e-12)
 
 
