@@ -11,7 +11,10 @@ Per partition and seed:
   pairs paid nothing; ``honest_suspended``: honest nodes suspended (``--suspend-after``,
   default 3); ``worst_payout_to_data``: min over honest nodes of (payout share) / (data
   share); ``copy_cosine_max``: the largest cosine of an honest step with the previous
-  merged step (the copy check's margin); ``accuracy``: final test accuracy.
+  merged step (the copy check's margin); ``balance_deviation_max``: the largest distance of an
+  honest step's sign balance ``sum(step) / ||step||_1`` from the epoch's median (the
+  sign-balance check's margin, threshold
+  ``trainer.validity.DEFAULT_SIGN_BALANCE``); ``accuracy``: final test accuracy.
 - ``lying_1``, ``lying_2``: the base run settled again with one (each of the 8 nodes in
   turn) or two (the 8 pairs ``(k, k + 4 mod 8)`` and ``(k, k + 1 mod 8)``) validators
   reporting +1 for themselves and -1 for every other: the largest change of any node's
@@ -90,6 +93,7 @@ TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] =
     "sybil_pool": ("far1", (0.95, 1.05)),
     "accuracy": ("min", None),
     "copy_cosine_max": ("max", None),
+    "balance_deviation_max": ("max", None),
     **{f"rogue_{label}": ("max", ("<=", 0.05)) for label in ATTACKS},
 }
 PAYOUT_TO_DATA = {"dirichlet": 0.5, "iid": 0.85}
@@ -116,11 +120,13 @@ def honest_figures(result: SimulationResult) -> dict[str, float]:
     paid = totals[honest].sum()
     ratios = [(totals[i] / paid) / (data[i] / data[honest].sum()) if paid else 0.0 for i in honest]
     cosines = [c for record in result.epochs[1:] for i, c in record.step_cosines.items() if i in honest]
+    balances = [d for record in result.epochs for i, d in record.balance_deviations.items() if i in honest]
     return {"honest_zero_pairs": float(np.mean([payouts[e][i] == 0 for e in range(len(payouts)) for i in honest])),
             "honest_suspended": float(len([i for i in result.suspended() if i in honest])),
             "worst_payout_to_data": float(min(ratios)),
             "accuracy": result.final.accuracy,
-            "copy_cosine_max": float(max(cosines, default=0.0))}
+            "copy_cosine_max": float(max(cosines, default=0.0)),
+            "balance_deviation_max": float(max(balances, default=0.0))}
 
 
 def largest_shift(base: Sequence[int], other: Sequence[int], minted: int) -> float:

@@ -19,7 +19,10 @@ with ``seed``); the *active* nodes are those not suspended (all of them without 
      the literature (an upper bound no real rogue reaches).
 2. **Check.** With ``copy_cosine`` set, an update whose step copies the previous merged
    step (:func:`trainer.validity.copies_previous_step`) is rejected: it is neither merged
-   nor scored nor paid this epoch. The others are the epoch's *participants*.
+   nor scored nor paid this epoch; so is, with ``sign_balance`` set, an update whose step is
+   one-sided (:func:`trainer.validity.one_sided_steps`: its sign balance far from the
+   epoch's median, the "mean +- z * std" family). The
+   others are the epoch's *participants*.
 3. **Elect.** The leader ``a`` is drawn uniformly among the active nodes (honest and rogue
    alike, as the chain cannot tell them apart) with the epoch seed ``s(seed, e)``.
 4. **Merge.** ``theta_{e+1} = merge(rule, participants' updates, previous=theta_e,
@@ -71,7 +74,8 @@ from trainer.models import build_model
 from trainer.params import StateDict
 from trainer.scoring import ValidatorUtilities, score, swarm_absent
 from trainer.training import Metrics, TrainConfig, evaluate, train_local
-from trainer.validity import DEFAULT_COPY_COSINE, is_copy, step_cosines
+from trainer.validity import (DEFAULT_COPY_COSINE, DEFAULT_SIGN_BALANCE, balance_deviations, is_copy, is_one_sided,
+                              step_cosines)
 
 __all__ = ["ATTACK_VIEWS", "DEFAULT_MERGE", "VALIDATIONS", "EpochRecord", "Rogue", "SimulationConfigError",
            "SimulationResult", "centralized", "derive_seed", "local_only", "simulate"]
@@ -110,11 +114,14 @@ class EpochRecord:
     ``VALIDATIONS``; 0 for a node that was not merged, ``None`` when scoring is off, NaN
     when no honest validator is left); ``evaluations`` counts the distinct coalitions the
     scorer evaluated. ``participants`` are the merged nodes, ``rejected`` those whose update
-    failed the copy check, ``reporters`` the validators (every node not suspended);
+    failed the copy or the sign-balance check, ``reporters`` the validators (every node not
+    suspended);
     ``validator_scores[r, j]`` is what reporter ``r`` computed for participant ``j`` on its
     own rows, before any report attack; ``money`` is the epoch's settlement;
     ``step_cosines[i]`` is the cosine of node ``i``'s step with the previous merged step
-    (what the copy check compares with ``copy_cosine``).
+    (what the copy check compares with ``copy_cosine``), ``balance_deviations[i]`` how far
+    its sign balance lies from the epoch's median (what the sign-balance check compares
+    with ``sign_balance``).
     """
 
     epoch: int
@@ -129,6 +136,7 @@ class EpochRecord:
     validator_scores: np.ndarray | None = None
     money: EpochMoney | None = None
     step_cosines: Mapping[int, float] = field(default_factory=dict)
+    balance_deviations: Mapping[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -281,7 +289,8 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
              model_options: Mapping[str, object] | None = None,
              utility_metric: str = "loss", validation: str = "union",
              attack_view: str = "previous", economy: Economy | None = Economy(),
-             copy_cosine: float | None = DEFAULT_COPY_COSINE, absent: str | None = None) -> SimulationResult:
+             copy_cosine: float | None = DEFAULT_COPY_COSINE, absent: str | None = None,
+             sign_balance: float | None = DEFAULT_SIGN_BALANCE) -> SimulationResult:
     """Run a swarm of ``n_nodes`` for ``epochs`` epochs in process (see the module docstring).
 
     ``dataset`` is a registered name, a :class:`Dataset` (partitioned here with
@@ -294,7 +303,8 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
     or ``"median"`` (step 4 of the module docstring); ``attack_view`` is ``"previous"`` or
     ``"current"``, the peer updates a model attack sees (step 1). ``economy`` settles every
     epoch (step 5; ``None``: no money); ``copy_cosine`` is the threshold of the copy check
-    (step 2; ``None``: off); ``absent`` is what a node outside a coalition is in the
+    (step 2; ``None``: off), ``sign_balance`` that of the sign-balance check (step 2;
+    ``None``: off); ``absent`` is what a node outside a coalition is in the
     utility's merge (``trainer.scoring.ABSENT``; by default what the nodes use,
     ``trainer.scoring.swarm_absent(merge)``: ``"share"``, each node's part of the merged
     step, for a rule whose step combines the updates such as ``fltrust_median``, else
@@ -311,6 +321,8 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
         raise SimulationConfigError(f"attack_view must be one of {ATTACK_VIEWS}, got {attack_view!r}")
     if copy_cosine is not None and not 0 < copy_cosine <= 1:
         raise SimulationConfigError(f"copy_cosine must be in (0, 1] or None, got {copy_cosine!r}")
+    if sign_balance is not None and not 0 < sign_balance <= 2:
+        raise SimulationConfigError(f"sign_balance must be in (0, 2] or None, got {sign_balance!r}")
     absent = swarm_absent(merge) if absent is None else absent
     train = train or TrainConfig()
     split = _resolve_split(dataset, n_nodes, partition, alpha, seed)
@@ -356,7 +368,10 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
         if forgers:
             last_round = (global_state, honest_updates)
         cosines = step_cosines([updates[i] for i in active], global_state, prior_state)
-        copies = [copy_cosine is not None and is_copy(c, copy_cosine) for c in cosines]
+        balances = balance_deviations([updates[i] for i in active], global_state)
+        copies = [(copy_cosine is not None and is_copy(c, copy_cosine))
+                  or (sign_balance is not None and is_one_sided(b, sign_balance))
+                  for c, b in zip(cosines, balances, strict=True)]
         participants = [i for i, copy in zip(active, copies, strict=True) if not copy]
         rejected = [i for i, copy in zip(active, copies, strict=True) if copy]
         epoch_seed = derive_seed(seed, "epoch", epoch)
@@ -385,6 +400,7 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
                                          seconds=time.perf_counter() - started, participants=tuple(participants),
                                          rejected=tuple(rejected), reporters=tuple(active),
                                          step_cosines=dict(zip(active, cosines, strict=True)),
+                                         balance_deviations=dict(zip(active, balances, strict=True)),
                                          validator_scores=computed, money=money))
     result.final_state = global_state
     return result

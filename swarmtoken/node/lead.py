@@ -12,7 +12,7 @@ from ..chain.epochview import read_epoch
 from ..chain.ledger import CommitRecord, EpochRecord
 from ..store import FetchError, commit_url, commitment_of, download_committed, hex_to_bytes32, shared_files
 from ..store.codec import decode
-from .merging import MergeInputs, copied_steps, merge_inputs, merge_updates
+from .merging import MergeInputs, invalid_steps, merge_inputs, merge_updates
 from .work import EpochWork, log
 
 
@@ -132,9 +132,10 @@ class LeadPhase:
                             ", ".join(nodes[i] for i in sorted(indices)), sha[:12])
                 for index in indices:
                     work.updates.pop(index, None)
-        for index, cosine in copied_steps(work.updates, self.global_state, self.prior_state).items():
-            log.warning("epoch %d: COPY: rejected update of %s: its step repeats the previous merged step "
-                        "(cosine %.3f)", record.epoch, nodes[index], cosine)
+        for index, (check, value) in invalid_steps(work.updates, self.global_state, self.prior_state).items():
+            log.warning("epoch %d: %s: rejected update of %s: %s", record.epoch, check.upper(), nodes[index],
+                        "its step repeats the previous merged step (cosine %.3f)" % value if check == "copy" else
+                        "its step moves its coordinates one way (sign balance %.3f from the epoch's median)" % value)
             work.updates.pop(index)
 
     def _fetch_update(self, record: EpochRecord, commit: CommitRecord, keep: bool) -> tuple[str, Any]:

@@ -1,6 +1,6 @@
 """What a node merges and how it values it: the inputs of an epoch's merge in canonical
 order, the merge itself, the coalition utility every participant is scored with (the
-swarm's own merge of each coalition) and the copy check. Pure functions of their
+swarm's own merge of each coalition) and the validity checks. Pure functions of their
 arguments, so every node that has the same files computes the same bytes."""
 
 from __future__ import annotations
@@ -61,18 +61,27 @@ def contribution_utility(model: torch.nn.Module, rule: str, inputs: MergeInputs,
                         anchor=inputs.anchor, absent=swarm_absent(rule), device=device)
 
 
-def copied_steps(updates: Mapping[int, dict[str, torch.Tensor]], previous: dict[str, torch.Tensor],
-                 prior: dict[str, torch.Tensor] | None) -> dict[int, float]:
-    """The updates (by commit index) whose step copies the previous merged step ``previous -
-    prior`` (``trainer.validity``: cosine at or above its threshold), with that cosine. A
-    node that trained nothing can commit the global model moved once more the way it last
-    moved; every validator reaches the same verdict from the two public global models.
-    Nothing is a copy when ``prior`` is unknown (the first epoch, or a node that skipped
-    one)."""
-    from trainer.validity import is_copy, step_cosines
+def invalid_steps(updates: Mapping[int, dict[str, torch.Tensor]], previous: dict[str, torch.Tensor],
+                  prior: dict[str, torch.Tensor] | None) -> dict[int, tuple[str, float]]:
+    """The updates (by commit index) that fail a ``trainer.validity`` check, with the check
+    (``"copy"`` or ``"one-sided"``) and the value that failed it: a step that copies the
+    previous merged step ``previous - prior`` (its cosine at or above the threshold: a node
+    that trained nothing can commit the global model moved once more the way it last moved),
+    or a one-sided step (its sign balance's distance from the median of the epoch's updates,
+    the "mean +- z * std" family). Every validator reaches the same verdict from the public
+    global models and the epoch's updates. Nothing is a copy when ``prior`` is unknown (the
+    first epoch, or a node that skipped one); the sign balance needs only ``previous``."""
+    from trainer.validity import balance_deviations, is_copy, is_one_sided, step_cosines
 
-    if prior is None or not updates:
+    if not updates:
         return {}
     indices = sorted(updates)
-    cosines = step_cosines([updates[i] for i in indices], previous, prior)
-    return {i: c for i, c in zip(indices, cosines, strict=True) if is_copy(c)}
+    steps = [updates[i] for i in indices]
+    invalid: dict[int, tuple[str, float]] = {}
+    if prior is not None:
+        cosines = step_cosines(steps, previous, prior)
+        invalid.update({i: ("copy", c) for i, c in zip(indices, cosines, strict=True) if is_copy(c)})
+    for i, deviation in zip(indices, balance_deviations(steps, previous), strict=True):
+        if i not in invalid and is_one_sided(deviation):
+            invalid[i] = ("one-sided", deviation)
+    return dict(sorted(invalid.items()))

@@ -21,7 +21,7 @@ def test_quick_fairness_report(tmp_path):
     assert report["config"]["epochs"] == 2 and report["config"]["seeds"] == [0]
     assert set(report["figures"]) == {"dirichlet", "quality"}
     expected = {"honest_zero_pairs", "honest_suspended", "worst_payout_to_data", "accuracy", "copy_cosine_max",
-                "lying_1", "lying_2", "sybil_split", "sybil_pool", "rogue_sign_flip", "rogue_extrapolated_c1"}
+                "balance_deviation_max", "lying_1", "lying_2", "sybil_split", "sybil_pool", "rogue_sign_flip", "rogue_extrapolated_c1"}
     for partition in ("dirichlet",):
         figures = report["figures"][partition]
         assert set(figures) == expected
@@ -30,6 +30,7 @@ def test_quick_fairness_report(tmp_path):
             assert all(math.isfinite(v) for v in figure["per_seed"]) and len(figure["seeds"]) == len(figure["per_seed"])
         assert 0 <= figures["honest_zero_pairs"]["mean"] <= 1 and 0 <= figures["lying_1"]["mean"] <= 1
         assert 0.3 < figures["accuracy"]["mean"] <= 1 and -1 <= figures["copy_cosine_max"]["mean"] < 0.95
+        assert 0 <= figures["balance_deviation_max"]["mean"] < 0.3  # no honest step judged one-sided
         assert figures["sybil_split"]["mean"] > 0 and figures["sybil_pool"]["mean"] > 0
         assert figures["rogue_extrapolated_c1"]["mean"] >= 0 and figures["worst_payout_to_data"]["mean"] >= 0
     assert -1 <= report["figures"]["quality"]["quality_spearman"]["mean"] <= 1

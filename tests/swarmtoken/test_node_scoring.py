@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from swarmtoken.chain.ledger import CommitRecord
-from swarmtoken.node.merging import contribution_utility, copied_steps, merge_inputs, merge_updates
+from swarmtoken.node.merging import contribution_utility, invalid_steps, merge_inputs, merge_updates
 from trainer.models import build_model
 from trainer.scoring import make_utility
 from tests.trainer.modules import balanced_neg_cross_entropy
@@ -86,6 +86,20 @@ def test_an_update_that_repeats_the_previous_merged_step_is_a_copy(epoch):
     last_step = {k: previous[k] - prior[k] for k in previous}
     forged = {k: v + 0.5 * last_step[k] + 1e-3 * torch.randn(v.shape, generator=gen, dtype=v.dtype)
               for k, v in previous.items()}
-    copies = copied_steps({**updates, 7: forged}, previous, prior)
-    assert list(copies) == [7] and copies[7] > 0.95
-    assert copied_steps({**updates, 7: forged}, previous, None) == {}
+    copies = invalid_steps({**updates, 7: forged}, previous, prior)
+    assert list(copies) == [7] and copies[7][0] == "copy" and copies[7][1] > 0.95
+    assert invalid_steps({**updates, 7: forged}, previous, None) == {}
+
+
+def test_a_step_pushed_one_way_is_rejected_whatever_the_prior(epoch):
+    """ALIE's ``mean - z * std`` of the honest steps: the standard deviation is positive in
+    every coordinate, so the step leans one way; the honest steps do not."""
+    previous, updates = epoch["previous"], epoch["updates"]
+    steps = [{k: u[k] - previous[k] for k in previous} for u in updates.values()]
+    mean = {k: torch.stack([s[k] for s in steps]).mean(0) for k in previous}
+    spread = {k: torch.stack([s[k] for s in steps]).std(0) for k in previous}
+    alie = {k: previous[k] + mean[k] - 1.0 * spread[k] for k in previous}
+    for prior in (None, previous):
+        rejected = invalid_steps({**updates, 7: alie}, previous, prior)
+        assert list(rejected) == [7] and rejected[7][0] == "one-sided" and rejected[7][1] >= 0.3
+    assert invalid_steps(updates, previous, None) == {}

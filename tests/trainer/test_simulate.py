@@ -62,8 +62,9 @@ def test_rogues_are_drawn_by_fraction_or_given(wine_split):
 
 def test_model_attack_changes_the_merge(wine_split):
     clean = _run(wine_split, scorer=None, epochs=2)
+    # (the sign-balance check off: on this 139-parameter model it rejects the noise)
     attacked = _run(wine_split, scorer=None, epochs=2, attack="gaussian_noise", rogue_ids=[0],
-                    attack_options={"sigma": 5.0})
+                    attack_options={"sigma": 5.0}, sign_balance=None)
     assert attacked.final.loss > 2 * clean.final.loss
     assert attacked.epochs[0].test.loss > 2 * clean.epochs[0].test.loss
 
@@ -289,8 +290,10 @@ def test_a_lying_validator_reports_plus_one_for_itself_and_minus_one_for_the_oth
 
 
 def test_a_suspended_node_stops_taking_part(wine_split):
+    # The sign-balance check off: the reversed step must be merged and scored to earn strikes
+    # (on wine's small model the honest steps share a sign bias, so its reverse is one-sided).
     result = _run(wine_split, epochs=4, rogues=[Rogue(0, "sign_flip", {"scale": 5.0})],
-                  economy=Economy(suspend_after=1))
+                  economy=Economy(suspend_after=1), sign_balance=None)
     first = result.epochs[0].money
     assert first.smoothed[0] <= 0 and first.suspended[0] and first.strikes[0] == 1
     assert result.suspended() == [0]
@@ -298,7 +301,7 @@ def test_a_suspended_node_stops_taking_part(wine_split):
         assert 0 not in record.participants and 0 not in record.reporters
         assert record.money.payouts[0] == 0 and 0 <= record.leader != 0
     never = _run(wine_split, epochs=4, rogues=[Rogue(0, "sign_flip", {"scale": 5.0})],
-                 economy=Economy(suspend_after=0))
+                 economy=Economy(suspend_after=0), sign_balance=None)
     assert never.suspended() == [] and all(0 in r.participants for r in never.epochs)
 
 
@@ -315,6 +318,20 @@ def test_an_extrapolated_copy_of_the_last_merged_step_is_rejected_and_unpaid(win
     assert all(r.rejected == () for r in unchecked.epochs)
 
 
+def test_a_one_sided_alie_update_is_rejected_and_unpaid_once_it_has_peers(wine_split):
+    """ALIE (mean - z * std of the previous epoch's honest steps) is one-sided: rejected from
+    epoch 1 on (in epoch 0 it has no peers and commits its honest update, which is merged);
+    the honest steps stay balanced. With the check off it is merged every epoch."""
+    result = _run(wine_split, epochs=3, rogues=[Rogue(1, "alie", {"z": 1.0})])
+    assert result.epochs[0].participants == (0, 1, 2, 3)
+    for record in result.epochs[1:]:
+        assert record.rejected == (1,) and 1 not in record.participants
+        assert record.balance_deviations[1] >= 0.3 and max(record.balance_deviations[i] for i in (0, 2, 3)) < 0.3
+        assert record.money.payouts[1] == 0
+    unchecked = _run(wine_split, epochs=3, rogues=[Rogue(1, "alie", {"z": 1.0})], sign_balance=None)
+    assert all(r.rejected == () for r in unchecked.epochs)
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"rogues": [Rogue(1, "sign_flip")], "attack": "sign_flip"}, SimulationConfigError, "not both"),
     ({"rogues": [Rogue(1, "sign_flip"), Rogue(1, "scaled")]}, SimulationConfigError, "name a node twice"),
@@ -323,6 +340,8 @@ def test_an_extrapolated_copy_of_the_last_merged_step_is_rejected_and_unpaid(win
     ({"rogues": [Rogue(1, report="flattering")]}, SimulationConfigError, "unknown report attack 'flattering'"),
     ({"rogues": [Rogue(1, "teleport")]}, UnknownAttackError, "unknown attack 'teleport'"),
     ({"copy_cosine": 1.5}, SimulationConfigError, "copy_cosine must be in"),
+    ({"sign_balance": 0.0}, SimulationConfigError, "sign_balance must be in"),
+    ({"sign_balance": 2.5}, SimulationConfigError, "sign_balance must be in"),
 ])
 def test_bad_rogue_and_money_arguments_are_named(wine_split, kwargs, error, message):
     with pytest.raises(error, match=message):
@@ -333,10 +352,12 @@ def test_the_default_utility_pays_each_node_its_part_of_the_merged_step(wine_spl
     """absent="share": an update the merge gives no trust (reversed) scores exactly 0 with
     every validator; a rule whose step is no combination of the updates is scored with
     "previous" by default (as the nodes do) and refuses "share"."""
-    result = _run(wine_split, epochs=2, merge="fltrust_median", rogues=[Rogue(2, "sign_flip")])
+    # (the sign-balance check off, so that the reversed update is merged and scored)
+    result = _run(wine_split, epochs=2, merge="fltrust_median", rogues=[Rogue(2, "sign_flip")], sign_balance=None)
     for record in result.epochs:
         assert (record.validator_scores[:, 2] == 0).all() and (record.validator_scores[:, [0, 1, 3]] != 0).all()
-    previous = _run(wine_split, epochs=1, merge="fltrust_median", rogues=[Rogue(2, "sign_flip")], absent="previous")
+    previous = _run(wine_split, epochs=1, merge="fltrust_median", rogues=[Rogue(2, "sign_flip")], absent="previous",
+                    sign_balance=None)
     assert (previous.epochs[0].validator_scores[:, 2] != 0).any()
     with pytest.raises(ScoringInputError, match="absent='share' needs a rule"):
         _run(wine_split, epochs=1, merge="median", absent="share")

@@ -1,4 +1,5 @@
-"""The copy check: an update that replays the previous merged step is exposed, honest ones are not."""
+"""The validity checks: an update that replays the previous merged step, or whose step is
+one-sided (the "mean +- z * std" family), is exposed; honest ones are not."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import pytest
 import torch
 
 from trainer.params import ShapeMismatchError
-from trainer.validity import ValidityError, copies_previous_step, is_copy, step_cosines
+from trainer.attacks import alie, rebase
+from trainer.validity import (DEFAULT_SIGN_BALANCE, ValidityError, balance_deviations, copies_previous_step, is_copy,
+                              is_one_sided, one_sided_steps, step_balances, step_cosines)
 
 PRIOR = {"w": torch.tensor([0.0, 0.0, 0.0])}
 PREVIOUS = {"w": torch.tensor([1.0, 0.0, 0.0])}  # the previous merged step is (1, 0, 0)
@@ -42,3 +45,63 @@ def test_malformed_updates_are_refused() -> None:
         step_cosines([{"w": torch.zeros(2)}], PREVIOUS, PRIOR)
     with pytest.raises(ShapeMismatchError):
         step_cosines([_update(1, 0, 0)], PREVIOUS, {"w": torch.zeros(4)})
+
+
+def test_sign_balances_of_the_steps() -> None:
+    got = step_balances([_update(1, -1, 0), _update(1, 1, 1), _update(-2, -1, 1), _update(0, 0, 0)], PREVIOUS)
+    assert got == pytest.approx([0.0, 1.0, -0.5, 0.0])
+    assert step_balances([], PREVIOUS) == []
+
+
+def test_balance_deviations_are_taken_from_the_median_balance() -> None:
+    # balances 0.2, 1, -0.6, 0 (median 0.1); and 0.2, 1/3, 1 (median 1/3)
+    updates = [_update(1, -1, 0.5), _update(1, 1, 1), _update(-1, -1, 0.5), _update(0, 0, 0)]
+    assert balance_deviations(updates, PREVIOUS) == pytest.approx([0.1, 0.9, 0.7, 0.1])
+    assert balance_deviations(updates[:1], PREVIOUS) == [0.0]
+    assert balance_deviations([], PREVIOUS) == []
+    assert balance_deviations([_update(1, -1, 0.5), _update(1, -1, 1), _update(1, 1, 1)], PREVIOUS) == pytest.approx(
+        [2 / 15, 0.0, 2 / 3])
+
+
+def test_one_sided_steps_are_those_at_or_above_the_threshold_either_way() -> None:
+    updates = [_update(1, -1, 0.5), _update(1, 1, 1), _update(-1, -1, 0.5), _update(0, 0, 0)]
+    assert one_sided_steps(updates, PREVIOUS) == [False, True, True, False]
+    assert one_sided_steps(updates, PREVIOUS, threshold=0.05) == [True, True, True, True]
+    assert one_sided_steps(updates, PREVIOUS, threshold=0.8) == [False, True, False, False]
+    assert is_one_sided(DEFAULT_SIGN_BALANCE) and not is_one_sided(DEFAULT_SIGN_BALANCE - 1e-4)
+
+
+def test_a_shared_sign_bias_of_honest_steps_is_not_one_sided() -> None:
+    """Steps that all lean the same way (inputs and model can give them one) are judged
+    against each other, not against 0."""
+    updates = [_update(1, 1, -0.5), _update(1, 1, -0.4), _update(1, 1, -0.6), _update(1, 1, -0.3)]
+    assert min(step_balances(updates, PREVIOUS)) > 0.3
+    assert one_sided_steps(updates, PREVIOUS) == [False] * 4
+
+
+def test_a_mean_minus_z_std_step_is_one_sided_and_noisy_steps_are_not() -> None:
+    """ALIE built from peers' steps that move coordinates both ways is one-sided: the
+    coordinate-wise std is >= 0 everywhere; the peers' own steps are balanced."""
+    gen = torch.Generator().manual_seed(0)
+    previous = {"w": torch.randn(2000, generator=gen)}
+    peers = [{"w": previous["w"] + 0.1 * torch.randn(2000, generator=gen)} for _ in range(6)]
+    forged = alie(peers[0], previous=previous, peers=rebase(peers, previous, previous), seed=0, z=1.0)
+    balances = step_balances([*peers, forged], previous)
+    assert max(abs(b) for b in balances[:-1]) < 0.1 and balances[-1] < -0.5
+    assert one_sided_steps([*peers, forged], previous) == [False] * 6 + [True]
+    assert balance_deviations([*peers, forged], previous)[-1] > 0.5
+
+
+@pytest.mark.parametrize("threshold", [0.0, 2.5, -0.2])
+def test_a_sign_balance_threshold_outside_0_2_is_refused(threshold) -> None:
+    with pytest.raises(ValidityError, match="threshold must be in"):
+        one_sided_steps([_update(1, 0, 0)], PREVIOUS, threshold=threshold)
+    with pytest.raises(ValidityError, match=r"threshold must be in \(0, 2\]"):
+        is_one_sided(0.5, threshold)
+
+
+def test_malformed_updates_are_refused_by_the_sign_balance() -> None:
+    with pytest.raises(ShapeMismatchError):
+        step_balances([{"w": torch.zeros(2)}], PREVIOUS)
+    with pytest.raises(ShapeMismatchError):
+        one_sided_steps([_update(1, 0, 0), {"w": torch.zeros(4)}], PREVIOUS)
