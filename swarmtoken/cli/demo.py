@@ -78,6 +78,12 @@ class DemoOptions:
         check_registered("--dataset", self.dataset, DATASETS)
 
     @property
+    def min_peers(self) -> int:
+        """3, or the number of honest nodes if fewer: the rogues are suspended in time, and a
+        swarm that needs more active members than it has left would wait for ever."""
+        return min(3, self.nodes - self.rogue - len(self.protocol_attacks))
+
+    @property
     def rogue_ids(self) -> list[int]:
         """The last ``rogue`` shards are rogue: fixed, so reruns and the simulator agree."""
         return list(range(self.nodes - self.rogue, self.nodes))
@@ -198,7 +204,7 @@ class LocalSwarm:
 
         opts = self.options
         data = load_dataset(opts.dataset, seed=opts.seed)
-        config = SwarmConfig(min_peers=3, max_peers=max(16, opts.nodes), commit_window=opts.commit_window,
+        config = SwarmConfig(min_peers=opts.min_peers, max_peers=max(16, opts.nodes), commit_window=opts.commit_window,
                              merge_window=opts.merge_window, report_window=opts.report_window,
                              reward_per_epoch="1000", merge_rule=opts.merge, scorer=opts.scorer,
                              max_epochs=opts.epochs, n_features=data.n_features, n_classes=data.n_classes)

@@ -65,6 +65,16 @@ def test_demo_refuses_too_many_rogues(tmp_path):
     assert result.exit_code == 2 and "fewer than half of --nodes" in result.output
 
 
+def test_a_demo_swarm_never_needs_more_active_members_than_its_honest_nodes():
+    """Three nodes, one rogue: once the rogue is suspended two remain, and a minimum of three
+    would stall the swarm for good."""
+    from swarmtoken.cli.demo import DemoOptions
+
+    assert DemoOptions(nodes=3, rogue=1).min_peers == 2
+    assert DemoOptions(nodes=5, rogue=1, protocol_attacks=("copycat",)).min_peers == 3
+    assert DemoOptions(nodes=5, rogue=0).min_peers == 3
+
+
 @pytest.mark.parametrize("option, known", [("--attack", "alie"), ("--merge", "fltrust_median"),
                                            ("--scorer", "shapley_quadratic"), ("--dataset", "wine"),
                                            ("--protocol-attack", "copycat")])
