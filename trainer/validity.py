@@ -45,6 +45,8 @@ __all__ = ["DEFAULT_COPY_COSINE", "DEFAULT_SIGN_BALANCE", "ValidityError", "copi
 DEFAULT_COPY_COSINE = 0.95
 #: Deviation of a step's sign balance from the epoch's median at or above which it is one-sided.
 DEFAULT_SIGN_BALANCE = 0.3
+#: Fewest updates whose median sign balance a step is judged against.
+MIN_BALANCE_UPDATES = 3
 
 
 class ValidityError(ValueError):
@@ -118,13 +120,15 @@ def step_balances(updates: Sequence[StateDict], previous: StateDict) -> list[flo
 def balance_deviations(updates: Sequence[StateDict], previous: StateDict) -> list[float]:
     """How far each update's sign balance (:func:`step_balances`) lies from the median
     balance of all ``updates`` (the mean of the two middle ones for an even count), in [0, 2].
+    With fewer than MIN_BALANCE_UPDATES updates every deviation is 0: the median of two is
+    their mean, equally far from both, so an honest update would fall with a forged one.
 
     Raises:
         UpdateError (and subclasses): an update does not match ``previous``.
     """
     balances = step_balances(updates, previous)
-    if not balances:
-        return []
+    if len(balances) < MIN_BALANCE_UPDATES:
+        return [0.0] * len(balances)
     median = statistics.median(balances)
     return [abs(balance - median) for balance in balances]
 

@@ -132,11 +132,19 @@ class LeadPhase:
                             ", ".join(nodes[i] for i in sorted(indices)), sha[:12])
                 for index in indices:
                     work.updates.pop(index, None)
-        for index, (check, value) in invalid_steps(work.updates, self.global_state, self.prior_state).items():
+                    work.rejected_steps.pop(index, None)
+        # Judge the same whole set on every pass (a retried validation or merge calls this
+        # again): the sign-balance verdicts depend on it through its median.
+        judged = {**work.updates, **work.rejected_steps}
+        invalid = invalid_steps(judged, self.global_state, self.prior_state)
+        for index, (check, value) in invalid.items():
+            if index in work.rejected_steps:
+                continue
             log.warning("epoch %d: %s: rejected update of %s: %s", record.epoch, check.upper(), nodes[index],
                         "its step repeats the previous merged step (cosine %.3f)" % value if check == "copy" else
                         "its step moves its coordinates one way (sign balance %.3f from the epoch's median)" % value)
-            work.updates.pop(index)
+        work.rejected_steps = {i: u for i, u in judged.items() if i in invalid}
+        work.updates = {i: u for i, u in judged.items() if i not in invalid}
 
     def _fetch_update(self, record: EpochRecord, commit: CommitRecord, keep: bool) -> tuple[str, Any]:
         """One committed update: ours from the store, anyone else's from its committer. The

@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import torch
 
@@ -199,8 +200,9 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         self._notes: dict[str, str] = {}  # what the node last said about its membership and the quorum
         self._acted = False  # a transaction of ours went through in this pass of the loop
         self._member_read: Any = None  # this pass's memberOf (see `_member`)
-        self.heads: NewHeads | None = None  # the chain's block announcements, while `run` runs
+        self.heads = NewHeads("")  # the chain's block announcements once `run` subscribes (none yet)
         self._heads_seen = 0  # blocks announced when this pass of the loop began
+        self._lost = False  # the chain lost our last transaction: take the next nonce from its mined count
         self._load_checkpoint()
 
     def _decoy(self) -> str:
@@ -232,7 +234,9 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         self.server.start()
         self.heads = NewHeads(getattr(web3.provider, "endpoint_uri", None) or "")
         if self.heads.active:
-            log.info("waiting on the chain's new blocks as it announces them (%s)", self.heads.url)
+            where = urlsplit(self.heads.url)  # no path or credentials (an API key) in the log
+            log.info("waiting on the chain's new blocks as it announces them (%s://%s:%s)", where.scheme,
+                     where.hostname, where.port or "")
         else:
             log.info("the chain offers no block subscriptions; polling its block number every %.0f ms",
                      BLOCK_CHECK_S * 1000)
@@ -444,36 +448,39 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         from brownie.exceptions import VirtualMachineError
         from web3.exceptions import ContractLogicError, TimeExhausted
 
-        try:
-            # The nonce the chain has mined to, not brownie's history nor the pool's count:
-            # after a reorganisation dropped our last transaction brownie waits for the
-            # chain's nonce to pass it, for ever, and the pool may count a transaction of
-            # ours stuck behind the lost one. A node waits for each receipt before it sends
-            # again, so no transaction of its own is legitimately pending here.
-            nonce = web3.eth.get_transaction_count(self.address, "latest")
-            tx = getattr(self.swarm, method)(*args, {"from": self.account, "required_confs": 0, "nonce": nonce},
-                                             silent=True)
-            receipt = await_receipt(web3, tx.txid, self.address, nonce, TX_RECEIPT_TIMEOUT_S)
-        except VirtualMachineError as exc:
-            reason = exc.revert_msg
-        except ContractLogicError as exc:  # a live network: the gas estimate meets the revert, web3 raises
-            reason = custom_error_text(exc, self.swarm.abi)
-        except TransactionLost:
-            log.warning("%s: the chain lost the transaction (recent blocks were reorganised?); the node goes on "
-                        "from the chain's state", method)
-            if required:  # nothing to go on from without it (enrolment): send it again
-                return self._send(method, *args, required=True)
-            return False
-        except TimeExhausted:
-            log.warning("%s: no receipt within %.0f s (a slow or congested chain?); the node goes on from "
-                        "the chain's state", method, TX_RECEIPT_TIMEOUT_S)
-            return False
-        else:
-            if receipt["status"] == 1:
-                self._acted = True  # the loop's next pass follows at once: our own change moved the state
-                self._member_read = None
-                return True
-            reason = "reverted on chain"
+        while True:
+            try:
+                # The pool's count, which covers a transaction of ours still pending on a slow
+                # chain; after a loss the chain's mined count instead: brownie's history would
+                # wait for ever for the chain's nonce to pass a dropped transaction, and the
+                # pool may still count one of ours stuck behind it.
+                nonce = web3.eth.get_transaction_count(self.address, "latest" if self._lost else "pending")
+                tx = getattr(self.swarm, method)(*args, {"from": self.account, "required_confs": 0,
+                                                         "nonce": nonce}, silent=True)
+                receipt = await_receipt(web3, tx.txid, self.address, nonce, TX_RECEIPT_TIMEOUT_S)
+            except VirtualMachineError as exc:
+                reason = exc.revert_msg
+            except ContractLogicError as exc:  # a live network: the gas estimate meets the revert, web3 raises
+                reason = custom_error_text(exc, self.swarm.abi)
+            except TransactionLost:
+                log.warning("%s: the chain lost the transaction (recent blocks were reorganised?); the node goes "
+                            "on from the chain's state", method)
+                self._lost = True
+                if required and not self.stopping.is_set():  # nothing to go on from without it (enrolment)
+                    continue
+                return False
+            except TimeExhausted:
+                log.warning("%s: no receipt within %.0f s (a slow or congested chain?); the node goes on from "
+                            "the chain's state", method, TX_RECEIPT_TIMEOUT_S)
+                return False
+            else:
+                self._lost = False
+                if receipt["status"] == 1:
+                    self._acted = True  # the loop's next pass follows at once: our own change moved the state
+                    self._member_read = None
+                    return True
+                reason = "reverted on chain"
+            break
         if required:
             raise NodeError(f"{method} was refused by the contract: {reason}") from None
         log.info("%s refused by the contract: %s", method, reason)

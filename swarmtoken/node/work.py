@@ -29,6 +29,9 @@ class EpochWork:
 
     own_sha: str | None = None
     updates: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)  # the valid ones
+    # Well-formed updates a validity check rejected: judged again with the valid ones, so the
+    # verdicts (which depend on the whole set, through a median) are the same on every pass.
+    rejected_steps: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
     shas: dict[int, str] = field(default_factory=dict)  # file hash per fetched commit index
     fetched: set[int] = field(default_factory=set)  # commit indices tried (valid or not)
     merged_sha: str | None = None

@@ -63,6 +63,15 @@ def test_balance_deviations_are_taken_from_the_median_balance() -> None:
         [2 / 15, 0.0, 2 / 3])
 
 
+def test_two_updates_are_not_judged_by_their_median() -> None:
+    """The median of two is their mean, equally far from both: an honest step would fall with
+    a one-sided one, so with fewer than three updates nothing is one-sided."""
+    honest, forged = _update(1, -1, 0.1), _update(1, 1, 1)
+    assert balance_deviations([honest, forged], PREVIOUS) == [0.0, 0.0]
+    assert one_sided_steps([honest, forged], PREVIOUS) == [False, False]
+    assert one_sided_steps([honest, _update(-1, 1, 0.2), forged], PREVIOUS) == [False, False, True]
+
+
 def test_one_sided_steps_are_those_at_or_above_the_threshold_either_way() -> None:
     updates = [_update(1, -1, 0.5), _update(1, 1, 1), _update(-1, -1, 0.5), _update(0, 0, 0)]
     assert one_sided_steps(updates, PREVIOUS) == [False, True, True, False]
