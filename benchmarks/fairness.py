@@ -80,6 +80,12 @@ ATTACKS: dict[str, tuple[str, dict[str, float]]] = {
     "extrapolated_c1": ("extrapolated", {"c": 1.0}),
     "alie_z1": ("alie", {"z": 1.0}),
     "alie_z3": ("alie", {"z": 3.0}),
+    # Beyond the list: the obvious next moves of a faker who meets the copy and
+    # sign-balance checks (copies of public steps disguised with orthogonal noise to
+    # cosine 0.9, under the copy check's 0.95; ALIE with a z too small to be one-sided).
+    "extrapolated_c1_cos0.9": ("extrapolated", {"c": 1.0, "cosine": 0.9}),
+    "stale_peers_cos0.9": ("alie", {"z": 0.0, "cosine": 0.9}),
+    "alie_z0.1": ("alie", {"z": 0.1}),
 }
 GROUPS = ("base", "lying", "sybil", "quality")
 #: figure -> (which seed is worst: "max" or "min" or "far1" (furthest from 1), target or None)

@@ -15,7 +15,14 @@ With the honest delta ``x = honest - previous`` and the honest peers' deltas ``x
 * ``alie``:           previous + mu - z * s               ("a little is enough",
   Baruch et al. 2019), mu and s the coordinate-wise mean and standard deviation of
   the peers' deltas; z = Phi^{-1}((n - s') / n) with s' = floor(n / 2 + 1) - f when
-  ``n`` and ``f`` are given, else ``z`` (default 1.0).
+  ``n`` and ``f`` are given, else ``z`` (default 1.0). With z = 0 it is a stale copy of
+  the peers' mean step.
+
+``extrapolated`` and ``alie`` take ``cosine`` (default 1: off): the forged step is
+disguised with seeded Gaussian noise orthogonal to it, scaled so that the committed step
+has exactly that cosine with the forged one (:func:`disguise`). It is how a copy of public
+information slips under a check that compares directions (a copy check at cosine 0.95
+passes ``cosine=0.9``) while keeping most of what the copy is worth.
 
 Lying validator (``REPORT_ATTACKS``, applied to a validator's score vector, not to an
 update): ``lying`` reports +1 for its own update and -1 for every other.
@@ -40,6 +47,7 @@ reads ``prior``, the global model before ``previous``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -213,19 +221,37 @@ def stale_noise(
     return _forge(previous, honest, noise * (fraction * torch.linalg.vector_norm(delta) / torch.linalg.vector_norm(noise)))
 
 
+def disguise(step: torch.Tensor, cosine: float, seed: int) -> torch.Tensor:
+    """``step`` plus seeded Gaussian noise orthogonal to it, of norm ``||step|| tan(acos(cosine))``,
+    so the result has cosine ``cosine`` with ``step``; ``cosine = 1`` (or a zero step) returns
+    ``step`` unchanged.
+
+    Raises:
+        AttackOptionError: ``cosine`` is not in (0, 1].
+    """
+    if not 0 < cosine <= 1:
+        raise AttackOptionError(f"cosine must be in (0, 1], got {cosine!r}")
+    norm = torch.linalg.vector_norm(step)
+    if cosine == 1 or float(norm) == 0.0:
+        return step
+    noise = torch.randn(step.shape, generator=torch.Generator().manual_seed(seed), dtype=step.dtype)
+    noise = noise - (noise @ step) / (norm * norm) * step
+    return step + noise * (norm * math.tan(math.acos(cosine)) / torch.linalg.vector_norm(noise))
+
+
 @register_attack("extrapolated", prior=True)
 def extrapolated(
     honest: StateDict, *, previous: StateDict, peers: Sequence[StateDict], seed: int, prior: StateDict,
-    c: float = 1.0,
+    c: float = 1.0, cosine: float = 1.0,
 ) -> StateDict:
     """Commit ``previous + c (previous - prior)``: the previous epoch's merged step again,
     which everyone can compute and which points roughly where the swarm is going, with no
-    data behind it."""
+    data behind it (``cosine < 1``: disguised, see :func:`disguise`)."""
     if not c > 0:
         raise AttackOptionError(f"extrapolated: c must be > 0, got {c!r}")
     _delta(honest, previous)
     validate_updates([prior], previous)
-    return _forge(previous, honest, c * (flatten(previous) - flatten(prior)))
+    return _forge(previous, honest, disguise(c * (flatten(previous) - flatten(prior)), cosine, seed))
 
 
 def alie_z(n: int, f: int) -> float:
@@ -252,13 +278,15 @@ def alie(
     z: float | None = None,
     n: int | None = None,
     f: int | None = None,
+    cosine: float = 1.0,
 ) -> StateDict:
     """"A little is enough": commit previous + mean - z * std of the peers' deltas.
 
     Why it hurts: each coordinate stays within z standard deviations of the honest
     mean, so median/trimmed-mean/Krum accept it, yet all rogues push the same way
     every epoch. Pass ``z``, or ``n`` (participants) and ``f`` (rogues) for the
-    paper's z; default z = 1.0. Needs at least 2 peers (a standard deviation).
+    paper's z; default z = 1.0 (z = 0: the peers' mean, a stale copy). ``cosine < 1``
+    disguises the step (:func:`disguise`). Needs at least 2 peers (a standard deviation).
     """
     if z is not None and (n is not None or f is not None):
         raise AttackOptionError("alie: give either z or (n, f), not both")
@@ -275,7 +303,7 @@ def alie(
     deltas = torch.stack([flatten(p) - base for p in peers])
     mu = deltas.mean(dim=0)
     sd = deltas.std(dim=0, correction=0)
-    return _forge(previous, honest, mu - z_used * sd)
+    return _forge(previous, honest, disguise(mu - z_used * sd, cosine, seed))
 
 
 @register_attack("label_flip", data=True)

@@ -19,7 +19,7 @@ from trainer.attacks import (
     needs_prior,
     rebase,
 )
-from trainer.params import NonFiniteError, ShapeMismatchError
+from trainer.params import NonFiniteError, ShapeMismatchError, flatten
 
 PREVIOUS = {"w": torch.tensor([1.0, 1.0, 1.0]), "n": torch.tensor(2)}
 HONEST = {"w": torch.tensor([2.0, 0.0, 1.5]), "n": torch.tensor(3)}
@@ -211,3 +211,36 @@ def test_a_lying_validator_reports_plus_one_for_itself_and_minus_one_for_the_res
 
 def test_alie_z_is_settable() -> None:
     assert _run("alie", z=3.0)["w"].tolist() == [1.0 + 2 - 3.0, 1.0 - 3.0, 1.0]
+
+
+def test_a_disguised_copy_has_exactly_the_asked_cosine_with_what_it_copies() -> None:
+    previous = {"w": torch.zeros(5000, dtype=torch.float64)}
+    prior = {"w": -torch.linspace(0.1, 1.0, 5000, dtype=torch.float64)}  # previous merged step: +linspace
+    step = flatten(previous) - flatten(prior)
+    forged = apply_attack("extrapolated", previous, previous=previous, peers=[], seed=7, prior=prior, cosine=0.9)
+    cos = float(torch.nn.functional.cosine_similarity(forged["w"], step, dim=0))
+    assert cos == pytest.approx(0.9, abs=1e-9)
+    assert float(forged["w"] @ step) == pytest.approx(float(step @ step), rel=1e-9)  # the copy is all there
+    again = apply_attack("extrapolated", previous, previous=previous, peers=[], seed=7, prior=prior, cosine=0.9)
+    other = apply_attack("extrapolated", previous, previous=previous, peers=[], seed=8, prior=prior, cosine=0.9)
+    assert torch.equal(forged["w"], again["w"]) and not torch.equal(forged["w"], other["w"])
+    # cosine 1 is the plain copy; epoch 0 (no previous step) stays a free rider
+    assert torch.equal(apply_attack("extrapolated", previous, previous=previous, peers=[], seed=7, prior=prior)["w"], step)
+    assert torch.equal(apply_attack("extrapolated", previous, previous=previous, peers=[], seed=7, prior=previous,
+                                    cosine=0.5)["w"], previous["w"])
+
+
+def test_alie_with_z_0_is_a_stale_copy_of_the_peers_mean_and_can_be_disguised() -> None:
+    assert _run("alie", z=0.0)["w"].tolist() == [3.0, 1.0, 1.0]  # previous + mean (2, 0, 0)
+    forged = _run("alie", z=0.0, cosine=0.5)["w"] - PREVIOUS["w"]
+    assert float(torch.nn.functional.cosine_similarity(forged.double(), torch.tensor([2.0, 0.0, 0.0], dtype=torch.float64),
+                                                       dim=0)) == pytest.approx(0.5, abs=1e-6)
+
+
+@pytest.mark.parametrize("cosine", [0.0, -0.5, 1.5, float("nan")])
+def test_a_disguise_cosine_outside_0_1_is_refused(cosine) -> None:
+    prior = {"w": torch.tensor([0.0, 1.0, 1.0]), "n": torch.tensor(1)}
+    with pytest.raises(AttackOptionError, match="cosine must be in"):
+        _run("extrapolated", prior=prior, cosine=cosine)
+    with pytest.raises(AttackOptionError, match="cosine must be in"):
+        _run("alie", cosine=cosine)
