@@ -39,7 +39,10 @@ each target with its threshold and pass/fail, judged on the worst seed (``pass``
 the mean (``pass_mean``).
 
 Usage: ``python benchmarks/fairness.py --out benchmarks/results/fairness.json [--quick]
-[--seeds N] [--only base lying sybil quality ATTACK ...] [--jobs J]``.
+[--seeds N] [--only base lying sybil quality ATTACK ...] [--jobs J] [--public-steps]``.
+``--public-steps`` scores with ``simulate(public_steps=True)`` (nobody is credited for the
+part of a step in the span of the previous epoch's merged updates), a measured candidate
+that the swarm does not use: see ``trainer.scoring.utility``.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ import json
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -105,16 +108,26 @@ TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] =
 PAYOUT_TO_DATA = {"dirichlet": 0.5, "iid": 0.85}
 
 
-def economy_of(args: argparse.Namespace) -> Economy:
-    """The settlement parameters of the run."""
-    return Economy(budget=1000 * 10**18, rule=Rule(beta_bps=args.beta,
-                                                    smoothing_bps=args.smoothing, standing_bps=args.standing),
-                   suspend_after=args.suspend_after)
+@dataclass(frozen=True)
+class Plan:
+    """What every run of the benchmark shares: the settlement parameters, and whether the
+    scores credit nobody for the public part of a step (``simulate(public_steps=...)``)."""
+
+    economy: Economy
+    public_steps: bool = False
 
 
-def run(split: SwarmSplit, seed: int, epochs: int, economy: Economy, rogues: Sequence[Rogue] = ()) -> SimulationResult:
+def plan_of(args: argparse.Namespace) -> Plan:
+    """The benchmark's plan from its command line."""
+    return Plan(Economy(budget=1000 * 10**18, rule=Rule(beta_bps=args.beta, smoothing_bps=args.smoothing,
+                                                        standing_bps=args.standing),
+                        suspend_after=args.suspend_after), public_steps=args.public_steps)
+
+
+def run(split: SwarmSplit, seed: int, epochs: int, plan: Plan, rogues: Sequence[Rogue] = ()) -> SimulationResult:
     """One simulated swarm with money (the default merge, utility, scorer and training)."""
-    return simulate(split, len(split.nodes), epochs, seed=seed, economy=economy, rogues=list(rogues))
+    return simulate(split, len(split.nodes), epochs, seed=seed, economy=plan.economy, rogues=list(rogues),
+                    public_steps=plan.public_steps)
 
 
 def honest_figures(result: SimulationResult) -> dict[str, float]:
@@ -141,9 +154,9 @@ def largest_shift(base: Sequence[int], other: Sequence[int], minted: int) -> flo
 
 
 def lying_figures(result: SimulationResult, split: SwarmSplit, seed: int, epochs: int,
-                  economy: Economy) -> dict[str, float]:
+                  plan: Plan) -> dict[str, float]:
     """``lying_1`` and ``lying_2`` (see the module docstring)."""
-    minted = economy.budget * epochs
+    minted = plan.economy.budget * epochs
     base = result.total_payouts()
     out = {}
     for label, groups in (("lying_1", [(k,) for k in range(N_NODES)]),
@@ -153,7 +166,7 @@ def lying_figures(result: SimulationResult, split: SwarmSplit, seed: int, epochs
         for liars in groups:
             replayed = result.replay({k: "lying" for k in liars})
             totals = replayed.totals() if replayed.diverged is None else run(
-                split, seed, epochs, economy, [Rogue(k, report="lying") for k in liars]).total_payouts()
+                split, seed, epochs, plan, [Rogue(k, report="lying") for k in liars]).total_payouts()
             shifts.append(largest_shift(base, totals, minted))
         out[label] = max(shifts)
     return out
@@ -181,12 +194,12 @@ def pool_nodes(split: SwarmSplit, a: int, b: int) -> SwarmSplit:
 
 
 def sybil_figures(result: SimulationResult, split: SwarmSplit, seed: int, epochs: int,
-                  economy: Economy) -> dict[str, float]:
+                  plan: Plan) -> dict[str, float]:
     """``sybil_split`` and ``sybil_pool`` (see the module docstring)."""
     base = result.total_payouts()
     k, other = seed % N_NODES, (seed + 1) % N_NODES
-    halves = run(split_node(split, k), seed, epochs, economy).total_payouts()
-    pooled = run(pool_nodes(split, k, other), seed, epochs, economy).total_payouts()
+    halves = run(split_node(split, k), seed, epochs, plan).total_payouts()
+    pooled = run(pool_nodes(split, k, other), seed, epochs, plan).total_payouts()
     pooled_index = k if k < other else k - 1
     figures = {}
     # A node paid nothing whole (suspended) has no ratio: the seed is left out of the figure.
@@ -203,13 +216,13 @@ def rogue_ids(seed: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(N_NODES, size=2, replace=False))
 
 
-def attack_figures(split: SwarmSplit, seed: int, epochs: int, economy: Economy, labels: Sequence[str]) -> dict:
+def attack_figures(split: SwarmSplit, seed: int, epochs: int, plan: Plan, labels: Sequence[str]) -> dict:
     """``rogue_<attack>``: the larger rogue's total payout / the honest mean, per attack."""
     out = {}
     rogues = rogue_ids(seed)
     for label in labels:
         attack, options = ATTACKS[label]
-        result = run(split, seed, epochs, economy, [Rogue(i, attack, options) for i in rogues])
+        result = run(split, seed, epochs, plan, [Rogue(i, attack, options) for i in rogues])
         totals = np.array([float(t) for t in result.total_payouts()])
         honest = totals[result.honest_ids].mean()
         out[f"rogue_{label}"] = float(totals[rogues].max() / honest) if honest > 0 else float("inf")
@@ -238,39 +251,39 @@ def _relabel(y: torch.Tensor, fraction: float, n_classes: int, seed: int) -> tor
     return torch.from_numpy(out)
 
 
-def quality_figures(seed: int, epochs: int, economy: Economy) -> dict[str, float]:
+def quality_figures(seed: int, epochs: int, plan: Plan) -> dict[str, float]:
     """``quality_spearman`` (see the module docstring)."""
     split, noise = noisy_split(seed)
-    result = run(split, seed, epochs, economy)
+    result = run(split, seed, epochs, plan)
     value = [n * (1 - level) for n, level in zip(result.n_train, noise, strict=True)]
     return {"quality_spearman": float(spearmanr([float(t) for t in result.total_payouts()], value).statistic),
             "quality_honest_suspended": float(len(result.suspended()))}
 
 
-Task = tuple[str, int, int, Economy, list[str]]
-"""(partition or "quality", seed, epochs, economy, figure groups)."""
+Task = tuple[str, int, int, Plan, list[str]]
+"""(partition or "quality", seed, epochs, plan, figure groups)."""
 Result = tuple[str, int, dict[str, float], float]
 """(partition, seed, figures, seconds)."""
 
 
 def seed_task(task: Task) -> Result:
     """Every figure of one (partition, seed); ``partition == "quality"`` runs the quality probe."""
-    partition, seed, epochs, economy, only = task
+    partition, seed, epochs, plan, only = task
     torch.set_num_threads(1)
     started = time.perf_counter()
     if partition == "quality":
-        return partition, seed, quality_figures(seed, epochs, economy), time.perf_counter() - started
+        return partition, seed, quality_figures(seed, epochs, plan), time.perf_counter() - started
     split = split_swarm(load_dataset("digits"), N_NODES, partition=partition, alpha=PARTITIONS[partition], seed=seed)
     figures: dict[str, float] = {}
     if {"base", "lying", "sybil"} & set(only):
-        base = run(split, seed, epochs, economy)
+        base = run(split, seed, epochs, plan)
         if "base" in only:
             figures.update(honest_figures(base))
         if "lying" in only:
-            figures.update(lying_figures(base, split, seed, epochs, economy))
+            figures.update(lying_figures(base, split, seed, epochs, plan))
         if "sybil" in only:
-            figures.update(sybil_figures(base, split, seed, epochs, economy))
-    figures.update(attack_figures(split, seed, epochs, economy, [a for a in ATTACKS if a in only]))
+            figures.update(sybil_figures(base, split, seed, epochs, plan))
+    figures.update(attack_figures(split, seed, epochs, plan, [a for a in ATTACKS if a in only]))
     return partition, seed, figures, time.perf_counter() - started
 
 
@@ -352,19 +365,23 @@ def main() -> None:
     parser.add_argument("--smoothing", type=int, default=defaults.smoothing_bps, help="Rule.smoothing_bps")
     parser.add_argument("--standing", type=int, default=defaults.standing_bps, help="Rule.standing_bps")
     parser.add_argument("--suspend-after", type=int, default=3)
+    parser.add_argument("--public-steps", action="store_true",
+                        help="credit nobody for the part of a step in the span of the previous epoch's merged "
+                             "updates (simulate(public_steps=True); not what the swarm does)")
     args = parser.parse_args()
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 10)
     epochs = args.epochs if args.epochs is not None else (2 if args.quick else 10)
-    economy = economy_of(args)
+    plan = plan_of(args)
+    economy = plan.economy
     groups = [p for p in args.partitions if set(args.only) - {"quality"}] + ["quality"] * ("quality" in args.only)
     # Seed by seed, so that a report written before the end covers every partition.
-    tasks: list[Task] = [(group, seed, epochs, economy, args.only) for seed in range(seeds) for group in groups]
+    tasks: list[Task] = [(group, seed, epochs, plan, args.only) for seed in range(seeds) for group in groups]
     started = time.perf_counter()
     console = Console(width=160)
     config = {"dataset": "digits", "n_nodes": N_NODES, "epochs": epochs, "seeds": list(range(seeds)),
               "partitions": {p: PARTITIONS[p] for p in args.partitions}, "merge": DEFAULT_MERGE,
               "rule": asdict(economy.rule), "suspend_after": economy.suspend_after, "budget_wei": economy.budget,
-              "only": args.only, "quick": args.quick, "quality_alpha": QUALITY_ALPHA, "noise": list(NOISE),
+              "public_steps": plan.public_steps, "only": args.only, "quick": args.quick, "quality_alpha": QUALITY_ALPHA, "noise": list(NOISE),
               "attacks": {label: {"attack": a, "options": o} for label, (a, o) in ATTACKS.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []

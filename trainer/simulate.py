@@ -30,7 +30,10 @@ with ``seed``); the *active* nodes are those not suspended (all of them without 
 5. **Score and settle.** Every active node validates: it values the epoch's merge
    (:mod:`trainer.scoring`; by default, ``absent="share"``, ``u(S)`` is the model moved by
    the part of the merged step that came from coalition ``S``, each member keeping the
-   coefficient the merge gave it) on *its own* validation rows with the scorer seeded
+   coefficient the merge gave it; with ``public_steps``, a member absent from ``S`` still
+   moves the model by the *public part* of its step, its projection on the span of the
+   previous epoch's merged updates, so nobody is paid for what everyone knew) on *its
+   own* validation rows with the scorer seeded
    by the epoch seed, so all read the same coalitions, and one pooled forward pass serves
    them all (:class:`trainer.scoring.ValidatorUtilities`). A rogue with a report attack
    (``"lying"``) sends a forged vector instead. With an ``economy`` the reports are
@@ -290,7 +293,7 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
              utility_metric: str = "loss", validation: str = "union",
              attack_view: str = "previous", economy: Economy | None = Economy(),
              copy_cosine: float | None = DEFAULT_COPY_COSINE, absent: str | None = None,
-             sign_balance: float | None = DEFAULT_SIGN_BALANCE) -> SimulationResult:
+             sign_balance: float | None = DEFAULT_SIGN_BALANCE, public_steps: bool = False) -> SimulationResult:
     """Run a swarm of ``n_nodes`` for ``epochs`` epochs in process (see the module docstring).
 
     ``dataset`` is a registered name, a :class:`Dataset` (partitioned here with
@@ -308,7 +311,9 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
     utility's merge (``trainer.scoring.ABSENT``; by default what the nodes use,
     ``trainer.scoring.swarm_absent(merge)``: ``"share"``, each node's part of the merged
     step, for a rule whose step combines the updates such as ``fltrust_median``, else
-    ``"previous"``).
+    ``"previous"``); ``public_steps`` credits nobody for the part of a step that lies in the
+    span of the previous epoch's merged updates (step 5; only where ``absent`` is
+    ``"share"``; measured, not what the swarm does: see ``benchmarks/fairness.py``).
 
     Raises :class:`SimulationConfigError` for inconsistent arguments; the merge, attack,
     scorer and model registries raise their own typed errors for unknown names.
@@ -343,6 +348,7 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
     result = SimulationResult(rogue_ids=sorted(by_node), n_train=n_train, rogues=rogue_list,
                               economy=economy if ledger is not None else None)
     last_round: tuple[StateDict, list[StateDict]] | None = None  # (theta_{e-1}, honest updates of e-1)
+    merged_round: tuple[StateDict, list[StateDict]] | None = None  # (theta_{e-1}, merged updates of e-1)
     for epoch in range(epochs):
         started = time.perf_counter()
         active = [i for i in range(n_nodes) if ledger is None or not ledger.suspended[i]]
@@ -384,15 +390,18 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
                                    **dict(merge_options or {}))
         scores, computed, evaluations, money = None, None, 0, None
         if scorer is not None:
+            public = (rebase(merged_round[1], merged_round[0], global_state)
+                      if public_steps and absent == "share" and merged_round is not None and merged_round[1] else None)
             computed, evaluations = _validator_scores(
                 scorer, worker, global_state, [updates[i] for i in participants], [n_train[i] for i in participants],
                 [(split.nodes[i].X_val, split.nodes[i].y_val) for i in active], seed=epoch_seed,
                 metric=utility_metric, rule=merge, anchor=anchor, merge_options=merge_options,
-                scorer_options=scorer_options, absent=absent)
+                scorer_options=scorer_options, absent=absent, public=public)
             scores = _honest_view(computed, active, participants, honest, n_nodes, validation,
                                   [len(split.nodes[i].y_val) for i in active])
             if ledger is not None:
                 money = ledger.settle(active, participants, leader, active, computed, liars)
+        merged_round = (global_state, [updates[i] for i in participants])
         prior_state, global_state = global_state, merged
         worker.load_state_dict(global_state)
         result.epochs.append(EpochRecord(epoch=epoch, leader=leader, test=evaluate(worker, *split.test),
@@ -409,14 +418,15 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
 def _validator_scores(scorer: str, worker: nn.Module, previous: StateDict, updates: list[StateDict],
                       weights: list[int], validators: list[tuple[torch.Tensor, torch.Tensor]], *, seed: int,
                       metric: str, rule: str, anchor: int | None, merge_options: Mapping[str, object] | None,
-                      scorer_options: Mapping[str, object] | None, absent: str) -> tuple[np.ndarray, int]:
+                      scorer_options: Mapping[str, object] | None, absent: str,
+                      public: list[StateDict] | None = None) -> tuple[np.ndarray, int]:
     """``(validators, participants)`` scores, each validator valuing the epoch's merge on its
     own rows with the epoch seed (so all read the same coalitions, evaluated once for all),
     and the number of distinct coalitions evaluated."""
     if not updates:
         return np.zeros((len(validators), 0)), 0
     shared = ValidatorUtilities(worker, previous, updates, weights, validators, metric, rule=rule, anchor=anchor,
-                                options=merge_options, absent=absent)
+                                options=merge_options, absent=absent, public=public)
     values = [score(scorer, game, len(updates), seed=seed, **dict(scorer_options or {})) for game in shared.games]
     return np.asarray(values, dtype=np.float64), shared.evaluations
 

@@ -260,6 +260,64 @@ def test_share_values_each_members_part_of_the_leaders_merge(float64_epoch):
                                   utility(e, rule="weighted_mean").evaluate_many(ALL))
 
 
+def _public_steps(e: dict, seed: int = 1) -> list[dict]:
+    """Three public models around ``previous`` (the previous epoch's updates carried onto it)."""
+    gen = torch.Generator().manual_seed(seed)
+    return [{k: v + 0.2 * torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in e["previous"].items()}
+            for _ in range(3)]
+
+
+def test_public_steps_credit_nobody_for_the_part_of_a_step_in_their_span(float64_epoch):
+    """u(S) = previous + sum_{i in S} c_i x_i + sum_{i not in S} c_i pi_i, pi_i the projection
+    of x_i on the public steps' span: the grand coalition is still the leader's merge."""
+    e = float64_epoch
+    from trainer.params import flatten, unflatten
+
+    public = _public_steps(e)
+    c = fltrust_median_coefficients(e)
+    base = flatten(e["previous"])
+    x = torch.stack([flatten(u) - base for u in e["updates"]])
+    p = torch.stack([flatten(m) - base for m in public])
+    pi = x @ torch.linalg.pinv(p) @ p  # least-squares projection on the span
+    u = utility(e, absent="share", public=public)
+    expected = [performance(e, unflatten(base + sum((c[i] * (x[i] if i in s else pi[i]) for i in range(N)),
+                                                    torch.zeros_like(base)), e["previous"])) for s in ALL]
+    np.testing.assert_allclose(u.evaluate_many(ALL), expected, rtol=0, atol=1e-10)
+    leaders = merge("fltrust_median", e["updates"], previous=e["previous"], weights=e["weights"])
+    assert u(frozenset(range(N))) == pytest.approx(performance(e, leaders), abs=1e-12)
+
+
+def test_a_copy_of_public_steps_is_worth_nothing_however_it_is_disguised(trained_epoch):
+    e = trained_epoch
+    from trainer.attacks import disguise
+    from trainer.params import flatten, unflatten
+
+    n = len(e["updates"])
+    public = e["updates"][:2]  # as if they were the previous epoch's, carried onto previous
+    base = flatten(e["previous"])
+    mix = 0.6 * (flatten(public[0]) - base) + 0.4 * (flatten(public[1]) - base)
+    updates = [*e["updates"][:2], unflatten(base + mix, e["previous"]), *e["updates"][3:]]
+    plain = score("exact_shapley", utility(e, updates=updates, absent="share"), n, seed=0)
+    valued = score("exact_shapley", utility(e, updates=updates, absent="share", public=public), n, seed=0)
+    assert abs(valued[2]) < 1e-9 < 0.01 < plain[2]  # a mix of public steps changes no coalition's model
+    updates[2] = unflatten(base + disguise(mix, 0.9, seed=3), e["previous"])
+    plain = score("exact_shapley", utility(e, updates=updates, absent="share"), n, seed=0)
+    valued = score("exact_shapley", utility(e, updates=updates, absent="share", public=public), n, seed=0)
+    assert plain[2] > 0.01 and valued[2] < 0.1 * plain[2]  # only its noise is valued
+
+
+def test_public_steps_are_checked(float64_epoch):
+    e = float64_epoch
+    with pytest.raises(ScoringInputError, match="public steps need absent='share'"):
+        utility(e, absent="previous", public=_public_steps(e))
+    broken = [{k: v[..., :1] for k, v in m.items()} for m in _public_steps(e)]
+    with pytest.raises(Exception, match="shape"):
+        utility(e, absent="share", public=broken)
+    # no public steps (the first epoch): the plain share
+    np.testing.assert_array_equal(utility(e, absent="share", public=[]).evaluate_many(ALL),
+                                  utility(e, absent="share").evaluate_many(ALL))
+
+
 @pytest.mark.parametrize("rule", ["median", "trimmed_mean", "geometric_median", "multi_krum", "centered_clipping"])
 def test_share_needs_a_rule_whose_step_combines_the_updates(float64_epoch, rule):
     assert set(ABSENT) == {*MERGING, "share"}

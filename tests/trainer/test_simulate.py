@@ -318,6 +318,22 @@ def test_an_extrapolated_copy_of_the_last_merged_step_is_rejected_and_unpaid(win
     assert all(r.rejected == () for r in unchecked.epochs)
 
 
+def test_public_steps_value_a_disguised_copy_for_its_noise_only(wine_split):
+    """A copy of the last merged step disguised to cosine 0.9 passes the copy check and is
+    valued as merged; with public steps it is valued for what it adds to them, its noise."""
+    rogue = [Rogue(1, "extrapolated", {"c": 1.0, "cosine": 0.9})]
+    plain = _run(wine_split, epochs=3, merge="fltrust_median", rogues=rogue)
+    public = _run(wine_split, epochs=3, merge="fltrust_median", rogues=rogue, public_steps=True)
+    for a, b in zip(plain.epochs[1:], public.epochs[1:], strict=True):
+        assert a.rejected == b.rejected == () and a.participants == b.participants == (0, 1, 2, 3)
+        assert a.step_cosines[1] == pytest.approx(0.9)
+        assert a.scores[1] > 0.5 * max(a.scores[i] for i in (0, 2, 3))  # the copy has merged value
+        assert b.scores[1] < min(b.scores[i] for i in (0, 2, 3))  # its noise is worth less than any honest step
+    # nothing changes in epoch 0 (no public steps yet) nor in the model
+    assert np.array_equal(plain.epochs[0].scores, public.epochs[0].scores)
+    assert [r.test for r in plain.epochs] == [r.test for r in public.epochs]
+
+
 def test_a_one_sided_alie_update_is_rejected_and_unpaid_once_it_has_peers(wine_split):
     """ALIE (mean - z * std of the previous epoch's honest steps) is one-sided: rejected from
     epoch 1 on (in epoch 0 it has no peers and commits its honest update, which is merged);

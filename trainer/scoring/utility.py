@@ -30,6 +30,29 @@ of the leader's merged step that came from ``S``, each member keeping the coeffi
 merge gave it (rules whose step combines the updates: the linear rules, ``fltrust``,
 ``fltrust_median``).
 
+*Public steps* (``public=``, with ``absent="share"``; the swarm passes the previous epoch's
+merged updates carried onto ``theta_prev``): each step splits as ``d_i = pi_i + r_i``,
+``pi_i`` its least-squares projection on the span of the public steps
+(:func:`public_parts`), and a member absent from ``S`` still moves the model by
+``c_i pi_i``::
+
+    theta(S) = theta_prev + sum_{i in S} c_i d_i + sum_{i not in S} c_i pi_i
+
+So ``theta(N)`` is still the leader's merge, but the empty coalition is ``theta_prev`` moved
+by the public part of the merged step, and a node is valued for what its step adds to what
+everyone knew. Why: the previous merged step and the previous epoch's updates point where
+the swarm is going, so a copy of them (or of any mix of them) has real merged value with
+no data behind it; noise added to pass a direction check (:func:`trainer.attacks.disguise`)
+lies almost wholly outside the span and is all such a copy is valued for.
+
+Measured with ``benchmarks/fairness.py --public-steps`` (10 seeds): the previous merged step
+disguised to cosine 0.9 fell from 0.91-1.62 times the honest mean to 0.014-0.023 (IID) and
+a mean of 0.051 (Dirichlet). The swarm does not use it (yet): what is left of an honest
+step's value is near noise level late in a run, and the validators' votes, which share
+each report's positive scores whatever their size, turn noise into credit, so on
+Dirichlet data rogues with no value (sign flip, noise, label flip) were paid 0.46-0.67 of
+the honest mean in 1-2 seeds of 10 (0.001-0.074 without).
+
 What that buys: what the rule rescales earns nothing for its scale. Under
 ``fltrust_median`` a node that scales its update by 10 is rescaled to the median norm of
 the trusted updates in every coalition, so it is paid about what its honest update earns
@@ -202,8 +225,14 @@ class Utility(CachedGame):
         options: Mapping[str, object] | None = None,
         absent: str = "previous",
         device: str | torch.device | None = None,
+        public: Sequence[StateDict] | None = None,
     ) -> None:
         """Validate the inputs and precompute the per-tensor delta stacks.
+
+        ``public`` (only with ``absent="share"``) are models whose steps from ``previous``
+        everyone knew before the epoch (the previous epoch's merged updates carried onto
+        ``previous``, :func:`trainer.attacks.rebase`): the part of each update that lies in
+        their span is credited to nobody (see :func:`public_parts`).
 
         ``device`` (``None``: the device of ``model``'s parameters) is where the coalitions'
         models run; the merge coefficients are computed on the CPU as the swarm's merge is,
@@ -239,6 +268,19 @@ class Utility(CachedGame):
         self._deltas = {
             k: torch.stack([u[k].detach().to(self._device) for u in updates]) - self._previous[k] for k in floating
         }
+        self._public: torch.Tensor | None = None
+        if public:
+            if absent != "share":
+                raise ScoringInputError(f"public steps need absent='share', got absent={absent!r}")
+            validate_updates(public, previous)
+            share = self._merge.steps(np.ones((1, self.n), dtype=bool)).coefficients
+            if share is None:
+                raise ScoringInputError(f"public steps need a rule whose step combines the updates, not {rule!r}")
+            self._share = share[0]
+            self._public = public_parts(previous, updates, public)
+            for k in floating:
+                self._deltas[k] = torch.cat([self._deltas[k], torch.stack(
+                    [u[k].detach().to(self._device) for u in public]) - self._previous[k]])
         self._body, self._inputs, self._input_deltas = model, X, None
         head = _leading_linear(model)
         if head is not None:
@@ -277,7 +319,12 @@ class Utility(CachedGame):
                 else:
                     logits = vmap(self._forward_full, in_dims=(0, None))(params, self._X)
             else:
-                logits = self._mixed_logits(steps.coefficients.to(self._dtype).to(self._device))
+                coefficients = steps.coefficients
+                if self._public is not None:
+                    # An absent member still moves the model by the public part of its step.
+                    absent = torch.from_numpy(~membership).to(torch.float64) * self._share
+                    coefficients = torch.cat([coefficients, absent @ self._public], dim=1)
+                logits = self._mixed_logits(coefficients.to(self._dtype).to(self._device))
             rows = self._row_metric(logits.flatten(0, 1), self._y.repeat(len(chunk)))
             values.append(rows.double().view(len(chunk), -1).cpu())
         return torch.cat(values) if values else torch.zeros((0, len(self._y)), dtype=torch.float64)
@@ -318,15 +365,15 @@ class ValidatorUtilities:
                  weights: Sequence[float] | None, validators: Sequence[tuple[torch.Tensor, torch.Tensor]],
                  metric: str = "loss", *, rule: str = DEFAULT_MERGE, anchor: int | None = None,
                  options: Mapping[str, object] | None = None, absent: str = "previous",
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None, public: Sequence[StateDict] | None = None) -> None:
         """Check each validator's rows and build the pooled :class:`Utility` over them
-        (``device`` as for :class:`Utility`)."""
+        (``device`` and ``public`` as for :class:`Utility`)."""
         if len(validators) == 0:
             raise ScoringInputError("validators is empty: at least one validator's rows are needed")
         checked = [_check_validation(X, y) for X, y in validators]
         self._pooled = Utility(model, previous, updates, weights, torch.cat([X for X, _ in checked]),
                                torch.cat([y for _, y in checked]), metric, rule=rule, anchor=anchor,
-                               options=options, absent=absent, device=device)
+                               options=options, absent=absent, device=device, public=public)
         self._sizes = [len(y) for _, y in checked]
         self._row_weights = [class_balanced(y) for _, y in checked]
         self._cache: dict[frozenset[int], np.ndarray] = {}
@@ -428,6 +475,7 @@ def make_utility(
     options: Mapping[str, object] | None = None,
     absent: str = "previous",
     device: str | torch.device | None = None,
+    public: Sequence[StateDict] | None = None,
 ) -> Utility:
     """Build the cached utility ``u(S)`` of the module docstring.
 
@@ -452,9 +500,35 @@ def make_utility(
     ``device`` ("cpu", "cuda", "auto" or a ``torch.device``; ``None``: where ``model``'s
     parameters are) is where the coalitions' models run (a node passes its ``[train]
     device``); the merge coefficients stay on the CPU and the values come back to it.
+    ``public`` are the public steps of :class:`Utility` (``absent="share"`` only).
     """
     return Utility(model, previous, updates, weights, X_val, y_val, metric,
-                   rule=rule, anchor=anchor, options=options, absent=absent, device=device)
+                   rule=rule, anchor=anchor, options=options, absent=absent, device=device, public=public)
+
+
+def public_parts(previous: StateDict, updates: Sequence[StateDict], public: Sequence[StateDict]) -> torch.Tensor:
+    """``(n, k)``: the coordinates of each update's step in the span of the ``k`` public steps
+    (least squares, so the public part ``sum_j a_ij p_j`` is the step's projection on that
+    span; linearly dependent public steps are fine).
+
+    Why: a step everyone could have committed without data (the previous merged step, a
+    peer's previous update, any mix of them) is no contribution, however it is disguised.
+    Noise added to lower its cosine with what it copies lies almost wholly outside the
+    span, so it is all that such a forgery is valued for, and noise is worth nothing. An
+    honest step is valued for what it adds to what was known. Dot products are taken per
+    tensor in float64, so no flattened copy of the models is made.
+    """
+    keys = [k for k in sorted(previous) if torch.is_floating_point(previous[k])]
+    k = len(public)
+    gram = torch.zeros((k, k), dtype=torch.float64)
+    cross = torch.zeros((k, len(updates)), dtype=torch.float64)
+    for key in keys:
+        base = previous[key].detach().double().reshape(-1)
+        p = torch.stack([u[key].detach().double().reshape(-1) for u in public]) - base
+        x = torch.stack([u[key].detach().double().reshape(-1) for u in updates]) - base
+        gram += p @ p.T
+        cross += p @ x.T
+    return torch.linalg.lstsq(gram, cross, driver="gelsd").solution.T
 
 
 def _device_of(model: nn.Module) -> torch.device:
