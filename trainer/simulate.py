@@ -312,8 +312,8 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
     ``trainer.scoring.swarm_absent(merge)``: ``"share"``, each node's part of the merged
     step, for a rule whose step combines the updates such as ``fltrust_median``, else
     ``"previous"``); ``public_steps`` credits nobody for the part of a step that lies in the
-    span of the previous epoch's merged updates (step 5; only where ``absent`` is
-    ``"share"``; measured, not what the swarm does: see ``benchmarks/fairness.py``).
+    span of the previous epoch's merged updates (step 5; needs ``absent="share"``;
+    measured, not what the swarm does: see ``benchmarks/fairness.py``).
 
     Raises :class:`SimulationConfigError` for inconsistent arguments; the merge, attack,
     scorer and model registries raise their own typed errors for unknown names.
@@ -329,6 +329,9 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
     if sign_balance is not None and not 0 < sign_balance <= 2:
         raise SimulationConfigError(f"sign_balance must be in (0, 2] or None, got {sign_balance!r}")
     absent = swarm_absent(merge) if absent is None else absent
+    if public_steps and absent != "share":
+        raise SimulationConfigError(f"public_steps needs absent='share' (a merge whose step combines the updates, "
+                                    f"such as fltrust_median), got absent={absent!r}")
     train = train or TrainConfig()
     split = _resolve_split(dataset, n_nodes, partition, alpha, seed)
     rogue_list = _resolve_rogues(n_nodes, rogue_fraction, rogue_ids, attack, attack_options, rogues, seed)
@@ -391,7 +394,7 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
         scores, computed, evaluations, money = None, None, 0, None
         if scorer is not None:
             public = (rebase(merged_round[1], merged_round[0], global_state)
-                      if public_steps and absent == "share" and merged_round is not None and merged_round[1] else None)
+                      if public_steps and merged_round is not None and merged_round[1] else None)
             computed, evaluations = _validator_scores(
                 scorer, worker, global_state, [updates[i] for i in participants], [n_train[i] for i in participants],
                 [(split.nodes[i].X_val, split.nodes[i].y_val) for i in active], seed=epoch_seed,

@@ -195,6 +195,8 @@ def test_previous_view_is_deterministic_and_leaves_peerless_attacks_alone(wine_s
     ({"validation": "mean"}, SimulationConfigError, "validation must be one of"),
     ({"attack_view": "next"}, SimulationConfigError, "attack_view must be one of"),
     ({"merge": "mode"}, UnknownRuleError, "mode"),
+    ({"merge": "median", "public_steps": True}, SimulationConfigError, "public_steps needs absent='share'"),
+    ({"absent": "previous", "public_steps": True}, SimulationConfigError, "got absent='previous'"),
 ])
 def test_bad_simulation_arguments_are_named(wine_split, kwargs, error, message):
     with pytest.raises(error, match=message):
