@@ -381,7 +381,8 @@ def main() -> None:
     config = {"dataset": "digits", "n_nodes": N_NODES, "epochs": epochs, "seeds": list(range(seeds)),
               "partitions": {p: PARTITIONS[p] for p in args.partitions}, "merge": DEFAULT_MERGE,
               "rule": asdict(economy.rule), "suspend_after": economy.suspend_after, "budget_wei": economy.budget,
-              "public_steps": plan.public_steps, "only": args.only, "quick": args.quick, "quality_alpha": QUALITY_ALPHA, "noise": list(NOISE),
+              "public_steps": plan.public_steps, "only": args.only, "quick": args.quick,
+              "quality_alpha": QUALITY_ALPHA, "noise": list(NOISE),
               "attacks": {label: {"attack": a, "options": o} for label, (a, o) in ATTACKS.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []

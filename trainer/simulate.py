@@ -394,7 +394,7 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
         scores, computed, evaluations, money = None, None, 0, None
         if scorer is not None:
             public = (rebase(merged_round[1], merged_round[0], global_state)
-                      if public_steps and merged_round is not None and merged_round[1] else None)
+                      if merged_round is not None and merged_round[1] else None)
             computed, evaluations = _validator_scores(
                 scorer, worker, global_state, [updates[i] for i in participants], [n_train[i] for i in participants],
                 [(split.nodes[i].X_val, split.nodes[i].y_val) for i in active], seed=epoch_seed,
@@ -404,7 +404,8 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
                                   [len(split.nodes[i].y_val) for i in active])
             if ledger is not None:
                 money = ledger.settle(active, participants, leader, active, computed, liars)
-        merged_round = (global_state, [updates[i] for i in participants])
+        if public_steps:  # the next epoch's public steps (kept only when asked for: n models)
+            merged_round = (global_state, [updates[i] for i in participants])
         prior_state, global_state = global_state, merged
         worker.load_state_dict(global_state)
         result.epochs.append(EpochRecord(epoch=epoch, leader=leader, test=evaluate(worker, *split.test),
