@@ -21,13 +21,23 @@ Per partition and seed:
   total payout, as a fraction of all tokens minted. Reports do not feed back into the
   model, so the run is re-settled from its score matrices (``SimulationResult.replay``);
   when the liars change who is suspended, the run is simulated again with them.
+  ``boosting_1``, ``boosting_2``: the same with liars that also rate +1 the other node they
+  value most (``"boosting"``): their whole vote on one node, as a liar favouring an
+  accomplice casts it (beyond the issue's lying validator; same targets).
 - ``sybil_split``: node ``seed mod 8``'s data dealt to two identities (its train and
   validation rows halved), total payout of the two / its payout in ``base``;
   ``sybil_pool``: nodes ``seed mod 8`` and ``seed + 1 mod 8`` pooled into one identity,
   its payout / theirs in ``base``. A seed whose node(s) earned nothing in ``base``
   (suspended) has no ratio and is left out of these two figures (``per_seed`` is shorter).
 - one run per attack in ``ATTACKS``, 2 rogues of 8 (drawn per seed): the larger rogue's
-  total payout / the honest nodes' mean.
+  total payout / the honest nodes' mean. For an attack that reads the peers' previous
+  updates (ALIE and its stale copies), which has nothing to forge from in epoch 0 and
+  trains honestly there, ``rogue_<attack>_forged`` is the same ratio over epochs 1 on,
+  when it commits forgeries: what the forgery itself is paid. For the attacks in
+  ``SELF_COMPARED`` (a rogue that trains honestly and then scales its update, which the
+  merge normalises back to the median norm), ``rogue_<attack>_vs_self`` is the larger
+  ratio of a rogue's total payout to its own in ``base``, the same node honest: whether it
+  is paid more than its real contribution.
 
 And, per seed, ``quality``: quantity-skewed IID shards (``partition="quantity"``, alpha
 ``QUALITY_ALPHA``) whose nodes carry label noise {0, 0, .1, .1, .3, .3, .5, .5} shuffled
@@ -62,6 +72,7 @@ from rich.table import Table
 from scipy.stats import spearmanr
 
 from swarmtoken.rewards import Rule
+from trainer.attacks import needs_peers
 from trainer.data import NodeData, SwarmSplit, load_dataset, split_swarm
 from trainer.ledger import Economy
 from trainer.simulate import DEFAULT_MERGE, Rogue, SimulationResult, derive_seed, simulate
@@ -90,20 +101,26 @@ ATTACKS: dict[str, tuple[str, dict[str, float]]] = {
     "stale_peers_cos0.9": ("alie", {"z": 0.0, "cosine": 0.9}),
     "alie_z0.1": ("alie", {"z": 0.1}),
 }
+#: Attacks whose rogues contribute their honest update (rescaled): compared with themselves honest.
+SELF_COMPARED = ("scaled_x3", "scaled_x10")
 GROUPS = ("base", "lying", "sybil", "quality")
+#: The report attacks of the ``lying`` group (``trainer.attacks.REPORT_ATTACKS``).
+LIES = ("lying", "boosting")
 #: figure -> (which seed is worst: "max" or "min" or "far1" (furthest from 1), target or None)
 TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] = {
     "honest_zero_pairs": ("max", ("<=", 0.05)),
     "honest_suspended": ("max", ("<=", 0)),
     "worst_payout_to_data": ("min", None),  # threshold per partition, see PAYOUT_TO_DATA
-    "lying_1": ("max", ("<=", 0.02)),
-    "lying_2": ("max", ("<=", 0.05)),
+    **{f"{attack}_1": ("max", ("<=", 0.02)) for attack in LIES},
+    **{f"{attack}_2": ("max", ("<=", 0.05)) for attack in LIES},
     "sybil_split": ("max", ("<=", 1.05)),
     "sybil_pool": ("far1", (0.95, 1.05)),
     "accuracy": ("min", None),
     "copy_cosine_max": ("max", None),
     "balance_deviation_max": ("max", None),
     **{f"rogue_{label}": ("max", ("<=", 0.05)) for label in ATTACKS},
+    **{f"rogue_{label}_forged": ("max", None) for label, (attack, _) in ATTACKS.items() if needs_peers(attack)},
+    **{f"rogue_{label}_vs_self": ("max", None) for label in SELF_COMPARED},
 }
 PAYOUT_TO_DATA = {"dirichlet": 0.5, "iid": 0.85}
 
@@ -155,20 +172,20 @@ def largest_shift(base: Sequence[int], other: Sequence[int], minted: int) -> flo
 
 def lying_figures(result: SimulationResult, split: SwarmSplit, seed: int, epochs: int,
                   plan: Plan) -> dict[str, float]:
-    """``lying_1`` and ``lying_2`` (see the module docstring)."""
+    """``lying_1``, ``lying_2``, ``boosting_1`` and ``boosting_2`` (see the module docstring)."""
     minted = plan.economy.budget * epochs
     base = result.total_payouts()
+    pairs = sorted({tuple(sorted((k, (k + step) % N_NODES))) for k in range(N_NODES) for step in (1, 4)})
     out = {}
-    for label, groups in (("lying_1", [(k,) for k in range(N_NODES)]),
-                          ("lying_2", sorted({tuple(sorted((k, (k + step) % N_NODES)))
-                                              for k in range(N_NODES) for step in (1, 4)}))):
-        shifts = []
-        for liars in groups:
-            replayed = result.replay({k: "lying" for k in liars})
-            totals = replayed.totals() if replayed.diverged is None else run(
-                split, seed, epochs, plan, [Rogue(k, report="lying") for k in liars]).total_payouts()
-            shifts.append(largest_shift(base, totals, minted))
-        out[label] = max(shifts)
+    for attack in LIES:
+        for count, groups in ((1, [(k,) for k in range(N_NODES)]), (2, pairs)):
+            shifts = []
+            for liars in groups:
+                replayed = result.replay({k: attack for k in liars})
+                totals = replayed.totals() if replayed.diverged is None else run(
+                    split, seed, epochs, plan, [Rogue(k, report=attack) for k in liars]).total_payouts()
+                shifts.append(largest_shift(base, totals, minted))
+            out[f"{attack}_{count}"] = max(shifts)
     return out
 
 
@@ -216,17 +233,29 @@ def rogue_ids(seed: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(N_NODES, size=2, replace=False))
 
 
-def attack_figures(split: SwarmSplit, seed: int, epochs: int, plan: Plan, labels: Sequence[str]) -> dict:
-    """``rogue_<attack>``: the larger rogue's total payout / the honest mean, per attack."""
+def attack_figures(split: SwarmSplit, seed: int, epochs: int, plan: Plan, labels: Sequence[str],
+                   base: Sequence[int] | None = None) -> dict:
+    """``rogue_<attack>``: the larger rogue's total payout / the honest mean, per attack (and
+    ``_forged``, and ``_vs_self`` given the ``base`` run's totals; see the module docstring)."""
     out = {}
     rogues = rogue_ids(seed)
     for label in labels:
         attack, options = ATTACKS[label]
         result = run(split, seed, epochs, plan, [Rogue(i, attack, options) for i in rogues])
-        totals = np.array([float(t) for t in result.total_payouts()])
-        honest = totals[result.honest_ids].mean()
-        out[f"rogue_{label}"] = float(totals[rogues].max() / honest) if honest > 0 else float("inf")
+        payouts = np.array([[float(p) for p in epoch] for epoch in result.payouts()])
+        out[f"rogue_{label}"] = rogue_ratio(payouts, rogues, result.honest_ids)
+        if needs_peers(attack):
+            out[f"rogue_{label}_forged"] = rogue_ratio(payouts[1:], rogues, result.honest_ids)
+        if label in SELF_COMPARED and base is not None and all(base[i] > 0 for i in rogues):
+            out[f"rogue_{label}_vs_self"] = float(max(payouts[:, i].sum() / float(base[i]) for i in rogues))
     return out
+
+
+def rogue_ratio(payouts: np.ndarray, rogues: Sequence[int], honest: Sequence[int]) -> float:
+    """The larger rogue's total over ``payouts`` (epochs x nodes) / the honest nodes' mean."""
+    totals = payouts.sum(axis=0)
+    mean = totals[list(honest)].mean()
+    return float(totals[list(rogues)].max() / mean) if mean > 0 else float("inf")
 
 
 def noisy_split(seed: int) -> tuple[SwarmSplit, list[float]]:
@@ -275,7 +304,8 @@ def seed_task(task: Task) -> Result:
         return partition, seed, quality_figures(seed, epochs, plan), time.perf_counter() - started
     split = split_swarm(load_dataset("digits"), N_NODES, partition=partition, alpha=PARTITIONS[partition], seed=seed)
     figures: dict[str, float] = {}
-    if {"base", "lying", "sybil"} & set(only):
+    base = None
+    if {"base", "lying", "sybil"} & set(only) or set(SELF_COMPARED) & set(only):
         base = run(split, seed, epochs, plan)
         if "base" in only:
             figures.update(honest_figures(base))
@@ -283,7 +313,8 @@ def seed_task(task: Task) -> Result:
             figures.update(lying_figures(base, split, seed, epochs, plan))
         if "sybil" in only:
             figures.update(sybil_figures(base, split, seed, epochs, plan))
-    figures.update(attack_figures(split, seed, epochs, plan, [a for a in ATTACKS if a in only]))
+    figures.update(attack_figures(split, seed, epochs, plan, [a for a in ATTACKS if a in only],
+                                  None if base is None else base.total_payouts()))
     return partition, seed, figures, time.perf_counter() - started
 
 

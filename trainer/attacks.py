@@ -339,7 +339,19 @@ def _lying(scores: np.ndarray, own: int | None) -> np.ndarray:
     return out
 
 
-REPORT_ATTACKS: dict[str, ReportAttack] = {"lying": _lying}
+def _boosting(scores: np.ndarray, own: int | None) -> np.ndarray:
+    """+1 for the other participant it values most (the first on a tie) and for itself, -1
+    for every other: its whole vote on one node, as a liar favouring an accomplice casts it."""
+    out = np.full(len(scores), -1.0)
+    others = [j for j in range(len(scores)) if j != own]
+    if others:
+        out[max(others, key=lambda j: (scores[j], -j))] = 1.0
+    if own is not None:
+        out[own] = 1.0
+    return out
+
+
+REPORT_ATTACKS: dict[str, ReportAttack] = {"lying": _lying, "boosting": _boosting}
 """Lying-validator attacks by name: ``fn(scores, own) -> reported scores``."""
 
 

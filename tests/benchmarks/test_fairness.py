@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ONLY = ["base", "lying", "sybil", "quality", "sign_flip", "extrapolated_c1"]
+ONLY = ["base", "lying", "sybil", "quality", "sign_flip", "extrapolated_c1", "alie_z1", "scaled_x3"]
 
 
 def test_quick_fairness_report(tmp_path):
@@ -21,7 +21,9 @@ def test_quick_fairness_report(tmp_path):
     assert report["config"]["epochs"] == 2 and report["config"]["seeds"] == [0]
     assert set(report["figures"]) == {"dirichlet", "quality"}
     expected = {"honest_zero_pairs", "honest_suspended", "worst_payout_to_data", "accuracy", "copy_cosine_max",
-                "balance_deviation_max", "lying_1", "lying_2", "sybil_split", "sybil_pool", "rogue_sign_flip", "rogue_extrapolated_c1"}
+                "balance_deviation_max", "lying_1", "lying_2", "boosting_1", "boosting_2", "sybil_split", "sybil_pool",
+                "rogue_sign_flip", "rogue_extrapolated_c1",
+                "rogue_alie_z1", "rogue_alie_z1_forged", "rogue_scaled_x3", "rogue_scaled_x3_vs_self"}
     for partition in ("dirichlet",):
         figures = report["figures"][partition]
         assert set(figures) == expected
@@ -33,9 +35,15 @@ def test_quick_fairness_report(tmp_path):
         assert 0 <= figures["balance_deviation_max"]["mean"] < 0.3  # no honest step judged one-sided
         assert figures["sybil_split"]["mean"] > 0 and figures["sybil_pool"]["mean"] > 0
         assert figures["rogue_extrapolated_c1"]["mean"] >= 0 and figures["worst_payout_to_data"]["mean"] >= 0
+        # ALIE trains honestly in epoch 0 (no peers yet) and is paid for it; its forgery in
+        # epoch 1 is one-sided, rejected and paid nothing
+        assert figures["rogue_alie_z1"]["mean"] > 0 and figures["rogue_alie_z1_forged"]["mean"] == 0
+        assert figures["rogue_scaled_x3_vs_self"]["mean"] > 0
     assert -1 <= report["figures"]["quality"]["quality_spearman"]["mean"] <= 1
     targets = report["targets"]
     assert {"dirichlet.lying_1", "dirichlet.worst_payout_to_data", "quality.quality_spearman"} <= set(targets)
     assert all(isinstance(t["pass"], bool) and isinstance(t["pass_mean"], bool) for t in targets.values())
     assert targets["dirichlet.worst_payout_to_data"]["threshold"] == [">=", 0.5]
     assert targets["dirichlet.sybil_pool"]["threshold"] == [0.95, 1.05]
+    assert targets["dirichlet.boosting_1"]["threshold"] == ["<=", 0.02]
+    assert "dirichlet.rogue_alie_z1" in targets and "dirichlet.rogue_alie_z1_forged" not in targets

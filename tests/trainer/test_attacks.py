@@ -205,6 +205,13 @@ def test_extrapolated_replays_the_previous_merged_step() -> None:
 def test_a_lying_validator_reports_plus_one_for_itself_and_minus_one_for_the_rest() -> None:
     assert forge_report("lying", np.array([0.1, 0.2, 0.3]), 1).tolist() == [-1.0, 1.0, -1.0]
     assert forge_report("lying", np.array([0.1, 0.2]), None).tolist() == [-1.0, -1.0]
+
+
+def test_a_boosting_validator_puts_its_whole_vote_on_the_other_node_it_values_most() -> None:
+    """Its own update (the highest score) is not the one boosted; a tie goes to the first."""
+    assert forge_report("boosting", np.array([0.1, 0.9, 0.3, -0.2]), 1).tolist() == [-1.0, 1.0, 1.0, -1.0]
+    assert forge_report("boosting", np.array([0.2, 0.2]), None).tolist() == [1.0, -1.0]
+    assert forge_report("boosting", np.array([0.5]), 0).tolist() == [1.0]
     with pytest.raises(UnknownAttackError, match="unknown report attack 'flattering'"):
         forge_report("flattering", np.zeros(2), 0)
 
