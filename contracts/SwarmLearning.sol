@@ -16,7 +16,7 @@ import {SwarmToken} from "./SwarmToken.sol";
  * the admin attested, as far as the node's evidence backs them) and a `1 - beta` share by a
  * smoothed credit, an integer moving average over epochs of the votes of the other
  * validators (each gives a participant the share of its positive Shapley-style scores that
- * the participant holds). Settled credits are minted to this contract and pulled by their
+ * the participant holds, at most VOTE_CAP equal shares). Settled credits are minted to this contract and pulled by their
  * owners with `claim()`.
  *
  * Epoch protocol: Commit -> (elect) Merge -> (publish) Report -> (settle) next epoch's Commit,
@@ -169,6 +169,9 @@ contract SwarmLearning is Ownable2Step {
     /// @notice One reporter's vote: a participant's epoch credit is the mean over the other
     /// reporters of the share of their positive scores it holds, in units of CREDIT_SCALE.
     uint256 public constant CREDIT_SCALE = 1e9;
+    /// @notice The most of its vote a report gives one participant, in equal shares of the
+    /// participants it rates: a liar cannot put its whole vote on one accomplice.
+    uint256 public constant VOTE_CAP = 2;
     /// @dev Bound on rewardPerEpoch (10^12 tokens of 18 decimals): the carry grows at most by
     /// one reward per epoch, so `rewardPerEpoch + carry` cannot overflow in 2^64 epochs.
     uint256 private constant _MAX_REWARD = 1e30;
@@ -1100,7 +1103,8 @@ contract SwarmLearning is Ownable2Step {
         scores = new int64[](n);
         for (uint256 j = 0; j < n; ++j) {
             uint256 others = k - ((selfReported >> j) & 1);
-            // At most CREDIT_SCALE: each vote gives at most CREDIT_SCALE.
+            // At most CREDIT_SCALE: each vote gives at most CREDIT_SCALE (VOTE_CAP / k of it
+            // once three or more participants are rated).
             if (others != 0) scores[j] = int64(uint64(votes[j] / others));
         }
     }
@@ -1158,8 +1162,9 @@ contract SwarmLearning is Ownable2Step {
     /**
      * @dev For one report whose packed scores are `row` (8 bytes each, one per participant):
      * add its vote to `votes`, i.e. to every participant j other than `self` (the reporter's
-     * own position, or out of range) floor(max(0, s_j) * CREDIT_SCALE / P) where P is the sum
-     * of the report's positive scores for participants other than `self` (nothing when P = 0);
+     * own position, or out of range) min(floor(max(0, s_j) * CREDIT_SCALE / P),
+     * floor(VOTE_CAP * CREDIT_SCALE / k)) where P is the sum of the report's positive scores
+     * for participants other than `self` and k their number (nothing when P = 0);
      * return keccak256(abi.encode(digest, head, scores)), the link reportValidation computed
      * (`head` hashes the report's other fields), by unpacking the scores into abi words in
      * scratch memory, where the second loop reads them back. The scores were range-checked
@@ -1171,6 +1176,10 @@ contract SwarmLearning is Ownable2Step {
         returns (bytes32 next)
     {
         uint256 scale = CREDIT_SCALE;
+        uint256 rated = row.length / 8;
+        if (self < rated) --rated;
+        // Only read when some score is positive, so some participant other than `self` exists.
+        uint256 cap = rated == 0 ? 0 : VOTE_CAP * CREDIT_SCALE / rated;
         assembly ("memory-safe") {
             // abi.encode(digest, head, scores) built past the free memory pointer, left
             // unallocated: three head words, the array length, the words.
@@ -1198,7 +1207,9 @@ contract SwarmLearning is Ownable2Step {
                     let value := mload(add(words, shl(5, i)))
                     if and(sgt(value, 0), iszero(eq(i, self))) {
                         let slot := add(at, shl(5, i))
-                        mstore(slot, add(mload(slot), div(mul(value, scale), positive)))
+                        let vote := div(mul(value, scale), positive)
+                        if gt(vote, cap) { vote := cap }
+                        mstore(slot, add(mload(slot), vote))
                     }
                 }
             }

@@ -15,20 +15,26 @@ at fault (``CENSORED``). A leader at fault forfeits its payout and takes a strik
 **The epoch's credit of a participant** ``i`` comes from the *other* reporters' scores
 (a node's score for itself is ignored). Each report is one vote of ``CREDIT_SCALE``: reporter
 ``r`` gives participant ``i`` the fraction of its positive scores for the others that ``i``
-holds, and ``i``'s credit is the mean of its ``m_i`` other reporters' votes::
+holds, but to no one participant more than ``VOTE_CAP`` (2) equal shares of it, and ``i``'s
+credit is the mean of its ``m_i`` other reporters' votes::
 
-    P_r = sum_{j != r} max(0, s_rj)
-    a_i = floor(sum_{r != i} floor(max(0, s_ri) * CREDIT_SCALE / P_r) / m_i)
+    P_r = sum_{j != r} max(0, s_rj),   k_r = the number of participants other than r
+    v_ri = min(floor(max(0, s_ri) * CREDIT_SCALE / P_r), floor(VOTE_CAP * CREDIT_SCALE / k_r))
+    a_i = floor(sum_{r != i} v_ri / m_i)
 
 (a report with ``P_r = 0`` gives nobody anything; ``a_i = 0`` when ``m_i = 0``). Why a vote and
 not a median or trimmed mean of the raw scores: on non-IID data each validator values the
 classes it holds, so a specialist is rated highly by the few validators that hold its classes
 and below zero by the rest; any order statistic is set by the rest and zeroes it, while the
-mean of votes keeps its supporters. Bound: a reporter can only give or withhold its own vote,
-so ``f`` liars among ``m`` reporters move any participant's credit by at most ``f / m`` of
-``CREDIT_SCALE`` and the credits' total by at most ``f / m`` of it; negative scores cannot
-zero anyone, which is also why they count as 0 (a liar rating a victim ``-1`` withholds its
-vote, no more).
+mean of votes keeps its supporters. Why the cap: a liar could otherwise put its whole vote
+on one accomplice (``benchmarks/fairness.py``, figure ``boosting_1``: 3 % of all tokens moved
+by one liar of 8 uncapped); a specialist still gets up to twice an equal share from each
+validator that values it (capped votes that are left over are carried like any unpaid
+credit). Bound: a reporter can only give or withhold its own vote, so ``f`` liars among
+``m`` reporters move any participant's credit by at most ``f / m`` of
+``VOTE_CAP * CREDIT_SCALE / k`` and the credits' total by at most ``f / m`` of
+``CREDIT_SCALE``; negative scores cannot zero anyone, which is also why they count as 0 (a
+liar rating a victim ``-1`` withholds its vote, no more).
 
 **Evidence accumulates.** Each member carries a smoothed credit ``e`` (on chain, 0 at
 first). A quorate epoch in which ``i`` had at least one other reporter moves it::
@@ -91,6 +97,8 @@ DEFAULT_STANDING_BPS = 2_000
 #: One reporter's vote (``SwarmLearning.CREDIT_SCALE``): the credit of a participant that
 #: every other reporter gives all of its positive score.
 CREDIT_SCALE = 10**9
+#: The most of its vote a report gives one participant, in equal shares (``SwarmLearning.VOTE_CAP``).
+VOTE_CAP = 2
 
 
 class Forfeit(IntEnum):
@@ -219,10 +227,11 @@ def epoch_credits(reports: Sequence[tuple[str, Sequence[int]]], nodes: Sequence[
             raise ValueError(f"score vector has {len(vector)} entries, expected {n}")
         others = [j for j in range(n) if not _same(reporter, nodes[j])]
         positive = sum(max(0, vector[j]) for j in others)
+        cap = VOTE_CAP * CREDIT_SCALE // len(others) if others else 0
         for j in others:
             counts[j] += 1
             if positive:
-                totals[j] += max(0, vector[j]) * CREDIT_SCALE // positive
+                totals[j] += min(max(0, vector[j]) * CREDIT_SCALE // positive, cap)
     return [total // count if count else 0 for total, count in zip(totals, counts, strict=True)], counts
 
 

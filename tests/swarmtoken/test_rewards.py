@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from swarmtoken.rewards import (
     BPS,
     CREDIT_SCALE,
+    VOTE_CAP,
     ZERO_HASH,
     Forfeit,
     Participant,
@@ -108,15 +109,36 @@ def test_a_specialist_supported_by_one_validator_keeps_a_positive_credit():
     highest and the three others rate it below zero. Any order statistic of its scores is
     set by the three (the median is -10, and so is the mean trimmed of one at each end), so
     the old aggregate paid it nothing; the vote keeps validator 1's support: 60 of the 100
-    it scores the others, a quarter of it in the mean over 4 reporters, and full weight."""
+    it scores the others, capped at two equal shares (2/4 of a vote), a quarter of it in the
+    mean over 4 reporters, and full weight."""
     nodes = [f"0x{i:040x}" for i in range(1, 6)]
     vectors = [[999, 30, 30, 30, 30], [60, 999, 20, 10, 10], [-10, 30, 999, 30, 30], [-10, 30, 30, 999, 30],
                [-10, 30, 30, 30, 999]]
     assert lower_median([v[0] for v in vectors[1:]]) == -10
     result = settle(BUDGET, [Participant(100, node=n) for n in nodes],
                     [Report(0, v, valid=ALL, reporter=n) for n, v in zip(nodes, vectors, strict=True)])
-    assert result.scores[0] == 600_000_000 // 4 == 150_000_000
+    assert result.scores[0] == min(600_000_000, 2 * CREDIT_SCALE // 4) // 4 == 125_000_000
     assert result.smoothed[0] > 0 and result.payouts[0] > 0 and result.standing[0] and not result.struck[0]
+
+
+def test_a_report_gives_one_participant_at_most_two_equal_shares():
+    """A liar rating one accomplice +1 and everyone else 0 gives it 2/k of a vote, not the
+    whole vote (k = 5 others here); with one or two others the cap is a whole vote or more."""
+    nodes = [f"0x{i:040x}" for i in range(1, 7)]
+    credits, counts = epoch_credits([(nodes[0], [0, 10**9, 0, 0, 0, 0])], nodes)
+    assert VOTE_CAP == 2 and credits[1] == 2 * CREDIT_SCALE // 5 and counts[1] == 1
+    assert epoch_credits([(nodes[0], [0, 1, 0])], nodes[:3])[0] == [0, CREDIT_SCALE, 0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(vector=st.lists(st.integers(-(10**9), 10**9), min_size=1, max_size=8))
+def test_no_report_gives_one_participant_more_than_the_cap(vector):
+    """An outsider's report is each participant's only vote: none exceeds VOTE_CAP / k of
+    CREDIT_SCALE (nor CREDIT_SCALE), and the shares add up to at most one vote."""
+    nodes = [f"0x{j + 1:040x}" for j in range(len(vector))]
+    credits, _ = epoch_credits([(OUTSIDER, vector)], nodes)
+    assert all(0 <= c <= min(CREDIT_SCALE, VOTE_CAP * CREDIT_SCALE // len(vector)) for c in credits)
+    assert sum(credits) <= CREDIT_SCALE
 
 
 def test_score_vector_of_wrong_length_is_refused():
@@ -230,14 +252,15 @@ def test_without_evidence_the_smoothed_score_stays_and_no_strike_is_due():
 def test_a_node_whose_evidence_backs_less_than_half_its_data_is_struck():
     """Struck when 2 w < d: the weight decides, not the sign of the smoothed credit. With
     standing at the average (standing_bps = BPS) and no smoothing, every report splits its
-    vote 5:2:1:0, so D+ = 300, S+ = CREDIT_SCALE and w = min(100, e * 300 / CREDIT_SCALE):
-    187 -> 100 (full weight), 75, 37 and 0 (no positive credit). The third is struck although
-    it is paid for its credit; the fourth is struck and paid nothing."""
+    vote 5:2:1:0, the first share capped at two of four equal shares, so D+ = 300,
+    S+ = 875_000_000 and w = min(100, e * 300 / S+): 171 -> 100 (full weight), 85, 42 and 0
+    (no positive credit). The third is struck although it is paid for its credit; the fourth
+    is struck and paid nothing."""
     rule = Rule(smoothing_bps=BPS, standing_bps=BPS)
     participants = [Participant(100, node=n) for n in "abcd"]
     result = settle(BUDGET, participants, [Report(0, [5, 2, 1, 0], valid=ALL, reporter=r) for r in "xyz"], rule=rule)
-    assert result.scores == result.smoothed == (625_000_000, 250_000_000, 125_000_000, 0)
-    assert result.weights == (100, 75, 37, 0) and result.standing == (True, False, False, False)
+    assert result.scores == result.smoothed == (2 * CREDIT_SCALE // 4, 250_000_000, 125_000_000, 0)
+    assert result.weights == (100, 85, 42, 0) and result.standing == (True, False, False, False)
     assert result.struck == (False, False, True, True)
     assert result.payouts[2] > 0 and result.payouts[3] == 0
     # Exactly half its data backed (2 w = d) is not struck: 3:1 gives w = 250_000_000 * 200 / 10^9 = 50.

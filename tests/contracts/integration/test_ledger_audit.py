@@ -62,14 +62,14 @@ def test_audit_names_a_payout_that_the_reports_do_not_justify(swarm, token, node
     ledger = copy.deepcopy(read_ledger(swarm))
     members = nodes[:4]
     # One report suffices: node 1's, one of node 0's three other reporters, now gives node 0
-    # nearly its whole vote (10**6 + 40 of 10**6 + 60) instead of 40 of 60. On chain node 0
-    # holds 40 of 60, of 70 and of 90 (every reporter sent [40, 30, 20, -5]).
-    ledger.epochs[1].reports[1].scores[0] += 10**6
+    # nothing instead of 40 of 60. On chain node 0 holds 40 of 60 (two of three equal shares,
+    # the cap), of 70 and of 90 (every reporter sent [40, 30, 20, -5]).
+    ledger.epochs[1].reports[1].scores[0] = 0
     report = audit_settlements(ledger, reward_per_epoch=REWARD, rule=chain_rule(swarm.config()))
     assert not report.ok
-    on_chain = (40 * 10**9 // 60 + 40 * 10**9 // 70 + 40 * 10**9 // 90) // 3
-    replayed = ((10**6 + 40) * 10**9 // (10**6 + 60) + 40 * 10**9 // 70 + 40 * 10**9 // 90) // 3
-    assert (on_chain, replayed) == (560_846_560, 671_951_005)
+    on_chain = (min(40 * 10**9 // 60, 2 * 10**9 // 3) + 40 * 10**9 // 70 + 40 * 10**9 // 90) // 3
+    replayed = (0 + 40 * 10**9 // 70 + 40 * 10**9 // 90) // 3
+    assert (on_chain, replayed) == (560_846_560, 338_624_338)
     assert report.discrepancies[0] == f"epoch 1: {members[0].address} score {on_chain}, reference {replayed}"
     assert (f"epoch 1: {members[0].address} smoothed score {on_chain // 2}, reference {replayed // 2}"
             in report.discrepancies)

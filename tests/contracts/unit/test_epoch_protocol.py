@@ -514,10 +514,11 @@ def test_settlement_refuses_reports_that_differ_from_those_made(swarm, reporting
 def test_epoch_credit_is_the_mean_of_the_other_reporters_votes(swarm, reporting, protocol):
     """A worked example of the vote. Each reporter r gives every other participant i the
     share floor(max(0, s_ri) * 1e9 / P_r) of P_r, the sum of r's positive scores for the
-    others; i's credit is the floor of the mean of its three other reporters' votes.
+    others, at most two equal shares (floor(2e9 / 3) = 666_666_666 of three others); i's
+    credit is the floor of the mean of its three other reporters' votes.
 
     - reporter 0 rates itself 999 (ignored) and the others 30, 10, -20: P = 40, votes
-      750_000_000, 250_000_000 and 0 (a negative score counts as 0);
+      666_666_666 (750_000_000 capped), 250_000_000 and 0 (a negative score counts as 0);
     - reporter 1 rates itself at the bound (ignored) and the others 1, 2, 0: P = 3, votes
       333_333_333, 666_666_666 and 0;
     - reporter 2 has no positive score for anyone else (P = 0): it gives nobody anything,
@@ -534,11 +535,11 @@ def test_epoch_credit_is_the_mean_of_the_other_reporters_votes(swarm, reporting,
 
     credits = [
         (333_333_333 + 0 + 333_333_333) // 3,  # from reporters 1, 2, 3
-        (750_000_000 + 0 + 333_333_333) // 3,  # from reporters 0, 2, 3
+        (666_666_666 + 0 + 333_333_333) // 3,  # from reporters 0, 2, 3
         (250_000_000 + 666_666_666 + 333_333_333) // 3,  # from reporters 0, 1, 3
         (0 + 0 + 0) // 3,  # rated -20, 0, 0 by the others
     ]
-    assert credits == [222_222_222, 361_111_111, 416_666_666, 0]
+    assert credits == [222_222_222, 333_333_333, 416_666_666, 0]
     per_node = tx.events["ParticipantSettled"]
     assert [e["score"] for e in per_node] == credits
     assert [e["smoothedScore"] for e in per_node] == [c // 2 for c in credits]  # from 0, smoothing one half
@@ -569,10 +570,10 @@ def test_a_reporters_score_for_itself_moves_nothing(swarm, reporting, protocol, 
         (100_000_000 + 100_000_000 + 166_666_666) // 3,
         (200_000_000 + 200_000_000 + 333_333_333) // 3,
         (300_000_000 + 300_000_000 + 500_000_000) // 3,
-        (500_000_000 + 600_000_000 + 700_000_000) // 3,
+        (500_000_000 + 600_000_000 + 666_666_666) // 3,  # 70 of 100 capped at two of three shares
     ]
     per_node = tx.events["ParticipantSettled"]
-    assert [e["score"] for e in per_node] == credits == [122_222_222, 244_444_444, 366_666_666, 600_000_000]
+    assert [e["score"] for e in per_node] == credits == [122_222_222, 244_444_444, 366_666_666, 588_888_888]
     zeroed = [(reporter, replace(report, scores=others[i])) for i, (reporter, report) in enumerate(protocol.reports[1])]
     expected = expected_settlement(REWARD, [Participant(samples=s) for s in (100, 200, 300, 400)], zeroed, swarm)
     assert [(e["score"], e["smoothedScore"], e["standing"], e["payout"]) for e in per_node] == list(

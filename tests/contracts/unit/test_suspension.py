@@ -143,14 +143,14 @@ def test_one_epoch_without_a_vote_does_not_strike_a_node_with_earlier_evidence(s
 
     tx, expected = run_checked(swarm, protocol, members, [50, 50, -40, -40])
     assert expected.scores[2:] == (0, 0)
-    assert expected.weights[2:] == (35, 100)
+    assert expected.weights[2:] == (40, 100)
     assert expected.struck[2:] == (True, False)  # the reference rule agrees
     assert "NodeSuspended" not in tx.events
     member = swarm.memberOf(honest)
     assert (member["smoothedScore"], member["strikes"], member["status"]) == (145_833_333, 0, ACTIVE)  # halved
     member = swarm.memberOf(weak)
     assert (member["smoothedScore"], member["strikes"], member["status"]) == (17_992_424, 1, ACTIVE)
-    assert tx.events["ParticipantSettled"][2]["payout"] > 0  # still paid for the 35 samples it backs
+    assert tx.events["ParticipantSettled"][2]["payout"] > 0  # still paid for the 40 samples it backs
 
 
 def test_node_whose_evidence_falls_under_half_its_data_is_struck_and_suspended(swarm, protocol, nodes):
