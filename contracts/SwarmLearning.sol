@@ -16,8 +16,8 @@ import {SwarmToken} from "./SwarmToken.sol";
  * the admin attested, as far as the node's evidence backs them) and a `1 - beta` share by a
  * smoothed credit, an integer moving average over epochs of the votes of the other
  * validators (each gives a participant the share of its positive Shapley-style scores that
- * the participant holds, at most VOTE_CAP equal shares). Settled credits are minted to this contract and pulled by their
- * owners with `claim()`.
+ * the participant holds, at most VOTE_CAP equal shares). Settled credits are minted to this
+ * contract and pulled by their owners with `claim()`.
  *
  * Epoch protocol: Commit -> (elect) Merge -> (publish) Report -> (settle) next epoch's Commit,
  * or Finished when the stopping rule fires; Commit or Merge -> Abandoned when too few nodes

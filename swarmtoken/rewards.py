@@ -29,8 +29,8 @@ and below zero by the rest; any order statistic is set by the rest and zeroes it
 mean of votes keeps its supporters. Why the cap: a liar could otherwise put its whole vote
 on one accomplice (``benchmarks/fairness.py``, figure ``boosting_1``: 3 % of all tokens moved
 by one liar of 8 uncapped); a specialist still gets up to twice an equal share from each
-validator that values it (capped votes that are left over are carried like any unpaid
-credit). Bound: a reporter can only give or withhold its own vote, so ``f`` liars among
+validator that values it (what the cap leaves of a vote goes to nobody; payouts share the
+budget by smoothed credit, so it moves no tokens by itself). Bound: a reporter can only give or withhold its own vote, so ``f`` liars among
 ``m`` reporters move any participant's credit by at most ``f / m`` of
 ``VOTE_CAP * CREDIT_SCALE / k`` and the credits' total by at most ``f / m`` of
 ``CREDIT_SCALE``; negative scores cannot zero anyone, which is also why they count as 0 (a
