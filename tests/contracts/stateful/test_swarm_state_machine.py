@@ -795,10 +795,12 @@ class SwarmMachine(RuleBasedStateMachine):
         valid = self._valid_mask()
         scores = [honest_score(rng) if s.commits[c].valid else 0 for c in order]
         if order and rng.random() < 0.5:
-            # A specialist validator (non-IID data) values one participant and none of the
-            # others: credits become uneven, so some participants are paid below full weight.
+            # A specialist validator (non-IID data) values one participant and the others at
+            # most barely (a score of 1): credits become uneven, so some participants are paid
+            # below full weight (each vote is capped at two equal shares, so rating the others
+            # at most 0 instead rarely left anyone with a small positive credit).
             favourite = rng.randrange(len(order))
-            scores = [score if k == favourite else min(score, 0) for k, score in enumerate(scores)]
+            scores = [score if k == favourite else min(score, 1) for k, score in enumerate(scores)]
         if behaviour == COPYCAT and own is not None:
             valid |= 1 << own
             scores = [SCORE_BOUND if c == own else score for c, score in zip(order, scores)]
