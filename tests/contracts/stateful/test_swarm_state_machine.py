@@ -98,6 +98,7 @@ CONFIG = dict(
 ALLOWANCES = [1000, 400, 1000, UINT64_MAX, 60, 1000, 500]  # nodes 0-6 allow-listed at start
 ENROLLED_AT_START = 6  # nodes 0-5 enrolled (every seat taken), 6 only allow-listed, 7 a stranger
 NODES = 8
+RARE_DATA_NODE, RARE_DATA_DISCOUNT = 0, 8  # see SwarmMachine._report_content
 OUTSIDER = NODES  # actor index of the account that is never allow-listed
 
 UPDATE_SUBMITTED = "0x" + keccak(b"UpdateSubmitted(uint256,address,uint16,bytes32,uint64,uint64)").hex()
@@ -801,6 +802,14 @@ class SwarmMachine(RuleBasedStateMachine):
             # at most 0 instead rarely left anyone with a small positive credit).
             favourite = rng.randrange(len(order))
             scores = [score if k == favourite else min(score, 1) for k, score in enumerate(scores)]
+        # Every honest validator values the rare-data node's update at an eighth of what it
+        # would give another: its credit per sample sits near the standing line, so it is
+        # paid below full weight whenever it declares about half the average data or more
+        # (random specialists alone left a whole fresh-clone run without such a payout).
+        scores = [
+            score // RARE_DATA_DISCOUNT if score > 0 and s.commits[c].node == RARE_DATA_NODE else score
+            for c, score in zip(order, scores)
+        ]
         if behaviour == COPYCAT and own is not None:
             valid |= 1 << own
             scores = [SCORE_BOUND if c == own else score for c, score in zip(order, scores)]
