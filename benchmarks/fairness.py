@@ -42,7 +42,11 @@ Per partition and seed:
 And, per seed, ``quality``: quantity-skewed IID shards (``partition="quantity"``, alpha
 ``QUALITY_ALPHA``) whose nodes carry label noise {0, 0, .1, .1, .3, .3, .5, .5} shuffled
 per seed (that fraction of a node's train and validation labels replaced by another class):
-Spearman(total payout, samples x (1 - noise)).
+Spearman(total payout, samples x (1 - noise)). Two diagnostics say where it falls short:
+``quality_spearman_by_samples``, the same Spearman for payouts exactly by samples (what
+data weight alone can reach), and ``quality_noise_credit_factor``, what noise 0.5 multiplies
+a node's epoch credit by at equal data (fitted per seed, :func:`noise_credit_factor`): 0.5
+would follow the target's value, 1.0 means the validators' scores do not see the noise.
 
 Each figure is reported per partition as the mean and the worst seed; ``targets`` holds
 each target with its threshold and pass/fail, judged on the worst seed (``pass``) and on
@@ -121,6 +125,8 @@ TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] =
     **{f"rogue_{label}": ("max", ("<=", 0.05)) for label in ATTACKS},
     **{f"rogue_{label}_forged": ("max", None) for label, (attack, _) in ATTACKS.items() if needs_peers(attack)},
     **{f"rogue_{label}_vs_self": ("max", None) for label in SELF_COMPARED},
+    "quality_spearman_by_samples": ("min", None),
+    "quality_noise_credit_factor": ("max", None),
 }
 PAYOUT_TO_DATA = {"dirichlet": 0.5, "iid": 0.85}
 
@@ -281,12 +287,28 @@ def _relabel(y: torch.Tensor, fraction: float, n_classes: int, seed: int) -> tor
 
 
 def quality_figures(seed: int, epochs: int, plan: Plan) -> dict[str, float]:
-    """``quality_spearman`` (see the module docstring)."""
+    """``quality_spearman`` and its two diagnostics (see the module docstring)."""
     split, noise = noisy_split(seed)
     result = run(split, seed, epochs, plan)
     value = [n * (1 - level) for n, level in zip(result.n_train, noise, strict=True)]
     return {"quality_spearman": float(spearmanr([float(t) for t in result.total_payouts()], value).statistic),
+            "quality_spearman_by_samples": float(spearmanr(result.n_train, value).statistic),
+            "quality_noise_credit_factor": noise_credit_factor(result, noise),
             "quality_honest_suspended": float(len(result.suspended()))}
+
+
+def noise_credit_factor(result: SimulationResult, noise: Sequence[float]) -> float:
+    """What label noise 0.5 multiplies a node's epoch credit by, at equal data: ``exp(b / 2)``
+    for the least-squares fit ``log(mean credit) = a + c log(samples) + b noise`` over the
+    nodes (credits of the epochs each took part in, at least 1)."""
+    credits: list[list[int]] = [[] for _ in result.n_train]
+    for record in result.epochs:
+        for node, credit in zip(record.money.participants, record.money.settlement.scores, strict=True):
+            credits[node].append(credit)
+    design = np.column_stack([np.ones(len(noise)), np.log(result.n_train), noise])
+    observed = np.log([max(float(np.mean(c)), 1.0) if c else 1.0 for c in credits])
+    (_, _, slope), *_ = np.linalg.lstsq(design, observed, rcond=None)
+    return float(np.exp(slope / 2))
 
 
 Task = tuple[str, int, int, Plan, list[str]]

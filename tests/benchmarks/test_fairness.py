@@ -6,6 +6,9 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ONLY = ["base", "lying", "sybil", "quality", "sign_flip", "extrapolated_c1", "alie_z1", "scaled_x3"]
@@ -39,7 +42,10 @@ def test_quick_fairness_report(tmp_path):
         # epoch 1 is one-sided, rejected and paid nothing
         assert figures["rogue_alie_z1"]["mean"] > 0 and figures["rogue_alie_z1_forged"]["mean"] == 0
         assert figures["rogue_scaled_x3_vs_self"]["mean"] > 0
-    assert -1 <= report["figures"]["quality"]["quality_spearman"]["mean"] <= 1
+    quality = report["figures"]["quality"]
+    assert -1 <= quality["quality_spearman"]["mean"] <= 1 and -1 <= quality["quality_spearman_by_samples"]["mean"] <= 1
+    assert quality["quality_noise_credit_factor"]["mean"] > 0
+    assert "quality.quality_noise_credit_factor" not in report["targets"]
     targets = report["targets"]
     assert {"dirichlet.lying_1", "dirichlet.worst_payout_to_data", "quality.quality_spearman"} <= set(targets)
     assert all(isinstance(t["pass"], bool) and isinstance(t["pass_mean"], bool) for t in targets.values())
@@ -47,3 +53,22 @@ def test_quick_fairness_report(tmp_path):
     assert targets["dirichlet.sybil_pool"]["threshold"] == [0.95, 1.05]
     assert targets["dirichlet.boosting_1"]["threshold"] == ["<=", 0.02]
     assert "dirichlet.rogue_alie_z1" in targets and "dirichlet.rogue_alie_z1_forged" not in targets
+
+
+def test_noise_credit_factor_recovers_what_noise_does_to_credit():
+    """Credits that grow as samples^0.6 and halve from noise 0 to 0.5 (over two epochs, one
+    node absent from one) give a factor of 0.5; credits blind to the noise give 1."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from fairness import noise_credit_factor
+
+    samples, noise = [50, 80, 120, 200, 60, 90, 150, 300], [0.0, 0.0, 0.1, 0.1, 0.3, 0.3, 0.5, 0.5]
+
+    def result(halving):
+        credit = [round(1e6 * d**0.6 * halving ** (2 * level)) for d, level in zip(samples, noise)]
+        epochs = [SimpleNamespace(money=SimpleNamespace(participants=tuple(nodes),
+                                                        settlement=SimpleNamespace(scores=tuple(credit[i] for i in nodes))))
+                  for nodes in (range(8), range(1, 8))]
+        return SimpleNamespace(n_train=samples, epochs=epochs)
+
+    assert noise_credit_factor(result(0.5), noise) == pytest.approx(0.5, rel=1e-4)
+    assert noise_credit_factor(result(1.0), noise) == pytest.approx(1.0, rel=1e-4)
