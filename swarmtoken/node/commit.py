@@ -114,7 +114,7 @@ class CommitPhase:
         self.store.release(stored.sha256)
 
     def _train(self, epoch: int) -> dict[str, torch.Tensor]:
-        from trainer.attacks import apply_attack, is_data_attack, needs_peers, rebase
+        from trainer.attacks import is_data_attack
         from trainer.simulate import derive_seed
         from trainer.training import train_local
 
@@ -125,14 +125,36 @@ class CommitPhase:
         update = {k: v.clone() for k, v in self.worker.state_dict().items()}
         if not self.attack or is_data_attack(self.attack):
             return update
-        peers = []
-        if needs_peers(self.attack):
-            if self.peer_round is None or len(self.peer_round[1]) < 2:
-                log.info("epoch %d: %s needs two peer updates of the previous epoch; committing honestly",
-                         epoch, self.attack)
-                return update
-            peers = rebase(self.peer_round[1], self.peer_round[0], self.global_state)
-        log.info("epoch %d: rogue: %s update forged from %d peer updates of the previous epoch",
-                 epoch, self.attack, len(peers))
-        return apply_attack(self.attack, update, previous=self.global_state, peers=peers,
+        return forge_update(self.attack, update, epoch=epoch, global_state=self.global_state,
+                            prior_state=self.prior_state, peer_round=self.peer_round,
                             seed=derive_seed(seed, "attack", epoch - 1, shard))
+
+
+def forge_update(attack: str, update: dict[str, torch.Tensor], *, epoch: int, global_state: dict[str, torch.Tensor],
+                 prior_state: dict[str, torch.Tensor] | None,
+                 peer_round: tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]] | None,
+                 seed: int) -> dict[str, torch.Tensor]:
+    """What a rogue node commits under model attack ``attack``, from what a node can know:
+    the global model before the current one (``prior_state``, None when the node did not
+    adopt the two in a row) and the previous epoch's peer updates (``peer_round``: the
+    model they were trained from, and the updates). Mirrors ``trainer.simulate``: an attack
+    that reads peers commits ``update`` honestly until two are known, and one that reads
+    the previous merged step takes a step of zero (the global model, a free rider) until it
+    is known."""
+    from trainer.attacks import apply_attack, needs_peers, needs_prior, rebase
+
+    peers = []
+    if needs_peers(attack):
+        if peer_round is None or len(peer_round[1]) < 2:
+            log.info("epoch %d: %s needs two peer updates of the previous epoch; committing honestly", epoch, attack)
+            return update
+        peers = rebase(peer_round[1], peer_round[0], global_state)
+    prior = None
+    if needs_prior(attack):
+        prior = global_state if prior_state is None else prior_state
+        log.info("epoch %d: rogue: %s update forged from the previous merged step%s", epoch, attack,
+                 "" if prior_state is not None else " (not known yet: a step of zero)")
+    else:
+        log.info("epoch %d: rogue: %s update forged from %d peer updates of the previous epoch",
+                 epoch, attack, len(peers))
+    return apply_attack(attack, update, previous=global_state, peers=peers, seed=seed, prior=prior)
