@@ -930,15 +930,15 @@ contract SwarmLearning is Ownable2Step {
         for (uint256 j = 0; j < outcomes.length; ++j) {
             Outcome memory o = outcomes[j];
             if (!split.quorate || o.smoothed <= 0) continue;
-            // Full weight at standingBps of the average credit per sample; below it,
-            // w = floor(x^2 / (y^2 * d)) = d * (x / (y * d))^2 with x = e * D+ * BPS and
-            // y = standingBps * S+. Cannot overflow: smoothed <= 1e9, samples < 2^64 and
-            // n <= 112 keep x below 2^115 and y^2 * d below 2^166.
-            uint256 backed = uint256(uint64(o.smoothed)) * split.positiveData * _BPS;
-            uint256 line = standingBps * split.positiveScore;
-            o.weight = standingBps == 0 || backed >= line * o.samples
+            // w = min(d, e * D+ * BPS / (standingBps * S+)): full weight at standingBps of the
+            // average credit per sample, proportionally less below it. Cannot overflow:
+            // smoothed <= 1e9, samples < 2^64, n <= 112.
+            o.weight = standingBps == 0
                 ? o.samples
-                : backed * backed / (line * line * o.samples);
+                : Math.min(
+                    o.samples,
+                    uint256(uint64(o.smoothed)) * split.positiveData * _BPS / (standingBps * split.positiveScore)
+                );
             split.totalWeight += o.weight;
         }
         for (uint256 j = 0; j < outcomes.length; ++j) {

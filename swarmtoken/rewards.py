@@ -44,23 +44,14 @@ first). A quorate epoch in which ``i`` had at least one other reporter moves it:
 **Data weight.** Of the participants with ``e' > 0`` (sums ``D+`` of samples, ``S+`` of
 smoothed credits), each is paid for as much of its data as its evidence backs: full weight
 when its smoothed credit per sample is at least ``standing_bps / 10_000`` of that average,
-and the square of its shortfall below it. With ``x_i = e_i' * D+ * 10_000`` and
-``y = standing_bps * S+`` (so ``x_i / (y * d_i)`` is that ratio to the line)::
+and proportionally less below it::
 
-    w_i = d_i                               if x_i >= y * d_i (or standing_bps = 0)
-    w_i = floor(x_i^2 / (y^2 * d_i))         otherwise, i.e. d_i * (x_i / (y * d_i))^2
+    w_i = min(d_i, floor(e_i' * D+ * 10_000 / (standing_bps * S+)))   (w_i = d_i when standing_bps = 0)
 
 A node is *in good standing* when ``w_i = d_i``. The weight is continuous in the credit, so a
 small change of credit (noise, one liar) is a small change of pay, and a node whose update
 the validators cannot tell from noise, or a copy the merge ignores, is paid for almost none
-of its declared data. Why squared below the line and not linear: a rogue's credit is not
-zero but a small share that the honest validators' noise and the specialists' votes leave
-it (in its first epoch a label flipper on Dirichlet data stood at up to 0.72 of the line),
-and a linear weight paid it that share of its data until strikes suspended it
-(``benchmarks/fairness.py``, 10 seeds: label flip up to 0.083 of the honest mean, 0.043
-squared; gaussian noise 0.029 -> 0.008). Honest nodes mostly sit at or above the line: the
-worst honest payout/data share is unchanged (0.853 Dirichlet, 0.905 IID); two lying
-validators' reach grew from 2.7 % to 3.3 % of all tokens.
+of its declared data.
 
 **Payouts.** For budget ``R``, the paid set ``P`` of a quorate epoch is the participants
 with ``e' > 0``, with ``W = sum_P w_j``, ``S = sum_P e_j'`` and ``beta = beta_bps / 10_000``
@@ -314,11 +305,9 @@ def data_weights(smoothed: Sequence[int], samples: Sequence[int], standing_bps: 
     total_data = sum(samples[j] for j in positive)
     total_score = sum(smoothed[j] for j in positive)
     weights = [0] * len(smoothed)
-    line = standing_bps * total_score
     for j in positive:
-        backed = smoothed[j] * total_data * BPS
-        weights[j] = samples[j] if standing_bps == 0 or backed >= line * samples[j] else \
-            backed * backed // (line * line * samples[j])
+        weights[j] = samples[j] if standing_bps == 0 else \
+            min(samples[j], smoothed[j] * total_data * BPS // (standing_bps * total_score))
     return weights
 
 

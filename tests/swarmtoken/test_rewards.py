@@ -253,52 +253,46 @@ def test_a_node_whose_evidence_backs_less_than_half_its_data_is_struck():
     """Struck when 2 w < d: the weight decides, not the sign of the smoothed credit. With
     standing at the average (standing_bps = BPS) and no smoothing, every report splits its
     vote 5:2:1:0, the first share capped at two of four equal shares, so D+ = 300,
-    S+ = 875_000_000 and the ratio to the line is e * 300 / (S+ * 100): 1.71 (full weight),
-    0.857 (w = floor(100 * 0.857^2) = 73), 0.429 (18) and 0 (no positive credit). The third
-    is struck although it is paid for its credit; the fourth is struck and paid nothing."""
+    S+ = 875_000_000 and w = min(100, e * 300 / S+): 171 -> 100 (full weight), 85, 42 and 0
+    (no positive credit). The third is struck although it is paid for its credit; the fourth
+    is struck and paid nothing."""
     rule = Rule(smoothing_bps=BPS, standing_bps=BPS)
     participants = [Participant(100, node=n) for n in "abcd"]
     result = settle(BUDGET, participants, [Report(0, [5, 2, 1, 0], valid=ALL, reporter=r) for r in "xyz"], rule=rule)
     assert result.scores == result.smoothed == (2 * CREDIT_SCALE // 4, 250_000_000, 125_000_000, 0)
-    assert result.weights == (100, 73, 18, 0) and result.standing == (True, False, False, False)
+    assert result.weights == (100, 85, 42, 0) and result.standing == (True, False, False, False)
     assert result.struck == (False, False, True, True)
     assert result.payouts[2] > 0 and result.payouts[3] == 0
-    # Half its data backed (2 w = d) is not struck: 645:355 puts the second at 0.71 of the
-    # line, w = floor(100 * 0.71^2) = 50; 647:353 at 0.706, w = 49, struck.
-    for scores, weight, struck in (([645, 355], 50, False), ([647, 353], 49, True)):
-        edge = settle(BUDGET, participants[:2], [Report(0, scores, valid=ALL, reporter=r) for r in "xy"], rule=rule)
-        assert edge.weights == (100, weight) and edge.struck == (False, struck)
+    # Exactly half its data backed (2 w = d) is not struck: 3:1 gives w = 250_000_000 * 200 / 10^9 = 50.
+    half = settle(BUDGET, participants[:2], [Report(0, [3, 1], valid=ALL, reporter=r) for r in "xy"], rule=rule)
+    assert half.weights == (100, 50) and half.struck == (False, False)
 
 
 def test_data_weights_by_hand():
     """Three nodes of 100 samples with smoothed credits 100, 100 and 5: D+ = 300, S+ = 205.
-    At standing 20 % the third is at x / (y d) = 5 * 300 * 10_000 / (2_000 * 205 * 100) =
-    0.366 of the line, so its weight is floor(100 * 0.366^2) = 13 (exactly
-    floor(15_000_000^2 / (410_000^2 * 100)))."""
-    assert data_weights([100, 100, 5], [100, 100, 100], 2000) == [100, 100, 13]
-    assert 15_000_000**2 // (410_000**2 * 100) == 13
+    At standing 20 % the third's weight is floor(5 * 300 * 10_000 / (2_000 * 205)) = 36."""
+    assert data_weights([100, 100, 5], [100, 100, 100], 2000) == [100, 100, 36]
     assert data_weights([100, 100, 5], [100, 100, 100], 0) == [100, 100, 100]  # no line: full weight
     assert data_weights([0, -3, 5], [1, 1, 1], 0) == [0, 0, 1]  # no positive credit, no weight
     # Per sample: a node with a tenth of the data needs a tenth of the credit.
     assert data_weights([100, 10], [1000, 100], 10_000) == [1000, 100]
-    assert data_weights([100, 9], [1000, 100], 10_000) == [1000, 82]  # 0.908 of the line, squared
+    assert data_weights([100, 9], [1000, 100], 10_000) == [1000, 90]
 
 
 def test_data_weight_ramps_continuously_up_to_the_standing_line():
     """A node of 100 samples beside two of 100 samples and smoothed credit 1000, at standing
-    20 %: it is at r = 15 e / (2000 + e) of the line, and w = floor(100 r^2) below it. One
-    unit of credit more moves the weight by at most two samples (at the line the square's
-    slope is twice the linear ramp's), never down, and full weight starts exactly at the
-    line, 1500 e >= 100 (2000 + e), i.e. e >= 143; the two others keep full weight."""
+    20 %: w = min(100, floor(1500 e / (2000 + e))). One unit of credit more moves the weight
+    by at most one sample (never down), and full weight starts exactly at the standing line,
+    1500 e >= 100 (2000 + e), i.e. e >= 143; the two others keep full weight throughout."""
     ramp = []
     for credit in range(300):
         weights = data_weights([1000, 1000, credit], [100, 100, 100], 2000)
         assert weights[:2] == [100, 100]
         ramp.append(weights[2])
     assert ramp[0] == 0 and ramp[1] == 0
-    assert all(0 <= later - earlier <= 2 for earlier, later in zip(ramp, ramp[1:]))
-    assert ramp[142] == 98 and ramp[143:] == [100] * (300 - 143)
-    assert ramp[100] == (1500 * 100) ** 2 // (2100**2 * 100) == 51
+    assert all(0 <= later - earlier <= 1 for earlier, later in zip(ramp, ramp[1:]))
+    assert ramp[142] == 99 and ramp[143:] == [100] * (300 - 143)
+    assert ramp[100] == 1500 * 100 // 2100 == 71
 
 
 @settings(max_examples=300, deadline=None)
@@ -320,18 +314,17 @@ def test_someone_always_has_full_weight(data, standing_bps):
     assert (sum(weights) > 0) == bool(positive)
 
 
-def test_a_node_adding_noise_around_zero_is_paid_for_none_of_its_data():
+def test_a_node_adding_noise_around_zero_is_paid_for_almost_none_of_its_data():
     """Three validators score it 3 beside 1000 and 1000: its credit is floor(3 * 10^9 / 2003)
-    = 1_497_753, smoothed at 20 % to 299_550 against 99_850_224 for the others. That is
-    299_550 * 300 * 10_000 / (2_000 * 199_999_998 * 100) = 0.0225 of the standing line, so
-    its weight is floor(100 * 0.0225^2) = 0 of its 100 samples (linear, it was 2). With the
-    whole budget split by data it gets nothing, and it is struck."""
+    = 1_497_753, smoothed at 20 % to 299_550 against 99_850_224 for the others, so its
+    weight is floor(299_550 * 300 * 10_000 / (2_000 * 199_999_998)) = 2 of its 100 samples.
+    With the whole budget split by data it gets 2 / 202 of it, and it is struck."""
     participants = [Participant(100, node=n) for n in "abc"]
     reports = [Report(0, [1000, 1000, 3], valid=ALL, reporter=r) for r in "xyz"]
     result = settle(BUDGET, participants, reports, rule=Rule(beta_bps=BPS))
-    assert result.smoothed == (99_850_224, 99_850_224, 299_550) and result.weights == (100, 100, 0)
+    assert result.smoothed == (99_850_224, 99_850_224, 299_550) and result.weights == (100, 100, 2)
     assert result.standing == (True, True, False) and result.struck == (False, False, True)
-    assert result.payouts == (BUDGET // 2, BUDGET // 2, 0)
+    assert result.payouts == (BUDGET * 100 // 202, BUDGET * 100 // 202, BUDGET * 2 // 202)
 
 
 # ---------------------------------------------------------------- payouts

@@ -43,12 +43,11 @@ def test_full_epoch_pays_by_reference_rule_and_opens_next(swarm, token, nodes, p
     assert expected.smoothed == (333_333_333, 190_656_565, 82_378_405, 0)
     assert [swarm.memberOf(node)["smoothedScore"] for node in members] == list(expected.smoothed)
     assert [e["smoothedScore"] for e in tx.events["ParticipantSettled"]] == list(expected.smoothed)
-    # Data weight: with x = e * D+ * 10_000 and y = 2_000 * S+ (D+ = 1200 samples, S+ the
-    # three positive smoothed credits), d when x >= y * d, else floor(x^2 / (y^2 * d)). Node
-    # 2's credit per sample is at 0.906 of the standing line: paid for 900 * 0.906^2 = 738 of
-    # its 900 samples, not in good standing; node 3 has no weight.
-    backed, line = 82_378_405 * 1200 * 10_000, 2_000 * sum(expected.smoothed)
-    assert expected.weights == (100, 200, backed**2 // (line**2 * 900), 0) == (100, 200, 738, 0)
+    # Data weight: min(d, e * D+ * 10_000 / (2_000 * S+)) with D+ = 1200 samples and S+ the
+    # three positive smoothed credits. Node 2's credit per sample backs 815 of its 900
+    # samples: paid for those, but not in good standing; node 3 has no weight.
+    positive = sum(expected.smoothed)
+    assert expected.weights == (100, 200, 82_378_405 * 1200 * 10_000 // (2_000 * positive), 0) == (100, 200, 815, 0)
     assert expected.standing == (True, True, False, False)
     assert [e["standing"] for e in tx.events["ParticipantSettled"]] == list(expected.standing)
     credited = [swarm.claimable(node) for node in members]

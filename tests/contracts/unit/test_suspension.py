@@ -62,8 +62,8 @@ def test_an_epoch_backing_over_half_the_data_resets_the_strikes(swarm, protocol,
         # 30 of reporter 0's 50 and of reporter 1's 40
         ((600_000_000 + 750_000_000) // 2, 337_500_000, 100, 0),
         (0, 168_750_000, 100, 0),  # halved, still full weight
-        (0, 84_375_000, 81, 0),  # at 0.9 of the standing line: 100 * 0.9^2 = 81 samples, over half
-        (0, 42_187_500, 18, 1),  # at 0.43: 18 samples, under half: struck again
+        (0, 84_375_000, 90, 0),  # 90 of 100 samples backed: over half
+        (0, 42_187_500, 43, 1),  # under half: struck again
     ]
     assert swarm.memberOf(members[2])["status"] == ACTIVE
 
@@ -143,14 +143,14 @@ def test_one_epoch_without_a_vote_does_not_strike_a_node_with_earlier_evidence(s
 
     tx, expected = run_checked(swarm, protocol, members, [50, 50, -40, -40])
     assert expected.scores[2:] == (0, 0)
-    assert expected.weights[2:] == (16, 100)  # the weak one at 0.4 of the standing line: 100 * 0.4^2
+    assert expected.weights[2:] == (40, 100)
     assert expected.struck[2:] == (True, False)  # the reference rule agrees
     assert "NodeSuspended" not in tx.events
     member = swarm.memberOf(honest)
     assert (member["smoothedScore"], member["strikes"], member["status"]) == (145_833_333, 0, ACTIVE)  # halved
     member = swarm.memberOf(weak)
     assert (member["smoothedScore"], member["strikes"], member["status"]) == (17_992_424, 1, ACTIVE)
-    assert tx.events["ParticipantSettled"][2]["payout"] > 0  # still paid for the 16 samples it backs
+    assert tx.events["ParticipantSettled"][2]["payout"] > 0  # still paid for the 40 samples it backs
 
 
 def test_node_whose_evidence_falls_under_half_its_data_is_struck_and_suspended(swarm, protocol, nodes):
@@ -173,9 +173,9 @@ def test_node_whose_evidence_falls_under_half_its_data_is_struck_and_suspended(s
     assert history == [
         (455_172_846, 227_586_423, 100, 0, ACTIVE),
         (0, 113_793_211, 100, 0, ACTIVE),  # no vote, but its earlier evidence backs its data
-        (0, 56_896_605, 95, 0, ACTIVE),  # at 0.97 of the standing line: 100 * 0.97^2 samples
-        (0, 28_448_302, 20, 1, ACTIVE),  # the first epoch under half of its 100 samples
-        (0, 14_224_151, 4, 2, SUSPENDED),  # suspendAfter strikes
+        (0, 56_896_605, 97, 0, ACTIVE),
+        (0, 28_448_302, 45, 1, ACTIVE),  # the first epoch under half of its 100 samples
+        (0, 14_224_151, 22, 2, SUSPENDED),  # suspendAfter strikes
     ]
     event = tx.events["NodeSuspended"]
     assert (event["account"], event["epoch"], event["strikes"]) == (failing, 5, 2)
@@ -188,17 +188,16 @@ def test_node_whose_evidence_falls_under_half_its_data_is_struck_and_suspended(s
 
 
 def test_node_with_a_small_positive_credit_is_paid_for_what_it_backs_and_struck(swarm, protocol, nodes):
-    """Rated 1 where the others get 50 to 70, a node has a positive credit, but one at 0.12 of
-    the standing line, which backs only 100 * 0.12^2 = 1 of its 100 samples: it is paid for
-    that one and its credit share (its weight is continuous in the credit) and struck, and
-    suspended after two such epochs; the others stand at full weight."""
+    """Rated 1 where the others get 50 to 70, a node has a positive credit, but one that backs
+    only 12 of its 100 samples: it is paid for those 12 (its weight is continuous in the
+    credit) and struck, and suspended after two such epochs; the others stand at full weight."""
     members = nodes[:4]
     protocol.enroll(members)
     lazy = members[3]
     for epoch in (1, 2):
         tx, expected = run_checked(swarm, protocol, members, [50, 60, 70, 1])
         assert expected.scores[3] == 8_302_352 and expected.smoothed[3] > 0
-        assert expected.weights == (100, 100, 100, 1) and expected.standing == (True, True, True, False)
+        assert expected.weights == (100, 100, 100, 12) and expected.standing == (True, True, True, False)
         assert expected.struck == (False, False, False, True)
         assert 0 < swarm.claimable(lazy) and tx.events["ParticipantSettled"][3]["payout"] > 0
         assert swarm.memberOf(lazy)["strikes"] == epoch
