@@ -31,13 +31,14 @@ Per partition and seed:
   (suspended) has no ratio and is left out of these two figures (``per_seed`` is shorter).
 - one run per attack in ``ATTACKS``, 2 rogues of 8 (drawn per seed): the larger rogue's
   total payout / the honest nodes' mean. For an attack that reads the peers' previous
-  updates (ALIE and its stale copies), which has nothing to forge from in epoch 0 and
-  trains honestly there, ``rogue_<attack>_forged`` is the same ratio over epochs 1 on,
-  when it commits forgeries: what the forgery itself is paid. For the attacks in
-  ``SELF_COMPARED`` (a rogue that trains honestly and then scales its update, which the
-  merge normalises back to the median norm), ``rogue_<attack>_vs_self`` is the larger
-  ratio of a rogue's total payout to its own in ``base``, the same node honest: whether it
-  is paid more than its real contribution.
+  updates (ALIE and its stale copies) or its own (``replay_own``), which has nothing to
+  forge from in epoch 0 and trains honestly there, ``rogue_<attack>_forged`` is the same
+  ratio over epochs 1 on, when it commits forgeries: what the forgery itself is paid. For
+  the attacks in ``SELF_COMPARED`` (a rogue that trains honestly and then scales its
+  update, which the merge normalises back to the median norm, or replays its own last
+  step), ``rogue_<attack>_vs_self`` is the larger ratio of a rogue's total payout to its
+  own in ``base``, the same node honest: whether it is paid more than its real
+  contribution.
 
 And, per seed, ``quality``: quantity-skewed IID shards (``partition="quantity"``, alpha
 ``QUALITY_ALPHA``) whose nodes carry label noise {0, 0, .1, .1, .3, .3, .5, .5} shuffled
@@ -47,6 +48,12 @@ Spearman(total payout, samples x (1 - noise)). Two diagnostics say where it fall
 data weight alone can reach), and ``quality_noise_credit_factor``, what noise 0.5 multiplies
 a node's epoch credit by at equal data (fitted per seed, :func:`noise_credit_factor`): 0.5
 would follow the target's value, 1.0 means the validators' scores do not see the noise.
+
+And, per seed, ``small``: honest swarms of 3, 4 and 5 nodes (Dirichlet 0.5, twice the
+epochs: where consortia start, and where a run goes on), each with the honest targets
+``n<k>_honest_suspended`` (0) and ``n<k>_worst_payout_to_data`` (>= 0.5): with few
+validators, a node whose classes no other validator holds earns little credit however
+good its update, and is struck as a node of no value would be.
 
 Each figure is reported per partition as the mean and the worst seed; ``targets`` holds
 each target with its threshold and pass/fail, judged on the worst seed (``pass``) and on
@@ -76,7 +83,7 @@ from rich.table import Table
 from scipy.stats import spearmanr
 
 from swarmtoken.rewards import Rule
-from trainer.attacks import needs_peers
+from trainer.attacks import needs_own, needs_peers
 from trainer.data import NodeData, SwarmSplit, load_dataset, split_swarm
 from trainer.ledger import Economy
 from trainer.simulate import DEFAULT_MERGE, Rogue, SimulationResult, derive_seed, simulate
@@ -104,12 +111,27 @@ ATTACKS: dict[str, tuple[str, dict[str, float]]] = {
     "extrapolated_c1_cos0.9": ("extrapolated", {"c": 1.0, "cosine": 0.9}),
     "stale_peers_cos0.9": ("alie", {"z": 0.0, "cosine": 0.9}),
     "alie_z0.1": ("alie", {"z": 0.1}),
+    # A node that trained once and then commits its own last step again every epoch (no
+    # copy of anyone's, so not what the copy check compares with), plain and disguised.
+    "replay_own": ("replay_own", {}),
+    "replay_own_cos0.9": ("replay_own", {"cosine": 0.9}),
 }
-#: Attacks whose rogues contribute their honest update (rescaled): compared with themselves honest.
-SELF_COMPARED = ("scaled_x3", "scaled_x10")
-GROUPS = ("base", "lying", "sybil", "quality")
+#: Attacks whose rogues contribute their own work (rescaled, or stale): compared with themselves honest.
+SELF_COMPARED = ("scaled_x3", "scaled_x10", "replay_own", "replay_own_cos0.9")
+
+
+def forges_later(attack: str) -> bool:
+    """Whether ``attack`` trains honestly in epoch 0, having nothing to forge from yet (the
+    peers' previous updates, or its own)."""
+    return needs_peers(attack) or needs_own(attack)
+
+
+GROUPS = ("base", "lying", "sybil", "quality", "small")
+#: The ``small`` group's swarm sizes (Dirichlet 0.5, twice the epochs).
+SMALL_SIZES = (3, 4, 5)
 #: The report attacks of the ``lying`` group (``trainer.attacks.REPORT_ATTACKS``).
 LIES = ("lying", "boosting")
+PAYOUT_TO_DATA = {"dirichlet": 0.5, "iid": 0.85}
 #: figure -> (which seed is worst: "max" or "min" or "far1" (furthest from 1), target or None)
 TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] = {
     "honest_zero_pairs": ("max", ("<=", 0.05)),
@@ -123,12 +145,13 @@ TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] =
     "copy_cosine_max": ("max", None),
     "balance_deviation_max": ("max", None),
     **{f"rogue_{label}": ("max", ("<=", 0.05)) for label in ATTACKS},
-    **{f"rogue_{label}_forged": ("max", None) for label, (attack, _) in ATTACKS.items() if needs_peers(attack)},
+    **{f"rogue_{label}_forged": ("max", None) for label, (attack, _) in ATTACKS.items() if forges_later(attack)},
     **{f"rogue_{label}_vs_self": ("max", None) for label in SELF_COMPARED},
+    **{f"n{n}_honest_suspended": ("max", ("<=", 0)) for n in SMALL_SIZES},
+    **{f"n{n}_worst_payout_to_data": ("min", (">=", PAYOUT_TO_DATA["dirichlet"])) for n in SMALL_SIZES},
     "quality_spearman_by_samples": ("min", None),
     "quality_noise_credit_factor": ("max", None),
 }
-PAYOUT_TO_DATA = {"dirichlet": 0.5, "iid": 0.85}
 
 
 @dataclass(frozen=True)
@@ -250,7 +273,7 @@ def attack_figures(split: SwarmSplit, seed: int, epochs: int, plan: Plan, labels
         result = run(split, seed, epochs, plan, [Rogue(i, attack, options) for i in rogues])
         payouts = np.array([[float(p) for p in epoch] for epoch in result.payouts()])
         out[f"rogue_{label}"] = rogue_ratio(payouts, rogues, result.honest_ids)
-        if needs_peers(attack):
+        if forges_later(attack):
             out[f"rogue_{label}_forged"] = rogue_ratio(payouts[1:], rogues, result.honest_ids)
         if label in SELF_COMPARED and base is not None and all(base[i] > 0 for i in rogues):
             out[f"rogue_{label}_vs_self"] = float(max(payouts[:, i].sum() / float(base[i]) for i in rogues))
@@ -297,6 +320,18 @@ def quality_figures(seed: int, epochs: int, plan: Plan) -> dict[str, float]:
             "quality_honest_suspended": float(len(result.suspended()))}
 
 
+def small_figures(seed: int, epochs: int, plan: Plan) -> dict[str, float]:
+    """``n<k>_honest_suspended`` and ``n<k>_worst_payout_to_data`` for the small honest
+    swarms (see the module docstring)."""
+    figures = {}
+    for n in SMALL_SIZES:
+        split = split_swarm(load_dataset("digits"), n, partition="dirichlet", alpha=PARTITIONS["dirichlet"], seed=seed)
+        honest = honest_figures(run(split, seed, epochs, plan))
+        figures[f"n{n}_honest_suspended"] = honest["honest_suspended"]
+        figures[f"n{n}_worst_payout_to_data"] = honest["worst_payout_to_data"]
+    return figures
+
+
 def noise_credit_factor(result: SimulationResult, noise: Sequence[float]) -> float:
     """What label noise 0.5 multiplies a node's epoch credit by, at equal data: ``exp(b / 2)``
     for the least-squares fit ``log(mean credit) = a + c log(samples) + b noise`` over the
@@ -324,6 +359,8 @@ def seed_task(task: Task) -> Result:
     started = time.perf_counter()
     if partition == "quality":
         return partition, seed, quality_figures(seed, epochs, plan), time.perf_counter() - started
+    if partition == "small":
+        return partition, seed, small_figures(seed, 2 * epochs, plan), time.perf_counter() - started
     split = split_swarm(load_dataset("digits"), N_NODES, partition=partition, alpha=PARTITIONS[partition], seed=seed)
     figures: dict[str, float] = {}
     base = None
@@ -426,7 +463,8 @@ def main() -> None:
     epochs = args.epochs if args.epochs is not None else (2 if args.quick else 10)
     plan = plan_of(args)
     economy = plan.economy
-    groups = [p for p in args.partitions if set(args.only) - {"quality"}] + ["quality"] * ("quality" in args.only)
+    groups = [p for p in args.partitions if set(args.only) - {"quality", "small"}] + \
+        [group for group in ("quality", "small") if group in args.only]
     # Seed by seed, so that a report written before the end covers every partition.
     tasks: list[Task] = [(group, seed, epochs, plan, args.only) for seed in range(seeds) for group in groups]
     started = time.perf_counter()
@@ -436,6 +474,7 @@ def main() -> None:
               "rule": asdict(economy.rule), "suspend_after": economy.suspend_after, "budget_wei": economy.budget,
               "public_steps": plan.public_steps, "only": args.only, "quick": args.quick,
               "quality_alpha": QUALITY_ALPHA, "noise": list(NOISE),
+              "small_sizes": list(SMALL_SIZES), "small_epochs": 2 * epochs,
               "attacks": {label: {"attack": a, "options": o} for label, (a, o) in ATTACKS.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []

@@ -12,13 +12,15 @@ With the honest delta ``x = honest - previous`` and the honest peers' deltas ``x
 * ``extrapolated``:   previous + c * (previous - prior)      (c = 1; replays the previous
   epoch's merged step, public to everyone, with no data: ``prior`` is the global model
   the previous epoch started from, so in epoch 0 (``prior = previous``) it is a free rider)
+* ``replay_own``:     previous + (own previous step)      (a node that trained once
+  replays its last committed step, carried onto the current model, every epoch after)
 * ``alie``:           previous + mu - z * s               ("a little is enough",
   Baruch et al. 2019), mu and s the coordinate-wise mean and standard deviation of
   the peers' deltas; z = Phi^{-1}((n - s') / n) with s' = floor(n / 2 + 1) - f when
   ``n`` and ``f`` are given, else ``z`` (default 1.0). With z = 0 it is a stale copy of
   the peers' mean step.
 
-``extrapolated`` and ``alie`` take ``cosine`` (default 1: off): the forged step is
+``extrapolated``, ``replay_own`` and ``alie`` take ``cosine`` (default 1: off): the forged step is
 disguised with seeded Gaussian noise orthogonal to it, scaled so that the committed step
 has exactly that cosine with the forged one (:func:`disguise`). It is how a copy of public
 information slips under a check that compares directions (a copy check at cosine 0.95
@@ -42,7 +44,7 @@ updates) is the upper bound; ``trainer.simulate.simulate(attack_view=...)`` runs
 
 Adding an attack: one function with the model-attack signature and
 ``@register_attack("name")`` (``peers=True`` if it reads ``peers``, ``prior=True`` if it
-reads ``prior``, the global model before ``previous``).
+reads ``prior``, the global model before ``previous``, ``own=True`` if it reads ``own``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ data attacks (``is_data_attack``): ``fn(y, n_classes, seed) -> y``."""
 _DATA_ATTACKS: set[str] = set()
 _PEER_ATTACKS: set[str] = set()
 _PRIOR_ATTACKS: set[str] = set()
+_OWN_ATTACKS: set[str] = set()
 
 ReportAttack = Callable[[np.ndarray, "int | None"], np.ndarray]
 """``fn(scores, own) -> scores``: what a lying validator reports instead of the scores it
@@ -79,12 +82,13 @@ class AttackOptionError(ValueError):
 
 
 def register_attack(
-    name: str, *, data: bool = False, peers: bool = False, prior: bool = False
+    name: str, *, data: bool = False, peers: bool = False, prior: bool = False, own: bool = False
 ) -> Callable[[Callable[..., object]], Callable[..., object]]:
     """Add an attack to ``ATTACKS``; ``data=True`` marks a data-poisoning attack,
     ``peers=True`` a model attack that reads the peers' updates (``needs_peers``),
     ``prior=True`` one that reads the global model before ``previous`` (``apply_attack``
-    passes it as ``prior=``)."""
+    passes it as ``prior=``), ``own=True`` one that reads the rogue's own previous
+    committed update carried onto ``previous`` (``needs_own``; passed as ``own=``)."""
 
     def decorator(fn: Callable[..., object]) -> Callable[..., object]:
         if name in ATTACKS:
@@ -96,6 +100,8 @@ def register_attack(
             _PEER_ATTACKS.add(name)
         if prior:
             _PRIOR_ATTACKS.add(name)
+        if own:
+            _OWN_ATTACKS.add(name)
         return fn
 
     return decorator
@@ -122,6 +128,17 @@ def needs_peers(name: str) -> bool:
     """
     _known(name)
     return name in _PEER_ATTACKS
+
+
+def needs_own(name: str) -> bool:
+    """True when model attack ``name`` reads the rogue's own previous committed update
+    (``replay_own``); before the rogue has committed once it has nothing to replay.
+
+    Raises:
+        UnknownAttackError: ``name`` is not registered.
+    """
+    _known(name)
+    return name in _OWN_ATTACKS
 
 
 def rebase(updates: Sequence[StateDict], old: StateDict, new: StateDict) -> list[StateDict]:
@@ -254,6 +271,20 @@ def extrapolated(
     return _forge(previous, honest, disguise(c * (flatten(previous) - flatten(prior)), cosine, seed))
 
 
+@register_attack("replay_own", own=True)
+def replay_own(
+    honest: StateDict, *, previous: StateDict, peers: Sequence[StateDict], seed: int, own: StateDict,
+    cosine: float = 1.0,
+) -> StateDict:
+    """Commit ``own``: the rogue's own previous committed update carried onto ``previous``,
+    i.e. its previous step again. A node that trained once replays that work every epoch
+    with no training; the step is real work, but stale, and not the merged step a copy
+    check compares with (``cosine < 1``: disguised, see :func:`disguise`)."""
+    _delta(honest, previous)
+    validate_updates([own], previous)
+    return _forge(previous, honest, disguise(flatten(own) - flatten(previous), cosine, seed))
+
+
 def alie_z(n: int, f: int) -> float:
     """ALIE's largest undetected shift: z = Phi^{-1}((n - s) / n), s = floor(n/2 + 1) - f.
 
@@ -384,11 +415,12 @@ def apply_attack(
     peers: Sequence[StateDict],
     seed: int,
     prior: StateDict | None = None,
+    own: StateDict | None = None,
     **options: object,
 ) -> StateDict:
     """Run model-poisoning attack ``name``; refuses unknown names, data attacks, and an
-    attack that reads ``prior`` (``needs_prior``) called without it. ``prior`` is passed
-    only to the attacks that read it."""
+    attack that reads ``prior`` (``needs_prior``) or ``own`` (``needs_own``) called without
+    it. ``prior`` and ``own`` are passed only to the attacks that read them."""
     _known(name)
     if name in _DATA_ATTACKS:
         raise AttackOptionError(f"{name!r} poisons data: call flip_labels on the labels instead")
@@ -396,4 +428,8 @@ def apply_attack(
         if prior is None:
             raise AttackOptionError(f"{name!r} needs prior= (the global model before previous)")
         options = {**options, "prior": prior}
+    if name in _OWN_ATTACKS:
+        if own is None:
+            raise AttackOptionError(f"{name!r} needs own= (its own previous update carried onto previous)")
+        options = {**options, "own": own}
     return ATTACKS[name](honest, previous=previous, peers=peers, seed=seed, **options)  # type: ignore[return-value]

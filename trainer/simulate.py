@@ -7,8 +7,10 @@ with ``seed``); the *active* nodes are those not suspended (all of them without 
    the training seed ``s(seed, e, i)``.  A rogue (:class:`Rogue`, each with its own attack)
    under a *data* attack trains on its poisoned labels (``flip_labels``, fixed per node
    for the run); under a *model* attack it trains honestly and then commits
-   ``attack(honest_i, previous=theta_e, peers=..., prior=theta_{e-1})`` (``prior`` is what
-   ``extrapolated`` replays; ``theta_{-1} = theta_0``).  Which peers it sees is ``attack_view``:
+   ``attack(honest_i, previous=theta_e, peers=..., prior=theta_{e-1}, own=...)`` (``prior``
+   is what ``extrapolated`` replays, ``theta_{-1} = theta_0``; ``own``, its own previous
+   commit carried onto ``theta_e``, is what ``replay_own`` replays, so in its first epoch
+   it commits the honest update).  Which peers it sees is ``attack_view``:
 
    * ``"previous"`` (default, what the chain-backed swarm allows): nodes commit hashes
      before any file is served, so a rogue only knows the honest updates of epoch
@@ -68,7 +70,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.attacks import ATTACKS, REPORT_ATTACKS, apply_attack, flip_labels, is_data_attack, needs_peers, rebase
+from trainer.attacks import (ATTACKS, REPORT_ATTACKS, apply_attack, flip_labels, is_data_attack, needs_own, needs_peers,
+                             rebase)
 from trainer.data import Dataset, SwarmSplit, load_dataset, split_swarm
 from trainer.ledger import Economy, EpochMoney, Ledger, Replay, SettlementInput, replay
 from trainer.merges import DEFAULT_MERGE
@@ -352,6 +355,7 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
                               economy=economy if ledger is not None else None)
     last_round: tuple[StateDict, list[StateDict]] | None = None  # (theta_{e-1}, honest updates of e-1)
     merged_round: tuple[StateDict, list[StateDict]] | None = None  # (theta_{e-1}, merged updates of e-1)
+    own_round: dict[int, tuple[StateDict, StateDict]] = {}  # rogue -> (the model it last trained from, its commit)
     for epoch in range(epochs):
         started = time.perf_counter()
         active = [i for i in range(n_nodes) if ledger is None or not ledger.suspended[i]]
@@ -370,10 +374,15 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
         else:
             peers = None  # epoch 0 of the "previous" view: no peer updates known yet
         for i in active:
-            if i in forgers and (peers is not None or not needs_peers(forgers[i].attack)):  # type: ignore[arg-type]
-                updates[i] = apply_attack(forgers[i].attack, updates[i], previous=global_state,  # type: ignore[arg-type]
-                                          peers=peers or [], seed=derive_seed(seed, "attack", epoch, i),
-                                          prior=prior_state, **dict(forgers[i].options))
+            if i not in forgers:
+                continue
+            attack: str = forgers[i].attack  # type: ignore[assignment]
+            if (peers is not None or not needs_peers(attack)) and (i in own_round or not needs_own(attack)):
+                own = rebase([own_round[i][1]], own_round[i][0], global_state)[0] if i in own_round else None
+                updates[i] = apply_attack(attack, updates[i], previous=global_state, peers=peers or [],
+                                          seed=derive_seed(seed, "attack", epoch, i), prior=prior_state, own=own,
+                                          **dict(forgers[i].options))
+            own_round[i] = (global_state, updates[i])
         if forgers:
             last_round = (global_state, honest_updates)
         cosines = step_cosines([updates[i] for i in active], global_state, prior_state)

@@ -6,7 +6,7 @@ passed."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -14,6 +14,9 @@ from ..chain.epochview import read_epoch
 from ..store import FetchError, commitment_of, fetch_committed, hex_to_bytes32
 from .protocol_attacks import INFLATE_FACTOR
 from .work import STAGGER_S, STATUS_ACTIVE, EpochWork, log
+
+if TYPE_CHECKING:
+    from trainer.params import StateDict
 
 
 class CommitPhase:
@@ -125,23 +128,26 @@ class CommitPhase:
         update = {k: v.clone() for k, v in self.worker.state_dict().items()}
         if not self.attack or is_data_attack(self.attack):
             return update
-        return forge_update(self.attack, update, epoch=epoch, global_state=self.global_state,
-                            prior_state=self.prior_state, peer_round=self.peer_round,
-                            seed=derive_seed(seed, "attack", epoch - 1, shard))
+        forged = forge_update(self.attack, update, epoch=epoch, global_state=self.global_state,
+                              prior_state=self.prior_state, peer_round=self.peer_round, own_round=self.own_round,
+                              seed=derive_seed(seed, "attack", epoch - 1, shard))
+        self.own_round = (self.global_state, forged)
+        return forged
 
 
-def forge_update(attack: str, update: dict[str, torch.Tensor], *, epoch: int, global_state: dict[str, torch.Tensor],
-                 prior_state: dict[str, torch.Tensor] | None,
-                 peer_round: tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]] | None,
-                 seed: int) -> dict[str, torch.Tensor]:
+
+def forge_update(attack: str, update: StateDict, *, epoch: int, global_state: StateDict, prior_state: StateDict | None,
+                 peer_round: tuple[StateDict, list[StateDict]] | None, own_round: tuple[StateDict, StateDict] | None,
+                 seed: int) -> StateDict:
     """What a rogue node commits under model attack ``attack``, from what a node can know:
     the global model before the current one (``prior_state``, None when the node did not
-    adopt the two in a row) and the previous epoch's peer updates (``peer_round``: the
-    model they were trained from, and the updates). Mirrors ``trainer.simulate``: an attack
-    that reads peers commits ``update`` honestly until two are known, and one that reads
-    the previous merged step takes a step of zero (the global model, a free rider) until it
-    is known."""
-    from trainer.attacks import apply_attack, needs_peers, needs_prior, rebase
+    adopt the two in a row), the previous epoch's peer updates (``peer_round``: the model
+    they were trained from, and the updates) and its own last update (``own_round``: the
+    model it was trained from, and the update). Mirrors ``trainer.simulate``: an attack
+    that reads peers commits ``update`` honestly until two are known, one that replays its
+    own update commits ``update`` honestly the first time, and one that reads the previous
+    merged step takes a step of zero (the global model, a free rider) until it is known."""
+    from trainer.attacks import apply_attack, needs_own, needs_peers, needs_prior, rebase
 
     peers = []
     if needs_peers(attack):
@@ -149,12 +155,18 @@ def forge_update(attack: str, update: dict[str, torch.Tensor], *, epoch: int, gl
             log.info("epoch %d: %s needs two peer updates of the previous epoch; committing honestly", epoch, attack)
             return update
         peers = rebase(peer_round[1], peer_round[0], global_state)
+    own = None
+    if needs_own(attack):
+        if own_round is None:
+            log.info("epoch %d: %s has no update of its own to replay yet; committing honestly", epoch, attack)
+            return update
+        own = rebase([own_round[1]], own_round[0], global_state)[0]
     prior = None
+    source = f"{len(peers)} peer updates of the previous epoch" if peers else "its own update"
     if needs_prior(attack):
         prior = global_state if prior_state is None else prior_state
-        log.info("epoch %d: rogue: %s update forged from the previous merged step%s", epoch, attack,
-                 "" if prior_state is not None else " (not known yet: a step of zero)")
-    else:
-        log.info("epoch %d: rogue: %s update forged from %d peer updates of the previous epoch",
-                 epoch, attack, len(peers))
-    return apply_attack(attack, update, previous=global_state, peers=peers, seed=seed, prior=prior)
+        source = "the previous merged step" + ("" if prior_state is not None else " (not known yet: a step of zero)")
+    elif own is not None:
+        source = "its own last update"
+    log.info("epoch %d: rogue: %s update forged from %s", epoch, attack, source)
+    return apply_attack(attack, update, previous=global_state, peers=peers, seed=seed, prior=prior, own=own)

@@ -188,6 +188,8 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         # participants' updates). Commit-then-reveal hides the current epoch's updates, so
         # an attack that reads peers (ALIE) works from these.
         self.peer_round: tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]] | None = None
+        # A rogue's last forged update and the model it was trained from (``replay_own``).
+        self.own_round: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
         self.work: dict[int, EpochWork] = {}
         self.final_phases: dict[int, str] = {}  # past epochs' phases (Settled or Abandoned)
         self.base_uris: dict[str, str] = {}

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ONLY = ["base", "lying", "sybil", "quality", "sign_flip", "extrapolated_c1", "alie_z1", "scaled_x3"]
+ONLY = ["base", "lying", "sybil", "quality", "small", "sign_flip", "extrapolated_c1", "alie_z1", "scaled_x3", "replay_own"]
 
 
 def test_quick_fairness_report(tmp_path):
@@ -22,11 +22,16 @@ def test_quick_fairness_report(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["config"]["epochs"] == 2 and report["config"]["seeds"] == [0]
-    assert set(report["figures"]) == {"dirichlet", "quality"}
+    assert set(report["figures"]) == {"dirichlet", "quality", "small"}
+    small = report["figures"]["small"]
+    assert set(small) == {f"n{n}_{name}" for n in (3, 4, 5) for name in ("honest_suspended", "worst_payout_to_data")}
+    assert report["config"]["small_epochs"] == 4 and all(small[f"n{n}_honest_suspended"]["mean"] >= 0 for n in (3, 4, 5))
+    assert report["targets"]["small.n3_worst_payout_to_data"]["threshold"] == [">=", 0.5]
     expected = {"honest_zero_pairs", "honest_suspended", "worst_payout_to_data", "accuracy", "copy_cosine_max",
                 "balance_deviation_max", "lying_1", "lying_2", "boosting_1", "boosting_2", "sybil_split", "sybil_pool",
                 "rogue_sign_flip", "rogue_extrapolated_c1",
-                "rogue_alie_z1", "rogue_alie_z1_forged", "rogue_scaled_x3", "rogue_scaled_x3_vs_self"}
+                "rogue_alie_z1", "rogue_alie_z1_forged", "rogue_scaled_x3", "rogue_scaled_x3_vs_self",
+                "rogue_replay_own", "rogue_replay_own_forged", "rogue_replay_own_vs_self"}
     for partition in ("dirichlet",):
         figures = report["figures"][partition]
         assert set(figures) == expected
@@ -42,6 +47,8 @@ def test_quick_fairness_report(tmp_path):
         # epoch 1 is one-sided, rejected and paid nothing
         assert figures["rogue_alie_z1"]["mean"] > 0 and figures["rogue_alie_z1_forged"]["mean"] == 0
         assert figures["rogue_scaled_x3_vs_self"]["mean"] > 0
+        # epoch 0 honest, epoch 1 its epoch-0 step again: real (stale) work, paid
+        assert figures["rogue_replay_own_forged"]["mean"] > 0 and figures["rogue_replay_own_vs_self"]["mean"] > 0
     quality = report["figures"]["quality"]
     assert -1 <= quality["quality_spearman"]["mean"] <= 1 and -1 <= quality["quality_spearman_by_samples"]["mean"] <= 1
     assert quality["quality_noise_credit_factor"]["mean"] > 0

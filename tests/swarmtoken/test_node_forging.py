@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from swarmtoken.node.commit import forge_update
-from trainer.attacks import ATTACKS, is_data_attack, needs_peers, needs_prior
+from trainer.attacks import ATTACKS, is_data_attack, needs_own, needs_peers, needs_prior
 from trainer.models import build_model
 
 MODEL_ATTACKS = sorted(name for name in ATTACKS if not is_data_attack(name))
@@ -23,10 +23,11 @@ def _states(count: int) -> list[dict[str, torch.Tensor]]:
 
 @pytest.mark.parametrize("attack", MODEL_ATTACKS)
 def test_every_model_attack_is_mounted_in_the_first_epoch_and_later(attack):
-    prior, current, update, *peers = _states(6)
-    first = forge_update(attack, update, epoch=1, global_state=current, prior_state=None, peer_round=None, seed=1)
+    prior, current, update, own, *peers = _states(7)
+    first = forge_update(attack, update, epoch=1, global_state=current, prior_state=None, peer_round=None,
+                         own_round=None, seed=1)
     later = forge_update(attack, update, epoch=2, global_state=current, prior_state=prior,
-                         peer_round=(prior, peers), seed=1)
+                         peer_round=(prior, peers), own_round=(prior, own), seed=1)
     for forged in (first, later):
         assert forged.keys() == update.keys()
         assert all(forged[k].shape == update[k].shape and torch.isfinite(forged[k]).all() for k in update)
@@ -34,10 +35,20 @@ def test_every_model_attack_is_mounted_in_the_first_epoch_and_later(attack):
         assert all(torch.equal(first[k], update[k]) for k in update)
     if needs_prior(attack):  # the previous merged step is not known yet: a step of zero
         assert all(torch.equal(first[k], current[k]) for k in update)
+    if needs_own(attack):  # nothing of its own to replay yet: the honest update
+        assert all(torch.equal(first[k], update[k]) for k in update)
 
 
 def test_extrapolated_replays_the_previous_merged_step():
     prior, current, update = _states(3)
     forged = forge_update("extrapolated", update, epoch=2, global_state=current, prior_state=prior, peer_round=None,
-                          seed=1)
+                          own_round=None, seed=1)
     assert all(torch.allclose(forged[k], 2 * current[k] - prior[k]) for k in update)
+
+
+def test_replay_own_commits_its_last_step_again_on_the_current_model():
+    """Trained from ``prior`` to ``own`` last time; now it commits current + (own - prior)."""
+    prior, current, update, own = _states(4)
+    forged = forge_update("replay_own", update, epoch=3, global_state=current, prior_state=None, peer_round=None,
+                          own_round=(prior, own), seed=1)
+    assert all(torch.allclose(forged[k], current[k] + own[k] - prior[k]) for k in update)

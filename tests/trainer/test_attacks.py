@@ -15,6 +15,7 @@ from trainer.attacks import (
     flip_labels,
     forge_report,
     is_data_attack,
+    needs_own,
     needs_peers,
     needs_prior,
     rebase,
@@ -200,6 +201,20 @@ def test_extrapolated_replays_the_previous_merged_step() -> None:
         _run("extrapolated", prior=prior, c=0.0)
     # attacks that do not read prior ignore it
     assert _run("sign_flip", prior=prior)["w"].tolist() == [0.0, 2.0, 0.5]
+
+
+def test_replay_own_commits_its_own_previous_step_again() -> None:
+    own = {"w": torch.tensor([1.5, 2.0, 0.0]), "n": torch.tensor(5)}  # previous + (0.5, 1, -1)
+    replayed = _run("replay_own", own=own)
+    assert replayed["w"].tolist() == [1.5, 2.0, 0.0] and replayed["n"].item() == 3  # the honest integer buffer
+    disguised = _run("replay_own", own=own, cosine=0.9)["w"] - PREVIOUS["w"]
+    step = own["w"] - PREVIOUS["w"]
+    assert float(torch.nn.functional.cosine_similarity(disguised, step, dim=0)) == pytest.approx(0.9, abs=1e-5)
+    assert needs_own("replay_own") and not needs_own("extrapolated") and not needs_own("alie")
+    with pytest.raises(AttackOptionError, match="'replay_own' needs own="):
+        _run("replay_own")
+    # attacks that do not read own ignore it
+    assert _run("sign_flip", own=own)["w"].tolist() == [0.0, 2.0, 0.5]
 
 
 def test_a_lying_validator_reports_plus_one_for_itself_and_minus_one_for_the_rest() -> None:

@@ -11,6 +11,7 @@ import torch
 from trainer.attacks import UnknownAttackError, rebase
 from trainer.merges import UnknownRuleError
 from trainer.models import build_model
+from trainer.params import flatten
 from trainer.ledger import Economy
 from trainer.scoring import ScoringInputError, make_utility, score
 from trainer.simulate import Rogue, SimulationConfigError, centralized, derive_seed, local_only, simulate
@@ -172,6 +173,15 @@ def test_attack_views_give_alie_the_right_peers(wine_split, monkeypatch):
     assert not _same_state(calls[0]["forged"], current[1]["forged"])
     omniscient = _run(wine_split, scorer=None, epochs=2, attack="alie", rogue_ids=[0], attack_view="current")
     assert not _same_state(previous_run.final_state, omniscient.final_state)
+
+
+def test_a_replay_own_rogue_commits_its_first_step_again_every_epoch_after(wine_split, monkeypatch):
+    calls = _spy_attacks(monkeypatch)
+    _run(wine_split, scorer=None, epochs=3, rogues=[Rogue(1, "replay_own")])
+    assert len(calls) == 2  # epoch 0: nothing of its own to replay, so it trains and commits honestly
+    steps = [flatten(c["forged"]) - flatten(c["previous"]) for c in calls]
+    assert torch.allclose(steps[0], steps[1])  # the same step, carried onto each new global model
+    assert not torch.allclose(steps[1], flatten(calls[1]["honest"]) - flatten(calls[1]["previous"]))
 
 
 def test_previous_view_is_deterministic_and_leaves_peerless_attacks_alone(wine_split):
