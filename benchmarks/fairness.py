@@ -53,7 +53,10 @@ And, per seed, ``small``: honest swarms of 3, 4 and 5 nodes (Dirichlet 0.5, twic
 epochs: where consortia start, and where a run goes on), each with the honest targets
 ``n<k>_honest_suspended`` (0) and ``n<k>_worst_payout_to_data`` (>= 0.5): with few
 validators, a node whose classes no other validator holds earns little credit however
-good its update, and is struck as a node of no value would be.
+good its update, and is struck as a node of no value would be. The same swarms with one
+rogue (a seeded node) mounting each of ``SMALL_ATTACKS`` give ``n<k>_rogue_<attack>`` (its
+total payout / the honest mean, <= 0.05) and ``n<k>_honest_suspended_with_rogue`` (the
+most honest nodes suspended in any of those runs, 0).
 
 Each figure is reported per partition as the mean and the worst seed; ``targets`` holds
 each target with its threshold and pass/fail, judged on the worst seed (``pass``) and on
@@ -129,6 +132,8 @@ def forges_later(attack: str) -> bool:
 GROUPS = ("base", "lying", "sybil", "quality", "small")
 #: The ``small`` group's swarm sizes (Dirichlet 0.5, twice the epochs).
 SMALL_SIZES = (3, 4, 5)
+#: The attacks the ``small`` group mounts, one rogue at a time.
+SMALL_ATTACKS = ("sign_flip", "gaussian_noise", "label_flip")
 #: The report attacks of the ``lying`` group (``trainer.attacks.REPORT_ATTACKS``).
 LIES = ("lying", "boosting")
 PAYOUT_TO_DATA = {"dirichlet": 0.5, "iid": 0.85}
@@ -149,6 +154,8 @@ TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] =
     **{f"rogue_{label}_vs_self": ("max", None) for label in SELF_COMPARED},
     **{f"n{n}_honest_suspended": ("max", ("<=", 0)) for n in SMALL_SIZES},
     **{f"n{n}_worst_payout_to_data": ("min", (">=", PAYOUT_TO_DATA["dirichlet"])) for n in SMALL_SIZES},
+    **{f"n{n}_rogue_{label}": ("max", ("<=", 0.05)) for n in SMALL_SIZES for label in SMALL_ATTACKS},
+    **{f"n{n}_honest_suspended_with_rogue": ("max", ("<=", 0)) for n in SMALL_SIZES},
     "quality_spearman_by_samples": ("min", None),
     "quality_noise_credit_factor": ("max", None),
 }
@@ -321,14 +328,22 @@ def quality_figures(seed: int, epochs: int, plan: Plan) -> dict[str, float]:
 
 
 def small_figures(seed: int, epochs: int, plan: Plan) -> dict[str, float]:
-    """``n<k>_honest_suspended`` and ``n<k>_worst_payout_to_data`` for the small honest
-    swarms (see the module docstring)."""
+    """The ``small`` group's figures per swarm size (see the module docstring)."""
     figures = {}
     for n in SMALL_SIZES:
         split = split_swarm(load_dataset("digits"), n, partition="dirichlet", alpha=PARTITIONS["dirichlet"], seed=seed)
         honest = honest_figures(run(split, seed, epochs, plan))
         figures[f"n{n}_honest_suspended"] = honest["honest_suspended"]
         figures[f"n{n}_worst_payout_to_data"] = honest["worst_payout_to_data"]
+        rogue = int(np.random.default_rng(derive_seed(seed, "fairness-small-rogue", n)).integers(n))
+        suspended = []
+        for label in SMALL_ATTACKS:
+            attack, options = ATTACKS[label]
+            result = run(split, seed, epochs, plan, [Rogue(rogue, attack, options)])
+            payouts = np.array([[float(p) for p in epoch] for epoch in result.payouts()])
+            figures[f"n{n}_rogue_{label}"] = rogue_ratio(payouts, [rogue], result.honest_ids)
+            suspended.append(len([i for i in result.suspended() if i != rogue]))
+        figures[f"n{n}_honest_suspended_with_rogue"] = float(max(suspended))
     return figures
 
 

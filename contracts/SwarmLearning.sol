@@ -16,7 +16,8 @@ import {SwarmToken} from "./SwarmToken.sol";
  * the admin attested, as far as the node's evidence backs them) and a `1 - beta` share by a
  * smoothed credit, an integer moving average over epochs of the votes of the other
  * validators (each gives a participant the share of its positive Shapley-style scores that
- * the participant holds, at most VOTE_CAP equal shares). Settled credits are minted to this
+ * the participant holds, at most VOTE_CAP equal shares, and a report whose positive scores
+ * sum to less than VOTE_FLOOR that fraction of a vote). Settled credits are minted to this
  * contract and pulled by their owners with `claim()`.
  *
  * Epoch protocol: Commit -> (elect) Merge -> (publish) Report -> (settle) next epoch's Commit,
@@ -172,6 +173,10 @@ contract SwarmLearning is Ownable2Step {
     /// @notice The most of its vote a report gives one participant, in equal shares of the
     /// participants it rates: a liar cannot put its whole vote on one accomplice.
     uint256 public constant VOTE_CAP = 2;
+    /// @notice The positive scores (in SCORE_BOUND units, 0.2) a report must hold for a whole
+    /// vote; a report holding less gives that fraction of one, so the noise of an epoch in
+    /// which the reporter measured next to no improvement moves next to no credit.
+    uint256 public constant VOTE_FLOOR = 2e8;
     /// @dev Bound on rewardPerEpoch (10^12 tokens of 18 decimals): the carry grows at most by
     /// one reward per epoch, so `rewardPerEpoch + carry` cannot overflow in 2^64 epochs.
     uint256 private constant _MAX_REWARD = 1e30;
@@ -1163,8 +1168,9 @@ contract SwarmLearning is Ownable2Step {
      * @dev For one report whose packed scores are `row` (8 bytes each, one per participant):
      * add its vote to `votes`, i.e. to every participant j other than `self` (the reporter's
      * own position, or out of range) min(floor(max(0, s_j) * CREDIT_SCALE / P),
-     * floor(VOTE_CAP * CREDIT_SCALE / k)) where P is the sum of the report's positive scores
-     * for participants other than `self` and k their number (nothing when P = 0);
+     * floor(VOTE_CAP * CREDIT_SCALE / k)) where P is the larger of VOTE_FLOOR and the sum of
+     * the report's positive scores for participants other than `self`, and k their number
+     * (nothing when that sum is 0);
      * return keccak256(abi.encode(digest, head, scores)), the link reportValidation computed
      * (`head` hashes the report's other fields), by unpacking the scores into abi words in
      * scratch memory, where the second loop reads them back. The scores were range-checked
@@ -1176,6 +1182,7 @@ contract SwarmLearning is Ownable2Step {
         returns (bytes32 next)
     {
         uint256 scale = CREDIT_SCALE;
+        uint256 voteFloor = VOTE_FLOOR;
         uint256 rated = row.length / 8;
         if (self < rated) --rated;
         // Only read when some score is positive, so some participant other than `self` exists.
@@ -1202,12 +1209,14 @@ contract SwarmLearning is Ownable2Step {
             }
             next := keccak256(ptr, sub(word, ptr))
             if positive {
+                let share := positive
+                if lt(share, voteFloor) { share := voteFloor }
                 let at := add(votes, 0x20)
                 for { let i := 0 } lt(i, j) { i := add(i, 1) } {
                     let value := mload(add(words, shl(5, i)))
                     if and(sgt(value, 0), iszero(eq(i, self))) {
                         let slot := add(at, shl(5, i))
-                        let vote := div(mul(value, scale), positive)
+                        let vote := div(mul(value, scale), share)
                         if gt(vote, cap) { vote := cap }
                         mstore(slot, add(mload(slot), vote))
                     }

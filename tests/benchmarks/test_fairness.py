@@ -24,9 +24,13 @@ def test_quick_fairness_report(tmp_path):
     assert report["config"]["epochs"] == 2 and report["config"]["seeds"] == [0]
     assert set(report["figures"]) == {"dirichlet", "quality", "small"}
     small = report["figures"]["small"]
-    assert set(small) == {f"n{n}_{name}" for n in (3, 4, 5) for name in ("honest_suspended", "worst_payout_to_data")}
+    names = ("honest_suspended", "worst_payout_to_data", "honest_suspended_with_rogue",
+             "rogue_sign_flip", "rogue_gaussian_noise", "rogue_label_flip")
+    assert set(small) == {f"n{n}_{name}" for n in (3, 4, 5) for name in names}
     assert report["config"]["small_epochs"] == 4 and all(small[f"n{n}_honest_suspended"]["mean"] >= 0 for n in (3, 4, 5))
     assert report["targets"]["small.n3_worst_payout_to_data"]["threshold"] == [">=", 0.5]
+    assert report["targets"]["small.n4_rogue_label_flip"]["threshold"] == ["<=", 0.05]
+    assert report["targets"]["small.n5_honest_suspended_with_rogue"]["threshold"] == ["<=", 0]
     expected = {"honest_zero_pairs", "honest_suspended", "worst_payout_to_data", "accuracy", "copy_cosine_max",
                 "balance_deviation_max", "lying_1", "lying_2", "boosting_1", "boosting_2", "sybil_split", "sybil_pool",
                 "rogue_sign_flip", "rogue_extrapolated_c1",

@@ -96,15 +96,19 @@ def history(swarm: RecordedSwarm) -> RecordedSwarm:
     reporters rate B and C below zero (A's report has no positive score for anyone and gives
     nothing): their credit is 0 and their smoothed credit halves. B keeps full weight, but
     C, with less credit per sample, falls below the standing line and is paid for only part
-    of its data. A and D rate themselves 900 in epoch 1 (and D in epoch 4): ignored."""
+    of its data. A and D rate themselves 0.9 in epoch 1 (and D in epoch 4): ignored. Every
+    report's positive scores for the others reach VOTE_FLOOR: each is a whole vote."""
+    def scaled(unit: int, scores: dict[str, list[int]]) -> dict[str, list[int]]:
+        return {node: [unit * v for v in vector] for node, vector in scores.items()}
+
     swarm.enroll(A, B, C, D)
-    swarm.settle_epoch(1, {A: 100, B: 200, C: 300, D: 400},
-                       {A: [900, 40, 30, 20], B: [50, 40, 30, 20], C: [60, 35, 25, 25], D: [40, 30, 20, 900]})
+    swarm.settle_epoch(1, {A: 100, B: 200, C: 300, D: 400}, scaled(10**7, {
+        A: [90, 40, 30, 20], B: [50, 40, 30, 20], C: [60, 35, 25, 25], D: [40, 30, 20, 90]}))
     swarm.leave(D)
-    swarm.settle_epoch(2, {A: 100, B: 200, C: 300},
-                       {A: [10, -5, -40], B: [12, -4, -38], C: [11, -6, 7]})
+    swarm.settle_epoch(2, {A: 100, B: 200, C: 300}, scaled(10**7, {
+        A: [10, -5, -40], B: [30, -4, -38], C: [30, -6, 7]}))
     swarm.abandon(3)
     swarm.enroll(D)
-    swarm.settle_epoch(4, {D: 400, A: 100, B: 200, C: 300},
-                       {D: [900, 5, 6, 7], A: [3, 4, 5, 6], B: [1, 6, 4, 5], C: [2, 5, 5, 8]})
+    swarm.settle_epoch(4, {D: 400, A: 100, B: 200, C: 300}, scaled(10**8, {
+        D: [9, 5, 6, 7], A: [3, 4, 5, 6], B: [1, 6, 4, 5], C: [2, 5, 5, 8]}))
     return swarm

@@ -38,7 +38,9 @@ def test_settlement_args_are_the_reports_as_emitted_and_self_scores_move_nobody(
         swarm = RecordedSwarm()
         swarm.enroll(A, B, C, D)
         result = swarm.settle_epoch(1, {A: 100, B: 100, C: 100, D: 100},
-                                    {A: [self_score, 1, 2, 3], B: [5, 2, 3, 4], C: [6, 3, 4, 5], D: [7, 4, 5, 6]})
+                                    {A: [self_score, *(v * 10**8 for v in (1, 2, 3))],
+                                     **{node: [v * 10**8 for v in vector] for node, vector in
+                                        ((B, [5, 2, 3, 4]), (C, [6, 3, 4, 5]), (D, [7, 4, 5, 6]))}})
         return swarm, result
 
     swarm, vain = epoch(10**9)

@@ -14,6 +14,7 @@ from swarmtoken.rewards import (
     BPS,
     CREDIT_SCALE,
     VOTE_CAP,
+    VOTE_FLOOR,
     ZERO_HASH,
     Forfeit,
     Participant,
@@ -33,6 +34,7 @@ from swarmtoken.rewards import (
     strikes_after,
     truncated_div,
 )
+from swarmtoken.units import SCORE_SCALE
 
 BUDGET = 1000 * 10**18
 PUBLISHED = "11" * 32
@@ -66,18 +68,23 @@ def unsmoothed(beta_bps: int) -> Rule:
 
 A, B, C = ("0x" + c * 40 for c in "abc")
 OUTSIDER = "0x" + "ee" * 20
+U = SCORE_SCALE // 100
+"""A score of 0.01: the examples' reports hold at least VOTE_FLOOR of positive scores (a
+whole vote) unless they say otherwise."""
 """A reporter whose update was left out of the merge: not a participant, it rates everyone."""
 
 
 def test_epoch_credits_by_hand():
     """Each report is one vote of CREDIT_SCALE split in proportion to the reporter's positive
     scores for the *others*; a participant's credit is the mean of its other reporters' votes.
-    A's report: its 999 for itself is ignored, B holds 30 of 40 and C 10 of 40.
-    B's report (its address in upper case is still B): A holds all of 20; C's -5 counts as 0.
-    C's report has no positive score for anyone else: it gives nothing, but still counts.
-    The outsider splits its vote in three: floor(10^9 / 3) = 333_333_333 each."""
-    reports = [(A, [999, 30, 10]), (B.upper().replace("0X", "0x"), [20, 777, -5]), (C, [-3, -4, 999]),
-               (OUTSIDER, [1, 1, 1])]
+    Scores in units U of 0.01. A's report: its 99 for itself is ignored, B holds 30 of 40 and
+    C 10 of 40. B's report (its address in upper case is still B): A holds all of 20, exactly
+    VOTE_FLOOR; C's -5 counts as 0. C's report has no positive score for anyone else: it
+    gives nothing, but still counts. The outsider splits its vote in three:
+    floor(10^9 / 3) = 333_333_333 each."""
+    assert 20 * U == VOTE_FLOOR
+    reports = [(A, [99 * U, 30 * U, 10 * U]), (B.upper().replace("0X", "0x"), [20 * U, 77 * U, -5 * U]),
+               (C, [-3 * U, -4 * U, 99 * U]), (OUTSIDER, [20 * U, 20 * U, 20 * U])]
     credits, counts = epoch_credits(reports, [A, B, C])
     assert counts == [3, 3, 3]
     assert credits == [
@@ -90,31 +97,31 @@ def test_epoch_credits_by_hand():
 def test_a_participant_with_no_other_reporter_has_no_credit_and_no_count():
     """The only report is A's own: its score for itself is not a vote, so A has m = 0 and
     credit 0, while B gets A's whole vote. An anonymous report ("") rates everyone."""
-    assert epoch_credits([(A, [5, 7])], [A, B]) == ([0, CREDIT_SCALE], [0, 1])
-    assert epoch_credits([("", [5, 5])], [A, B]) == ([CREDIT_SCALE // 2] * 2, [1, 1])
+    assert epoch_credits([(A, [5 * U, 70 * U])], [A, B]) == ([0, CREDIT_SCALE], [0, 1])
+    assert epoch_credits([("", [50 * U, 50 * U])], [A, B]) == ([CREDIT_SCALE // 2] * 2, [1, 1])
     assert epoch_credits([], [A, B]) == ([0, 0], [0, 0])
 
 
 def test_negative_scores_withhold_a_vote_and_nothing_more():
     """A reporter rating a victim -10^9 gives it what rating it 0 would: nothing. It cannot
     push the victim's credit below what the other reporters give it."""
-    honest = [(A, [0, 4, 4]), (B, [4, 0, 4])]
+    honest = [(A, [0, 40 * U, 40 * U]), (B, [40 * U, 0, 40 * U])]
     for low in (0, -1, -(10**9)):
-        credits, _ = epoch_credits(honest + [(C, [4, low, 0])], [A, B, C])
+        credits, _ = epoch_credits(honest + [(C, [40 * U, low, 0])], [A, B, C])
         assert credits == [(CREDIT_SCALE // 2 + CREDIT_SCALE) // 2, CREDIT_SCALE // 2 // 2, CREDIT_SCALE // 2]
 
 
 def test_a_specialist_supported_by_one_validator_keeps_a_positive_credit():
     """Non-IID data: node 0 holds classes only validator 1 holds, so validator 1 rates it
     highest and the three others rate it below zero. Any order statistic of its scores is
-    set by the three (the median is -10, and so is the mean trimmed of one at each end), so
+    set by the three (the median is -10 U, and so is the mean trimmed of one at each end), so
     the old aggregate paid it nothing; the vote keeps validator 1's support: 60 of the 100
     it scores the others, capped at two equal shares (2/4 of a vote), a quarter of it in the
     mean over 4 reporters, and full weight."""
     nodes = [f"0x{i:040x}" for i in range(1, 6)]
-    vectors = [[999, 30, 30, 30, 30], [60, 999, 20, 10, 10], [-10, 30, 999, 30, 30], [-10, 30, 30, 999, 30],
-               [-10, 30, 30, 30, 999]]
-    assert lower_median([v[0] for v in vectors[1:]]) == -10
+    vectors = [[v * U for v in row] for row in ([99, 30, 30, 30, 30], [60, 99, 20, 10, 10], [-10, 30, 99, 30, 30],
+                                                [-10, 30, 30, 99, 30], [-10, 30, 30, 30, 99])]
+    assert lower_median([v[0] for v in vectors[1:]]) == -10 * U
     result = settle(BUDGET, [Participant(100, node=n) for n in nodes],
                     [Report(0, v, valid=ALL, reporter=n) for n, v in zip(nodes, vectors, strict=True)])
     assert result.scores[0] == min(600_000_000, 2 * CREDIT_SCALE // 4) // 4 == 125_000_000
@@ -127,7 +134,41 @@ def test_a_report_gives_one_participant_at_most_two_equal_shares():
     nodes = [f"0x{i:040x}" for i in range(1, 7)]
     credits, counts = epoch_credits([(nodes[0], [0, 10**9, 0, 0, 0, 0])], nodes)
     assert VOTE_CAP == 2 and credits[1] == 2 * CREDIT_SCALE // 5 and counts[1] == 1
-    assert epoch_credits([(nodes[0], [0, 1, 0])], nodes[:3])[0] == [0, CREDIT_SCALE, 0]
+    assert epoch_credits([(nodes[0], [0, VOTE_FLOOR, 0])], nodes[:3])[0] == [0, CREDIT_SCALE, 0]
+
+
+def test_a_report_below_the_vote_floor_gives_that_fraction_of_a_vote():
+    """Near convergence a validator's scores are noise of a few thousandths. A report whose
+    positive scores for the others sum to 0.006 gives 0.004 / 0.2 and 0.002 / 0.2 of a vote,
+    not the whole vote to whoever drew the positive noise; at VOTE_FLOOR or above the report
+    is a whole vote again, shared in proportion."""
+    noise = [(C, [4 * SCORE_SCALE // 1000, 2 * SCORE_SCALE // 1000, 0]),
+             (A, [0, -SCORE_SCALE // 1000, 3 * SCORE_SCALE // 1000])]
+    credits, counts = epoch_credits(noise, [A, B, C])
+    assert counts == [1, 2, 1]
+    assert credits == [20_000_000, 10_000_000 // 2, 15_000_000]
+    credits, _ = epoch_credits([(C, [VOTE_FLOOR // 2, VOTE_FLOOR // 2, 0])], [A, B, C])
+    assert credits == [CREDIT_SCALE // 2, CREDIT_SCALE // 2, 0]
+    credits, _ = epoch_credits([(C, [VOTE_FLOOR // 4, VOTE_FLOOR // 4, 0])], [A, B, C])
+    assert credits == [CREDIT_SCALE // 4, CREDIT_SCALE // 4, 0]
+
+
+def test_noise_epochs_keep_the_evidence_of_measurable_ones():
+    """Two nodes earned equal credit while improvements were measurable; then 20 epochs are
+    noise in which B sees +0.002 for A and A sees -0.002 for B. With whole votes A took B's
+    whole vote each epoch and B, with none, lost full weight after 8 epochs and was struck
+    from the 11th on; with the floor each noise epoch moves a hundredth of a vote, and
+    both keep full weight throughout."""
+    participants = [Participant(100, node=A, smoothed=CREDIT_SCALE // 2),
+                    Participant(100, node=B, smoothed=CREDIT_SCALE // 2)]
+    tiny = 2 * SCORE_SCALE // 1000
+    reports = [Report(0, [0, -tiny], valid=ALL, reporter=A), Report(0, [tiny, 0], valid=ALL, reporter=B)]
+    for _ in range(20):
+        result = settle(BUDGET, participants, reports)
+        assert result.scores == (CREDIT_SCALE // 100, 0)
+        participants = [replace(p, smoothed=e) for p, e in zip(participants, result.smoothed, strict=True)]
+        assert result.standing == (True, True) and result.struck == (False, False)
+    assert result.smoothed[1] < result.smoothed[0] < CREDIT_SCALE // 2
 
 
 @settings(max_examples=200, deadline=None)
@@ -230,7 +271,7 @@ def test_evidence_accumulates_so_one_bad_epoch_does_not_zero_an_honest_node():
     this epoch (credit 0) keeps half of its smoothed credit, its full weight, and is paid."""
     half = CREDIT_SCALE // 2
     participants = [Participant(100, node="a", smoothed=half), Participant(100, node="b", smoothed=half)]
-    result = settle(BUDGET, participants, [Report(0, [-20, 50], valid=ALL, reporter="c")] * 2,
+    result = settle(BUDGET, participants, [Report(0, [-20 * U, 50 * U], valid=ALL, reporter="c")] * 2,
                     rule=Rule(smoothing_bps=5000))
     assert result.scores == (0, CREDIT_SCALE) and result.smoothed == (half // 2, (CREDIT_SCALE + half) // 2)
     assert result.standing == (True, True) and all(p > 0 for p in result.payouts)
@@ -258,13 +299,13 @@ def test_a_node_whose_evidence_backs_less_than_half_its_data_is_struck():
     is struck and paid nothing."""
     rule = Rule(smoothing_bps=BPS, standing_bps=BPS)
     participants = [Participant(100, node=n) for n in "abcd"]
-    result = settle(BUDGET, participants, [Report(0, [5, 2, 1, 0], valid=ALL, reporter=r) for r in "xyz"], rule=rule)
+    result = settle(BUDGET, participants, [Report(0, [50 * U, 20 * U, 10 * U, 0], valid=ALL, reporter=r) for r in "xyz"], rule=rule)
     assert result.scores == result.smoothed == (2 * CREDIT_SCALE // 4, 250_000_000, 125_000_000, 0)
     assert result.weights == (100, 85, 42, 0) and result.standing == (True, False, False, False)
     assert result.struck == (False, False, True, True)
     assert result.payouts[2] > 0 and result.payouts[3] == 0
     # Exactly half its data backed (2 w = d) is not struck: 3:1 gives w = 250_000_000 * 200 / 10^9 = 50.
-    half = settle(BUDGET, participants[:2], [Report(0, [3, 1], valid=ALL, reporter=r) for r in "xy"], rule=rule)
+    half = settle(BUDGET, participants[:2], [Report(0, [30 * U, 10 * U], valid=ALL, reporter=r) for r in "xy"], rule=rule)
     assert half.weights == (100, 50) and half.struck == (False, False)
 
 
@@ -315,12 +356,12 @@ def test_someone_always_has_full_weight(data, standing_bps):
 
 
 def test_a_node_adding_noise_around_zero_is_paid_for_almost_none_of_its_data():
-    """Three validators score it 3 beside 1000 and 1000: its credit is floor(3 * 10^9 / 2003)
+    """Three validators score it 0.0003 beside 0.1 and 0.1: its credit is floor(3 * 10^9 / 2003)
     = 1_497_753, smoothed at 20 % to 299_550 against 99_850_224 for the others, so its
     weight is floor(299_550 * 300 * 10_000 / (2_000 * 199_999_998)) = 2 of its 100 samples.
     With the whole budget split by data it gets 2 / 202 of it, and it is struck."""
     participants = [Participant(100, node=n) for n in "abc"]
-    reports = [Report(0, [1000, 1000, 3], valid=ALL, reporter=r) for r in "xyz"]
+    reports = [Report(0, [10**8, 10**8, 3 * 10**5], valid=ALL, reporter=r) for r in "xyz"]
     result = settle(BUDGET, participants, reports, rule=Rule(beta_bps=BPS))
     assert result.smoothed == (99_850_224, 99_850_224, 299_550) and result.weights == (100, 100, 2)
     assert result.standing == (True, True, False) and result.struck == (False, False, True)
@@ -366,12 +407,12 @@ def test_non_quorate_epoch_pays_nothing_and_judges_nobody():
     not count; the budget is carried whole and the published hash stays the model. Who did
     not report is still recorded as a forfeit."""
     participants = [Participant(100, leader=True), Participant(100), Participant(100, reported=False)]
-    reports = [Report(900_000, [10, 20, 30], OTHER, 0b11111)] * 2
+    reports = [Report(900_000, [10 * U, 20 * U, 30 * U], OTHER, 0b11111)] * 2
     result = settle(BUDGET, participants, reports, commits=5, participants_bitmap=0b00111,
                     published_hash=PUBLISHED)
     assert not result.quorate
     assert result.payouts == (0, 0, 0) and result.credited == 0 and result.carried == BUDGET
-    # Credits are still taken (10, 20 and 30 of 60), just not paid or smoothed.
+    # Credits are still taken (10, 20 and 30 of 60 U), just not paid or smoothed.
     assert result.scores == (166_666_666, 333_333_333, 500_000_000)
     assert result.smoothed == (0, 0, 0) and result.evidence == (False,) * 3
     assert result.median_metric == 900_000

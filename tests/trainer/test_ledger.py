@@ -10,7 +10,7 @@ from trainer.attacks import UnknownAttackError
 from trainer.ledger import Economy, EconomyError, Ledger, SettlementInput, address, replay
 
 SAMPLES = [100, 50, 50, 200]
-GOOD = np.array([[0.02, 0.01, 0.01, 0.04]] * 4)
+GOOD = np.array([[0.2, 0.1, 0.1, 0.4]] * 4)
 
 
 def test_an_epoch_is_the_reference_rules_settlement_of_the_integer_reports() -> None:
@@ -18,7 +18,7 @@ def test_an_epoch_is_the_reference_rules_settlement_of_the_integer_reports() -> 
     money = ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 2, [0, 1, 2, 3], GOOD)
     expected = settle(Economy().budget, [Participant(samples=s, node=address(i), leader=i == 2)
                                          for i, s in enumerate(SAMPLES)],
-                      [Report(metric=0, scores=(20_000_000, 10_000_000, 10_000_000, 40_000_000), valid=0b1111,
+                      [Report(metric=0, scores=(200_000_000, 100_000_000, 100_000_000, 400_000_000), valid=0b1111,
                               reporter=address(r)) for r in range(4)], rule=Rule())
     assert money.settlement == expected and money.payouts == expected.payouts
     assert ledger.smoothed == list(expected.smoothed) and ledger.carry == expected.carried

@@ -12,7 +12,7 @@ from swarmtoken.chain.ledger import read_ledger
 from swarmtoken.rewards import Forfeit
 from swarmtoken.store import UnreachableError, commit_url
 from swarmtoken.store.server import ROUTE
-from tests.fixtures.deployments import ALLOWANCE, MERGED, commitment, param_hash
+from tests.fixtures.deployments import ALLOWANCE, MERGED, commitment, in_units, param_hash
 
 REWARD = 1000 * 10**18
 OTHER = "22" * 32
@@ -21,9 +21,9 @@ OTHER = "22" * 32
 def _two_epochs(protocol, nodes, swarm):
     members = nodes[:4]
     protocol.enroll(members)
-    protocol.run_epoch(members, [40, 30, 20, -5], samples=[100, 200, 300, 400])
+    protocol.run_epoch(members, in_units([40, 30, 20, -5]), samples=[100, 200, 300, 400])
     # epoch 2: the fourth node never reports and forfeits
-    protocol.run_epoch(members, [10, 50, 5, 7], samples=120, reporters=members[:3])
+    protocol.run_epoch(members, in_units([10, 50, 5, 7]), samples=120, reporters=members[:3])
     swarm.claim({"from": members[0]})
     return members
 
@@ -200,7 +200,7 @@ def test_audit_checks_served_files_against_their_commitments(swarm, nodes, proto
     protocol.elect()
     protocol.publish(merged=hashlib.sha256(model).hexdigest())
     for node in members:
-        protocol.report(node, [40, 30, 20, -5])
+        protocol.report(node, in_units([40, 30, 20, -5]))
     protocol.settle()
     ledger = read_ledger(swarm)
     record = ledger.epochs[1]

@@ -7,7 +7,7 @@ holds."""
 from brownie import chain
 
 from swarmtoken.rewards import Forfeit
-from tests.fixtures.deployments import MERGED, Protocol
+from tests.fixtures.deployments import MERGED, Protocol, in_units
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
 
@@ -19,11 +19,11 @@ SAMPLES = [100, 400, 1000, 250, 600]
 # Score vectors over the five participants, one per reporter (nodes 0-3; node 4 is silent).
 # Node 2 inflates its own score; a participant's own report's score for itself is ignored
 # (it neither counts for itself nor dilutes that report's votes for the others).
-SCORES = {
-    1: [[120, 80, 40, -10, 30], [110, 90, 35, -5, 25], [100, 85, 9_000, -8, 28], [115, 70, 45, 0, 20]],
-    2: [[90, 60, 50, 20, 10], [95, 65, 45, 25, 15], [85, 55, 7_000, 30, 5], [100, 70, 40, 15, 12]],
-    3: [[60, 70, 80, 90, 5], [65, 75, 85, 95, 6], [55, 65, 8_000, 85, 4], [70, 80, 90, 100, 2]],
-}
+SCORES = {epoch: [in_units(row, 2 * 10**6) for row in rows] for epoch, rows in {  # units of 0.002
+    1: [[120, 80, 40, -10, 30], [110, 90, 35, -5, 25], [100, 85, 450, -8, 28], [115, 70, 45, 0, 20]],
+    2: [[90, 60, 50, 20, 10], [95, 65, 45, 25, 15], [85, 55, 350, 30, 5], [100, 70, 40, 15, 12]],
+    3: [[60, 70, 80, 90, 5], [65, 75, 85, 95, 6], [55, 65, 400, 85, 4], [70, 80, 90, 100, 2]],
+}.items()}
 METRICS = [610_000, 640_000, 620_000, 650_000]
 
 
@@ -71,7 +71,7 @@ def test_three_epoch_swarm_pays_by_the_reference_rule_and_balances(create_swarm,
     expected = settle_epoch(
         1, [Participant(samples=s, reported=i != 4, over_declared=i == 2) for i, s in enumerate(SAMPLES)]
     )
-    # Node 2's 9_000 for itself is ignored: its credit is the mean of the other reporters'
+    # Node 2's 450 for itself is ignored: its credit is the mean of the other reporters'
     # votes, 40 of reporter 0's positive 150, 35 of reporter 1's 170 and 45 of reporter 3's 250.
     assert expected.forfeits[2] is Forfeit.OVER_DECLARED
     assert expected.scores[2] == (40 * 10**9 // 150 + 35 * 10**9 // 170 + 45 * 10**9 // 250) // 3 == 217_516_339
@@ -101,7 +101,7 @@ def test_three_epoch_swarm_pays_by_the_reference_rule_and_balances(create_swarm,
         ],
     )
     assert expected.forfeits[timed_out] is Forfeit.LEADER_TIMED_OUT
-    # Again not node 2's 7_000 for itself: 50 of 140, 45 of 180 and 40 of 222.
+    # Again not node 2's 350 for itself: 50 of 140, 45 of 180 and 40 of 222.
     assert expected.scores[2] == (50 * 10**9 // 140 + 45 * 10**9 // 180 + 40 * 10**9 // 222) // 3 == 262_441_012
     assert expected.forfeits[4] is (Forfeit.LEADER_TIMED_OUT if timed_out == 4 else Forfeit.NOT_REPORTED)
 

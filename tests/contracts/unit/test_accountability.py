@@ -11,7 +11,7 @@ from brownie import chain, web3
 
 from swarmtoken.rewards import Forfeit
 from swarmtoken.store import commitment_of
-from tests.fixtures.deployments import MERGED, commitment, param_hash
+from tests.fixtures.deployments import MERGED, commitment, in_units, param_hash
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
 
@@ -150,14 +150,14 @@ def test_non_participant_reports_and_settlement_waits_for_every_committer(swarm,
     protocol.publish(bitmap)
     participants_nodes = [n for i, n in enumerate(merging) if i != left_out]
     for node in participants_nodes:
-        protocol.report(node, [10, 20, 30], valid=bitmap)
+        protocol.report(node, in_units([10, 20, 30]), valid=bitmap)
     deadline = swarm.epochState(1)["deadline"]
     with reverts_with("SettlementNotDue", 1, 3, 4, deadline):
         protocol.settle()
 
-    tx = protocol.report(merging[left_out], [40, 50, 60], valid=bitmap)
+    tx = protocol.report(merging[left_out], in_units([40, 50, 60]), valid=bitmap)
     event = tx.events["ValidationReported"]
-    assert (event["reporter"], list(event["scores"])) == (merging[left_out], [40, 50, 60])
+    assert (event["reporter"], list(event["scores"])) == (merging[left_out], in_units([40, 50, 60]))
     state = swarm.epochState(1)
     assert state["reporters"] == ALL
     leader = leader_index(swarm)
@@ -319,7 +319,7 @@ def test_epoch_without_quorum_pays_nothing_strikes_nobody_and_judges_nobody(swar
     both reporters contradict it, and the metric does not count for the stopping rule."""
     protocol.publish()
     for node in merging[:2]:
-        protocol.report(node, [10, 20, 30, -40], metric=800_000, merged=OTHER)
+        protocol.report(node, in_units([10, 20, 30, -40]), metric=800_000, merged=OTHER)
     chain.sleep(61)
     tx = protocol.settle()
 
@@ -394,7 +394,7 @@ def test_two_colluding_reporters_can_no_longer_get_the_others_struck(swarm, prot
     protocol.publish()
     for node in colluders:
         protocol.report(node, rigged)
-    protocol.report(victims[0], [10, 10, 10, 10])
+    protocol.report(victims[0], in_units([10, 10, 10, 10]))
     chain.sleep(61)
     leader = leader_index(swarm, 3)
     before = [swarm.claimable(node) for node in members]

@@ -7,7 +7,7 @@ import pytest
 from brownie import ZERO_ADDRESS, accounts, chain, web3
 from eth_abi import encode
 
-from tests.fixtures.deployments import ALLOWANCE, NO_REPORTS, commitment, pack
+from tests.fixtures.deployments import ALLOWANCE, NO_REPORTS, SCORE_UNIT, commitment, in_units, pack
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
 
@@ -395,7 +395,7 @@ def test_participant_that_left_after_committing_still_reports(swarm, reporting):
 
 # ------------------------------------------------------------------ settle
 def test_anyone_settles_once_everyone_reported(swarm, token, reporting, protocol, outsider):
-    scores = [40, 30, 20, 10]
+    scores = in_units([40, 30, 20, 10])
     for node in reporting:
         protocol.report(node, scores, metric=700_000)
     tx = protocol.settle(caller=outsider)
@@ -513,33 +513,38 @@ def test_settlement_refuses_reports_that_differ_from_those_made(swarm, reporting
 
 def test_epoch_credit_is_the_mean_of_the_other_reporters_votes(swarm, reporting, protocol):
     """A worked example of the vote. Each reporter r gives every other participant i the
-    share floor(max(0, s_ri) * 1e9 / P_r) of P_r, the sum of r's positive scores for the
-    others, at most two equal shares (floor(2e9 / 3) = 666_666_666 of three others); i's
-    credit is the floor of the mean of its three other reporters' votes.
+    share floor(max(0, s_ri) * 1e9 / max(P_r, VOTE_FLOOR)), with P_r the sum of r's positive
+    scores for the others, at most two equal shares (floor(2e9 / 3) = 666_666_666 of three
+    others); i's credit is the floor of the mean of its three other reporters' votes.
+    Scores in units of 0.01 (VOTE_FLOOR is 20 of them):
 
-    - reporter 0 rates itself 999 (ignored) and the others 30, 10, -20: P = 40, votes
+    - reporter 0 rates itself 99 (ignored) and the others 30, 10, -20: P = 40, votes
       666_666_666 (750_000_000 capped), 250_000_000 and 0 (a negative score counts as 0);
-    - reporter 1 rates itself at the bound (ignored) and the others 1, 2, 0: P = 3, votes
-      333_333_333, 666_666_666 and 0;
+    - reporter 1 rates itself at the bound (ignored) and the others 1, 2, 0: P = 3, under
+      the floor, so a fraction 3/20 of a vote: 1/20 and 2/20, i.e. 50_000_000, 100_000_000
+      and 0;
     - reporter 2 has no positive score for anyone else (P = 0): it gives nobody anything,
       but it still counts among each one's three other reporters;
-    - reporter 3 rates itself at -bound (ignored) and the others 7, 7, 7: 333_333_333 each.
+    - reporter 3 rates itself at -bound (ignored) and the others 7, 7, 7: P = 21, a whole
+      vote, 333_333_333 each.
     """
     bound = swarm.SCORE_BOUND()
-    assert swarm.CREDIT_SCALE() == 10**9
-    vectors = [[999, 30, 10, -20], [1, bound, 2, 0], [-5, -7, 100, 0], [7, 7, 7, -bound]]
+    assert swarm.CREDIT_SCALE() == 10**9 and swarm.VOTE_FLOOR() == 20 * SCORE_UNIT
+    unit = SCORE_UNIT
+    vectors = [in_units([99, 30, 10, -20]), [unit, bound, 2 * unit, 0], in_units([-5, -7, 100, 0]),
+               [7 * unit, 7 * unit, 7 * unit, -bound]]
     for node, vector in zip(reporting, vectors):
         protocol.report(node, vector)
     before = [swarm.claimable(node) for node in reporting]
     tx = protocol.settle()
 
     credits = [
-        (333_333_333 + 0 + 333_333_333) // 3,  # from reporters 1, 2, 3
+        (50_000_000 + 0 + 333_333_333) // 3,  # from reporters 1, 2, 3
         (666_666_666 + 0 + 333_333_333) // 3,  # from reporters 0, 2, 3
-        (250_000_000 + 666_666_666 + 333_333_333) // 3,  # from reporters 0, 1, 3
+        (250_000_000 + 100_000_000 + 333_333_333) // 3,  # from reporters 0, 1, 3
         (0 + 0 + 0) // 3,  # rated -20, 0, 0 by the others
     ]
-    assert credits == [222_222_222, 333_333_333, 416_666_666, 0]
+    assert credits == [127_777_777, 333_333_333, 227_777_777, 0]
     per_node = tx.events["ParticipantSettled"]
     assert [e["score"] for e in per_node] == credits
     assert [e["smoothedScore"] for e in per_node] == [c // 2 for c in credits]  # from 0, smoothing one half
@@ -558,7 +563,7 @@ def test_a_reporters_score_for_itself_moves_nothing(swarm, reporting, protocol, 
     """Whatever each node says of itself (the bound, 0 or minus the bound), neither its own
     credit nor anybody's vote changes: the self-score is outside P_r as well. The settlement
     is the one of the reports with every self-score 0."""
-    others = [[0, 20, 30, 50], [10, 0, 30, 60], [10, 20, 0, 70], [10, 20, 30, 0]]
+    others = [in_units(row) for row in ([0, 20, 30, 50], [10, 0, 30, 60], [10, 20, 0, 70], [10, 20, 30, 0])]
     value = {"bound": swarm.SCORE_BOUND(), "zero": 0, "minus bound": -swarm.SCORE_BOUND()}[self_score]
     for i, node in enumerate(reporting):
         vector = list(others[i])

@@ -2,13 +2,13 @@
 
 from swarmtoken.config import chain_rule
 from swarmtoken.rewards import Participant, Report, settle
-from tests.fixtures.deployments import MERGED
+from tests.fixtures.deployments import MERGED, in_units
 
 
 def test_full_epoch_pays_by_reference_rule_and_opens_next(swarm, token, nodes, protocol):
     members = nodes[:4]
     protocol.enroll(members)
-    scores = [300, 100, 40, -20]
+    scores = in_units([300, 100, 40, -20], 2 * 10**6)  # units of 0.002
     samples = [100, 200, 900, 50]
     protocol.submit(members, samples)
     protocol.elect()

@@ -5,7 +5,7 @@ quorate epoch without one. Evidence accumulates: one epoch without a vote does n
 member whose earlier credit still backs its data. Leaving does not dodge a suspension; only
 authorising the node again lifts it."""
 
-from tests.fixtures.deployments import ALLOWANCE, Protocol, commitment
+from tests.fixtures.deployments import ALLOWANCE, Protocol, commitment, in_units
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
 
@@ -53,7 +53,7 @@ def test_an_epoch_backing_over_half_the_data_resets_the_strikes(swarm, protocol,
     protocol.enroll(members)
     history = []
     for score in [-10, 30, -40, -40, -40]:
-        tx, expected = run_checked(swarm, protocol, members, [10, 20, score])
+        tx, expected = run_checked(swarm, protocol, members, [10, 20, score], unit=2 * 10**7)
         assert "NodeSuspended" not in tx.events
         member = swarm.memberOf(members[2])
         history.append((expected.scores[2], member["smoothedScore"], expected.weights[2], member["strikes"]))
@@ -119,12 +119,13 @@ def test_leaving_does_not_dodge_a_suspension(swarm, protocol, admin, nodes):
     assert swarm.memberOf(dodger)["status"] == ACTIVE
 
 
-def run_checked(swarm, protocol, members, scores):
-    """One epoch in which every member reports ``scores``, held to the reference rule."""
+def run_checked(swarm, protocol, members, scores, unit=10**7):
+    """One epoch in which every member reports ``scores`` (in ``unit``s, 0.01 by default),
+    held to the reference rule."""
     budget = swarm.config()["rewardPerEpoch"] + swarm.carry()
     before = [swarm.claimable(node) for node in members]
     epoch = protocol.epoch
-    tx = protocol.run_epoch(members, scores)
+    tx = protocol.run_epoch(members, in_units(scores, unit))
     expected = expected_settlement(budget, [Participant(samples=100)] * len(members), protocol.reports[epoch], swarm)
     assert_settled_as_expected(tx, swarm, members, before, expected, budget)
     return tx, expected
