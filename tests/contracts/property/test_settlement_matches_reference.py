@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, example, settings
 from hypothesis import strategies as st
 
 from swarmtoken.config import SwarmConfig, chain_rule
-from swarmtoken.rewards import ZERO_HASH, Participant, Report, settle, strikes_after
+from swarmtoken.rewards import VOTE_FLOOR, ZERO_HASH, Participant, Report, settle, strikes_after
 from tests.fixtures.deployments import MERGED, Protocol
 
 UINT64_MAX = 2**64 - 1
@@ -90,6 +90,7 @@ scores = st.one_of(
     st.integers(-SCORE_BOUND, SCORE_BOUND),
     st.sampled_from([-SCORE_BOUND, -SCORE_BOUND + 1, -1, 0, 1, SCORE_BOUND - 1, SCORE_BOUND]),
     st.integers(-1000, 1000),
+    st.integers(-VOTE_FLOOR // 4, VOTE_FLOOR // 4),  # a report's positive total straddles the vote floor
 )
 metrics = st.one_of(st.integers(0, METRIC_BOUND), st.sampled_from([0, 1, METRIC_BOUND - 1, METRIC_BOUND]))
 
@@ -298,6 +299,16 @@ def _self_serving(reporter, valid):
     return ReportPlan(reporter, 400_000 + reporter, MERGED, valid, scores)
 
 
+def _near_the_floor(reporter, total, valid=0x1F):
+    """A report whose positive scores for the other four of five participants sum to
+    ``total`` (the reporter's own score is the bound, outside the sum), split 1:2:3:4
+    with the remainder on the last, so that the vote floor decides the fraction of a vote."""
+    shares = [total // 10, 2 * total // 10, 3 * total // 10]
+    others = [*shares, total - sum(shares)]
+    scores = others[:reporter] + [SCORE_BOUND] + others[reporter:]
+    return ReportPlan(reporter, 500_000, MERGED, valid, tuple(scores[:5]) + (0, 0, 0))
+
+
 def _specialist(reporter, favourite, valid=0x7F):
     """A report (on non-IID data) that values one participant, ``favourite``, and rates
     every other one below zero, itself included: its whole vote goes to ``favourite``."""
@@ -376,6 +387,12 @@ def _specialist(reporter, favourite, valid=0x7F):
                       False, ()),
         ],
     ),
+)
+@example(  # reports whose positive totals lie just under, at and just over the vote floor, and far under it
+    drawn=(4, [EpochPlan((50, 60, 70, 75, 77), (),
+                         tuple(_near_the_floor(p, t) for p, t in ((0, VOTE_FLOOR - 1), (1, VOTE_FLOOR),
+                                                                  (2, VOTE_FLOOR + 1), (3, 7), (4, VOTE_FLOOR // 3))),
+                         False, ())]),
 )
 def test_settlement_matches_reference_rule_to_the_wei(swarms, admin, nodes, drawn):
     which, plans = drawn
