@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chain.ledger import EpochRecord, Ledger
-from .rewards import Participant, Rule, Settlement, settle
+from .rewards import CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR, Participant, Rule, Settlement, settle
+from .units import SCORE_SCALE
+
+#: The contract constants the reference rule hard-codes too (``SwarmLearning`` getter ->
+#: the reference's value): a contract deployed by another version of this package settles
+#: by another rule, and recomputing it with this one would blame every epoch.
+SETTLEMENT_CONSTANTS = {"SCORE_BOUND": SCORE_SCALE, "CREDIT_SCALE": CREDIT_SCALE, "VOTE_CAP": VOTE_CAP,
+                        "VOTE_FLOOR": VOTE_FLOOR}
 
 
 @dataclass
@@ -71,6 +78,22 @@ class AuditReport:
             return f"audit failed: {self.discrepancies[0]} (the only discrepancy)"
         return (f"audit failed: {self.discrepancies[0]} ({total} {plural} in all; "
                 "`swarm audit --all` lists them)")
+
+
+def audit_constants(read: Callable[[str], int | None], report: AuditReport | None = None) -> AuditReport:
+    """Check that the contract's settlement constants are the reference's; ``read(name)``
+    returns the contract's value, or None when the contract has no such getter (it predates
+    the constant)."""
+    report = report or AuditReport()
+    for name, ours in SETTLEMENT_CONSTANTS.items():
+        theirs = read(name)
+        if theirs is None:
+            report.expect(False, f"the contract has no {name} (this version's reference rule uses {ours}): "
+                                 "an older version of swarm deployed it; audit it with that version")
+        else:
+            report.expect(theirs == ours, f"the contract's {name} is {theirs}, this version's reference rule uses "
+                                          f"{ours}: another version of swarm deployed it; audit it with that version")
+    return report
 
 
 def _recompute(record: EpochRecord, ledger: Ledger, rule: Rule, smoothed: Mapping[str, int]) -> Settlement:
@@ -287,15 +310,22 @@ def audit_swarm(swarm: Any, token: Any, *, from_block: int = 0, check_files: boo
     """Run every audit against a deployed swarm (brownie contracts). Events and balances
     are all read at one block, so claims landing meanwhile cannot look like a mismatch."""
     from brownie import web3
+    from brownie.exceptions import VirtualMachineError
 
     from .config import chain_rule
     from .chain.ledger import read_ledger
+
+    def constant(name: str) -> int | None:
+        try:
+            return int(getattr(swarm, name)())
+        except VirtualMachineError:  # no such getter: the call reverts
+            return None
 
     block = web3.eth.block_number
     config = swarm.config()
     ledger = read_ledger(swarm, from_block, block)
     report = audit_settlements(ledger, reward_per_epoch=int(config["rewardPerEpoch"]), rule=chain_rule(config),
-                               capped=token.cap() != 0)
+                               capped=token.cap() != 0, report=audit_constants(constant))
     audit_smoothed_scores(ledger, report.smoothed,
                           lambda account: int(swarm.memberOf(account, block_identifier=block)["smoothedScore"]),
                           report=report)

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from swarmtoken.audit import audit_settlements, audit_smoothed_scores
+from swarmtoken.audit import SETTLEMENT_CONSTANTS, audit_constants, audit_settlements, audit_smoothed_scores
 from swarmtoken.chain.ledger import Ledger, MembershipEvent
 from swarmtoken.rewards import Forfeit, Rule, settle_arguments
 from tests.swarmtoken.recorded import REWARD, RULE, A, B, C, D, RecordedSwarm, history
@@ -113,3 +113,18 @@ def test_on_chain_smoothed_scores_must_equal_the_replay():
         report = audit_smoothed_scores(ledger, replayed, skewed.__getitem__)
         assert report.discrepancies == [f"{account}: smoothed score {skewed[account]} on chain, the replay of every "
                                         f"settled epoch gives {on_chain[account]}"]
+
+
+def test_a_contract_settling_by_other_constants_is_named_before_any_epoch():
+    """The reference hard-codes the contract's settlement constants; a swarm deployed by a
+    version without the vote floor, or with another cap, settles by another rule, and the
+    audit says so instead of blaming every epoch."""
+    ours = dict(SETTLEMENT_CONSTANTS)
+    assert audit_constants(ours.get).ok and audit_constants(ours.get).checks == len(ours) == 4
+    older = audit_constants({**ours, "VOTE_FLOOR": None}.get)
+    assert older.discrepancies == [f"the contract has no VOTE_FLOOR (this version's reference rule uses "
+                                   f"{ours['VOTE_FLOOR']}): an older version of swarm deployed it; audit it with "
+                                   "that version"]
+    other = audit_constants({**ours, "VOTE_CAP": 3}.get)
+    assert other.discrepancies == ["the contract's VOTE_CAP is 3, this version's reference rule uses 2: another "
+                                   "version of swarm deployed it; audit it with that version"]

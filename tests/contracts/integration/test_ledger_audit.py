@@ -57,6 +57,28 @@ def test_audit_passes_on_an_honest_history(swarm, token, nodes, protocol):
     assert report.findings == []
 
 
+def test_audit_names_a_contract_without_the_vote_floor_first(swarm, token, nodes, protocol):
+    """A swarm deployed by a version without VOTE_FLOOR answers its getter with a revert (here:
+    the call goes to the token's address, which has no such function); the audit says which
+    version to audit it with, before whatever the epochs then disagree on."""
+    from brownie import Contract
+
+    _two_epochs(protocol, nodes, swarm)
+    stranger = Contract.from_abi("SwarmLearning", token.address, swarm.abi)
+
+    class Older:  # the swarm, but for that one getter
+        def __getattr__(self, name):
+            return getattr(stranger if name == "VOTE_FLOOR" else swarm, name)
+
+        def __str__(self):  # how brownie turns an argument into an address
+            return swarm.address
+
+    report = audit_swarm(Older(), token)
+    assert not report.ok
+    assert report.discrepancies[0].startswith("the contract has no VOTE_FLOOR")
+    assert audit_swarm(swarm, token).ok
+
+
 def test_audit_names_a_payout_that_the_reports_do_not_justify(swarm, token, nodes, protocol):
     _two_epochs(protocol, nodes, swarm)
     ledger = copy.deepcopy(read_ledger(swarm))

@@ -7,6 +7,7 @@ import pytest
 from brownie import ZERO_ADDRESS, accounts, chain, web3
 from eth_abi import encode
 
+from swarmtoken.rewards import CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR
 from tests.fixtures.deployments import ALLOWANCE, NO_REPORTS, SCORE_UNIT, commitment, in_units, pack
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
@@ -529,7 +530,9 @@ def test_epoch_credit_is_the_mean_of_the_other_reporters_votes(swarm, reporting,
       vote, 333_333_333 each.
     """
     bound = swarm.SCORE_BOUND()
-    assert swarm.CREDIT_SCALE() == 10**9 and swarm.VOTE_FLOOR() == 20 * SCORE_UNIT
+    # The contract's constants are the reference's.
+    assert (swarm.CREDIT_SCALE(), swarm.VOTE_CAP(), swarm.VOTE_FLOOR()) == (CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR)
+    assert CREDIT_SCALE == 10**9 and VOTE_FLOOR == 20 * SCORE_UNIT
     unit = SCORE_UNIT
     vectors = [in_units([99, 30, 10, -20]), [unit, bound, 2 * unit, 0], in_units([-5, -7, 100, 0]),
                [7 * unit, 7 * unit, 7 * unit, -bound]]
