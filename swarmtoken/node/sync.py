@@ -9,6 +9,7 @@ import time
 
 import torch
 
+from ..atomic import write_atomically
 from ..chain.epochview import PHASES, read_epoch
 from ..store import FetchError, fetch
 from ..store.server import ROUTE
@@ -69,7 +70,9 @@ class SyncPhase:
         self.store.release(stored.sha256)
         checkpoint = self.config.path(self.config.node.checkpoint)
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        checkpoint.with_suffix(".json").write_text(json.dumps({"epoch": epoch, "sha256": stored.sha256}))
+        # Atomic: a reader (an operator's script, the tests) or a crash never sees it half written.
+        write_atomically(checkpoint.with_suffix(".json"), json.dumps({"epoch": epoch, "sha256": stored.sha256}).encode(),
+                         prefix=".checkpoint-")
         # wall: from the first poll that saw the epoch to adopting its model, so the
         # categories' sum and the wall time give the time spent waiting.
         wall = time.time() - self.epoch_seen.pop(epoch, time.time())
