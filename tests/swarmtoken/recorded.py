@@ -8,6 +8,7 @@ from typing import Any
 
 from swarmtoken.chain.ledger import Ledger, assemble
 from swarmtoken.rewards import Participant, Report, Rule, Settlement, settle
+from tests.fixtures.scores import in_units
 
 A, B, C, D = ("0x" + c * 40 for c in "abcd")
 MERGED = "11" * 32
@@ -99,7 +100,7 @@ def history(swarm: RecordedSwarm) -> RecordedSwarm:
     of its data. A and D rate themselves 0.9 in epoch 1 (and D in epoch 4): ignored. Every
     report's positive scores for the others reach VOTE_FLOOR: each is a whole vote."""
     def scaled(unit: int, scores: dict[str, list[int]]) -> dict[str, list[int]]:
-        return {node: [unit * v for v in vector] for node, vector in scores.items()}
+        return {node: in_units(vector, unit) for node, vector in scores.items()}
 
     swarm.enroll(A, B, C, D)
     swarm.settle_epoch(1, {A: 100, B: 200, C: 300, D: 400}, scaled(10**7, {

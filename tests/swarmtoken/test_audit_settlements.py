@@ -12,6 +12,7 @@ import pytest
 from swarmtoken.audit import SETTLEMENT_CONSTANTS, audit_constants, audit_settlements, audit_smoothed_scores
 from swarmtoken.chain.ledger import Ledger, MembershipEvent
 from swarmtoken.rewards import Forfeit, Rule, settle_arguments
+from tests.fixtures.scores import in_units
 from tests.swarmtoken.recorded import REWARD, RULE, A, B, C, D, RecordedSwarm, history
 
 
@@ -38,9 +39,8 @@ def test_settlement_args_are_the_reports_as_emitted_and_self_scores_move_nobody(
         swarm = RecordedSwarm()
         swarm.enroll(A, B, C, D)
         result = swarm.settle_epoch(1, {A: 100, B: 100, C: 100, D: 100},
-                                    {A: [self_score, *(v * 10**8 for v in (1, 2, 3))],
-                                     **{node: [v * 10**8 for v in vector] for node, vector in
-                                        ((B, [5, 2, 3, 4]), (C, [6, 3, 4, 5]), (D, [7, 4, 5, 6]))}})
+                                    {A: [self_score, *in_units([1, 2, 3], 10**8)], B: in_units([5, 2, 3, 4], 10**8),
+                                     C: in_units([6, 3, 4, 5], 10**8), D: in_units([7, 4, 5, 6], 10**8)})
         return swarm, result
 
     swarm, vain = epoch(10**9)

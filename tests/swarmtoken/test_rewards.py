@@ -35,6 +35,7 @@ from swarmtoken.rewards import (
     truncated_div,
 )
 from swarmtoken.units import SCORE_SCALE
+from tests.fixtures.scores import SCORE_UNIT
 
 BUDGET = 1000 * 10**18
 PUBLISHED = "11" * 32
@@ -68,10 +69,10 @@ def unsmoothed(beta_bps: int) -> Rule:
 
 A, B, C = ("0x" + c * 40 for c in "abc")
 OUTSIDER = "0x" + "ee" * 20
-U = SCORE_SCALE // 100
-"""A score of 0.01: the examples' reports hold at least VOTE_FLOOR of positive scores (a
-whole vote) unless they say otherwise."""
 """A reporter whose update was left out of the merge: not a participant, it rates everyone."""
+U = SCORE_UNIT
+"""The examples' reports hold at least VOTE_FLOOR of positive scores (a whole vote) unless
+they say otherwise."""
 
 
 def test_epoch_credits_by_hand():

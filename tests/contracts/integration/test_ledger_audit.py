@@ -12,7 +12,8 @@ from swarmtoken.chain.ledger import read_ledger
 from swarmtoken.rewards import Forfeit
 from swarmtoken.store import UnreachableError, commit_url
 from swarmtoken.store.server import ROUTE
-from tests.fixtures.deployments import ALLOWANCE, MERGED, commitment, in_units, param_hash
+from tests.fixtures.deployments import ALLOWANCE, MERGED, commitment, param_hash
+from tests.fixtures.scores import in_units
 
 REWARD = 1000 * 10**18
 OTHER = "22" * 32

@@ -7,9 +7,10 @@ holds."""
 from brownie import chain
 
 from swarmtoken.rewards import Forfeit
-from tests.fixtures.deployments import MERGED, Protocol, in_units
+from tests.fixtures.deployments import MERGED, Protocol
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
+from tests.fixtures.scores import in_units
 
 REWARD = 1000 * 10**18
 # Declared sample counts; every allowance is ALLOWANCE (1000). In epoch 1 node 2 declares

@@ -11,9 +11,10 @@ from brownie import chain, web3
 
 from swarmtoken.rewards import Forfeit
 from swarmtoken.store import commitment_of
-from tests.fixtures.deployments import MERGED, commitment, in_units, param_hash
+from tests.fixtures.deployments import MERGED, commitment, param_hash
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
+from tests.fixtures.scores import in_units
 
 REWARD = 1000 * 10**18
 SAMPLES = [100, 200, 300, 400]

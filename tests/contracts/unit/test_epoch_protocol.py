@@ -8,9 +8,10 @@ from brownie import ZERO_ADDRESS, accounts, chain, web3
 from eth_abi import encode
 
 from swarmtoken.rewards import CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR
-from tests.fixtures.deployments import ALLOWANCE, NO_REPORTS, SCORE_UNIT, commitment, in_units, pack
+from tests.fixtures.deployments import ALLOWANCE, NO_REPORTS, commitment, pack
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
+from tests.fixtures.scores import SCORE_UNIT, in_units
 
 COMMIT, MERGE, REPORT, SETTLED = 0, 1, 2, 3
 NONE = 0

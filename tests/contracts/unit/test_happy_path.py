@@ -2,7 +2,8 @@
 
 from swarmtoken.config import chain_rule
 from swarmtoken.rewards import Participant, Report, settle
-from tests.fixtures.deployments import MERGED, in_units
+from tests.fixtures.deployments import MERGED
+from tests.fixtures.scores import in_units
 
 
 def test_full_epoch_pays_by_reference_rule_and_opens_next(swarm, token, nodes, protocol):

@@ -5,9 +5,10 @@ quorate epoch without one. Evidence accumulates: one epoch without a vote does n
 member whose earlier credit still backs its data. Leaving does not dodge a suspension; only
 authorising the node again lifts it."""
 
-from tests.fixtures.deployments import ALLOWANCE, Protocol, commitment, in_units
+from tests.fixtures.deployments import ALLOWANCE, Protocol, commitment
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
+from tests.fixtures.scores import in_units
 
 ACTIVE, NONE, SUSPENDED = 1, 0, 2
 
