@@ -58,12 +58,17 @@ rogue (a seeded node) mounting each of ``SMALL_ATTACKS`` give ``n<k>_rogue_<atta
 total payout / the honest mean, <= 0.05) and ``n<k>_honest_suspended_with_rogue`` (the
 most honest nodes suspended in any of those runs, 0).
 
+And, per seed, ``long``: the ``lying`` group's figures over twice the epochs, for both
+partitions (``<partition>_lying_1`` ... ``<partition>_boosting_2``, the same targets): near
+convergence honest scores shrink toward noise, and a liar's vote must not outweigh them
+the longer a run goes.
+
 Each figure is reported per partition as the mean and the worst seed; ``targets`` holds
 each target with its threshold and pass/fail, judged on the worst seed (``pass``) and on
 the mean (``pass_mean``).
 
 Usage: ``python benchmarks/fairness.py --out benchmarks/results/fairness.json [--quick]
-[--seeds N] [--only base lying sybil quality ATTACK ...] [--jobs J] [--public-steps]``.
+[--seeds N] [--only base lying sybil quality small long ATTACK ...] [--jobs J] [--public-steps]``.
 ``--public-steps`` scores with ``simulate(public_steps=True)`` (nobody is credited for the
 part of a step in the span of the previous epoch's merged updates), a measured candidate
 that the swarm does not use: see ``trainer.scoring.utility``.
@@ -129,7 +134,9 @@ def forges_later(attack: str) -> bool:
     return needs_peers(attack) or needs_own(attack)
 
 
-GROUPS = ("base", "lying", "sybil", "quality", "small")
+GROUPS = ("base", "lying", "sybil", "quality", "small", "long")
+#: Groups whose tasks are not one partition's.
+SEED_GROUPS = ("quality", "small", "long")
 #: The ``small`` group's swarm sizes (Dirichlet 0.5, twice the epochs).
 SMALL_SIZES = (3, 4, 5)
 #: The attacks the ``small`` group mounts, one rogue at a time.
@@ -156,6 +163,8 @@ TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] =
     **{f"n{n}_worst_payout_to_data": ("min", (">=", PAYOUT_TO_DATA["dirichlet"])) for n in SMALL_SIZES},
     **{f"n{n}_rogue_{label}": ("max", ("<=", 0.05)) for n in SMALL_SIZES for label in SMALL_ATTACKS},
     **{f"n{n}_honest_suspended_with_rogue": ("max", ("<=", 0)) for n in SMALL_SIZES},
+    **{f"{partition}_{attack}_{count}": ("max", ("<=", limit)) for partition in PARTITIONS for attack in LIES
+       for count, limit in ((1, 0.02), (2, 0.05))},
     "quality_spearman_by_samples": ("min", None),
     "quality_noise_credit_factor": ("max", None),
 }
@@ -347,6 +356,16 @@ def small_figures(seed: int, epochs: int, plan: Plan) -> dict[str, float]:
     return figures
 
 
+def long_figures(seed: int, epochs: int, plan: Plan) -> dict[str, float]:
+    """The ``long`` group's figures: the lying figures of each partition over ``epochs``."""
+    figures = {}
+    for partition, alpha in PARTITIONS.items():
+        split = split_swarm(load_dataset("digits"), N_NODES, partition=partition, alpha=alpha, seed=seed)
+        lying = lying_figures(run(split, seed, epochs, plan), split, seed, epochs, plan)
+        figures.update({f"{partition}_{name}": value for name, value in lying.items()})
+    return figures
+
+
 def noise_credit_factor(result: SimulationResult, noise: Sequence[float]) -> float:
     """What label noise 0.5 multiplies a node's epoch credit by, at equal data: ``exp(b / 2)``
     for the least-squares fit ``log(mean credit) = a + c log(samples) + b noise`` over the
@@ -376,6 +395,8 @@ def seed_task(task: Task) -> Result:
         return partition, seed, quality_figures(seed, epochs, plan), time.perf_counter() - started
     if partition == "small":
         return partition, seed, small_figures(seed, 2 * epochs, plan), time.perf_counter() - started
+    if partition == "long":
+        return partition, seed, long_figures(seed, 2 * epochs, plan), time.perf_counter() - started
     split = split_swarm(load_dataset("digits"), N_NODES, partition=partition, alpha=PARTITIONS[partition], seed=seed)
     figures: dict[str, float] = {}
     base = None
@@ -478,8 +499,8 @@ def main() -> None:
     epochs = args.epochs if args.epochs is not None else (2 if args.quick else 10)
     plan = plan_of(args)
     economy = plan.economy
-    groups = [p for p in args.partitions if set(args.only) - {"quality", "small"}] + \
-        [group for group in ("quality", "small") if group in args.only]
+    groups = [p for p in args.partitions if set(args.only) - set(SEED_GROUPS)] + \
+        [group for group in SEED_GROUPS if group in args.only]
     # Seed by seed, so that a report written before the end covers every partition.
     tasks: list[Task] = [(group, seed, epochs, plan, args.only) for seed in range(seeds) for group in groups]
     started = time.perf_counter()
@@ -489,7 +510,7 @@ def main() -> None:
               "rule": asdict(economy.rule), "suspend_after": economy.suspend_after, "budget_wei": economy.budget,
               "public_steps": plan.public_steps, "only": args.only, "quick": args.quick,
               "quality_alpha": QUALITY_ALPHA, "noise": list(NOISE),
-              "small_sizes": list(SMALL_SIZES), "small_epochs": 2 * epochs,
+              "small_sizes": list(SMALL_SIZES), "small_epochs": 2 * epochs, "long_epochs": 2 * epochs,
               "attacks": {label: {"attack": a, "options": o} for label, (a, o) in ATTACKS.items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []

@@ -17,7 +17,8 @@ import {SwarmToken} from "./SwarmToken.sol";
  * smoothed credit, an integer moving average over epochs of the votes of the other
  * validators (each gives a participant the share of its positive Shapley-style scores that
  * the participant holds, at most VOTE_CAP equal shares, and a report whose positive scores
- * sum to less than VOTE_FLOOR that fraction of a vote). Settled credits are minted to this
+ * sum to less than VOTE_FLOOR that fraction of a vote, and none more than the epoch's median
+ * report). Settled credits are minted to this
  * contract and pulled by their owners with `claim()`.
  *
  * Epoch protocol: Commit -> (elect) Merge -> (publish) Report -> (settle) next epoch's Commit,
@@ -177,6 +178,10 @@ contract SwarmLearning is Ownable2Step {
     /// vote; a report holding less gives that fraction of one, so the noise of an epoch in
     /// which the reporter measured next to no improvement moves next to no credit.
     uint256 public constant VOTE_FLOOR = 2e8;
+    /// @notice Revision of the vote's formula, for what no other constant shows: 2 caps every
+    /// report's vote by the epoch's median report (`_vote`). An auditor checks it before
+    /// replaying settlements with its reference rule.
+    uint256 public constant VOTE_RULE_REVISION = 2;
     /// @dev Bound on rewardPerEpoch (10^12 tokens of 18 decimals): the carry grows at most by
     /// one reward per epoch, so `rewardPerEpoch + carry` cannot overflow in 2^64 epochs.
     uint256 private constant _MAX_REWARD = 1e30;
@@ -1082,11 +1087,16 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @dev One pass over the reports: rebuild the hash chain (the reports are the ones made
-     * on chain) and add up every participant's votes (`_chainAndVote`); then check the
-     * metrics' lower median and return each participant's credit, its votes' total over its
-     * other reporters. The caller checked the lengths. This pass is the only part of
-     * settlement that grows with reports x participants, so its inner loops are in assembly.
+     * @dev Two passes over the reports. The first rebuilds the hash chain (the reports are
+     * the ones made on chain) and sums each report's positive scores for the others
+     * (`_chainAndPositive`); the upper median of those sums, each at most VOTE_FLOOR, is the
+     * most vote mass any report gives (`_vote`), so in an epoch of noise a liar's vote is no
+     * larger than a typical honest one (upper: half the reports with nothing positive must
+     * not zero the epoch). The second adds up every participant's votes. Then
+     * the metrics' lower median is checked, and each participant's credit returned: its
+     * votes' total over its other reporters. The caller checked the lengths. These passes
+     * are the only part of settlement that grows with reports x participants, so their
+     * inner loops are in assembly.
      */
     function _checkReports(uint256 epoch, EpochState storage e, Reports calldata reports, int64 metric)
         private
@@ -1094,17 +1104,29 @@ contract SwarmLearning is Ownable2Step {
         returns (int64[] memory scores)
     {
         uint256 n = e.participantCount;
-        uint256[] memory votes = new uint256[](n);
+        uint256 k = reports.reporters.length;
+        uint256[] memory selves = new uint256[](k);
+        uint256[] memory positives = new uint256[](k);
+        uint256[] memory masses = new uint256[](k);
         uint256 selfReported = 0; // bitmap over participant positions whose node reported
         bytes32 digest = bytes32(0); // the chain starts from zero, as in reportValidation
-        uint256 k = reports.reporters.length;
         for (uint256 r = 0; r < k; ++r) {
             uint256 self = _participantPosition(epoch, e, reports.reporters[r]);
             if (self < n) selfReported |= uint256(1) << self;
-            digest = _chainAndVote(digest, _reportHead(reports, r), reports.scores[r * n * 8:(r + 1) * n * 8], votes, self);
+            selves[r] = self;
+            (digest, positives[r]) =
+                _chainAndPositive(digest, _reportHead(reports, r), reports.scores[r * n * 8:(r + 1) * n * 8], self);
+            masses[r] = Math.min(positives[r], VOTE_FLOOR);
         }
         if (digest != e.reportsDigest) revert ReportsMismatch(epoch);
         _checkMetricMedian(reports.metrics, metric);
+        uint256 mass = k == 0 ? 0 : _upperMedian(masses);
+        uint256[] memory votes = new uint256[](n);
+        if (mass != 0) {
+            for (uint256 r = 0; r < k; ++r) {
+                _vote(reports.scores[r * n * 8:(r + 1) * n * 8], votes, selves[r], positives[r], mass);
+            }
+        }
         scores = new int64[](n);
         for (uint256 j = 0; j < n; ++j) {
             uint256 others = k - ((selfReported >> j) & 1);
@@ -1112,6 +1134,21 @@ contract SwarmLearning is Ownable2Step {
             // once three or more participants are rated).
             if (others != 0) scores[j] = int64(uint64(votes[j] / others));
         }
+    }
+
+    /// @dev Element k / 2 of the k > 0 `values` sorted ascending; sorts them in place.
+    /// Insertion sort: k is at most maxPeers, and settlement already reads k x n scores.
+    function _upperMedian(uint256[] memory values) private pure returns (uint256) {
+        uint256 k = values.length;
+        for (uint256 i = 1; i < k; ++i) {
+            uint256 value = values[i];
+            uint256 j = i;
+            for (; j > 0 && values[j - 1] > value; --j) {
+                values[j] = values[j - 1];
+            }
+            values[j] = value;
+        }
+        return values[k / 2];
     }
 
     /// @dev `metric` must be the lower median (element (k - 1) / 2 sorted) of the k metrics, 0 for none.
@@ -1165,28 +1202,19 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @dev For one report whose packed scores are `row` (8 bytes each, one per participant):
-     * add its vote to `votes`, i.e. to every participant j other than `self` (the reporter's
-     * own position, or out of range) min(floor(max(0, s_j) * CREDIT_SCALE / P),
-     * floor(VOTE_CAP * CREDIT_SCALE / k)) where P is the larger of VOTE_FLOOR and the sum of
-     * the report's positive scores for participants other than `self`, and k their number
-     * (nothing when that sum is 0);
-     * return keccak256(abi.encode(digest, head, scores)), the link reportValidation computed
-     * (`head` hashes the report's other fields), by unpacking the scores into abi words in
-     * scratch memory, where the second loop reads them back. The scores were range-checked
-     * when reported, and the caller rejects a row whose chain does not match.
+     * @dev For one report whose packed scores are `row` (8 bytes each, one per participant)
+     * and `self` the reporter's own position (or out of range): return
+     * keccak256(abi.encode(digest, head, scores)), the link reportValidation computed
+     * (`head` hashes the report's other fields), and the sum of the report's positive scores
+     * for participants other than `self`. The scores are unpacked into abi words in scratch
+     * memory to be hashed. They were range-checked when reported, and the caller rejects a
+     * row whose chain does not match.
      */
-    function _chainAndVote(bytes32 digest, bytes32 head, bytes calldata row, uint256[] memory votes, uint256 self)
+    function _chainAndPositive(bytes32 digest, bytes32 head, bytes calldata row, uint256 self)
         private
         pure
-        returns (bytes32 next)
+        returns (bytes32 next, uint256 positive)
     {
-        uint256 scale = CREDIT_SCALE;
-        uint256 voteFloor = VOTE_FLOOR;
-        uint256 rated = row.length / 8;
-        if (self < rated) --rated;
-        // Only read when some score is positive, so some participant other than `self` exists.
-        uint256 cap = rated == 0 ? 0 : VOTE_CAP * CREDIT_SCALE / rated;
         assembly ("memory-safe") {
             // abi.encode(digest, head, scores) built past the free memory pointer, left
             // unallocated: three head words, the array length, the words.
@@ -1195,9 +1223,7 @@ contract SwarmLearning is Ownable2Step {
             mstore(add(ptr, 0x20), head)
             mstore(add(ptr, 0x40), 0x60) // offset of the array in the head
             mstore(add(ptr, 0x60), shr(3, row.length))
-            let words := add(ptr, 0x80)
-            let word := words
-            let positive := 0
+            let word := add(ptr, 0x80)
             let j := 0
             let end := add(row.offset, row.length)
             for { let p := row.offset } lt(p, end) { p := add(p, 8) } {
@@ -1208,19 +1234,42 @@ contract SwarmLearning is Ownable2Step {
                 j := add(j, 1)
             }
             next := keccak256(ptr, sub(word, ptr))
-            if positive {
-                let share := positive
-                if lt(share, voteFloor) { share := voteFloor }
-                let at := add(votes, 0x20)
-                for { let i := 0 } lt(i, j) { i := add(i, 1) } {
-                    let value := mload(add(words, shl(5, i)))
-                    if and(sgt(value, 0), iszero(eq(i, self))) {
-                        let slot := add(at, shl(5, i))
-                        let vote := div(mul(value, scale), share)
-                        if gt(vote, cap) { vote := cap }
-                        mstore(slot, add(mload(slot), vote))
-                    }
+        }
+    }
+
+    /**
+     * @dev Add one report's vote to `votes`: to every participant j other than `self`,
+     * min(floor(max(0, s_j) * CREDIT_SCALE * min(P, mass) / (P * VOTE_FLOOR)),
+     * floor(VOTE_CAP * CREDIT_SCALE / k)), where P (`positive`) is the sum of the report's
+     * positive scores for participants other than `self`, k their number and `mass` the
+     * epoch's upper median of min(P, VOTE_FLOOR) over the reports; nothing when P is 0. With
+     * mass = VOTE_FLOOR this is s_j / max(P, VOTE_FLOOR) of a vote.
+     */
+    function _vote(bytes calldata row, uint256[] memory votes, uint256 self, uint256 positive, uint256 mass)
+        private
+        pure
+    {
+        if (positive == 0) return;
+        uint256 rated = row.length / 8;
+        if (self < rated) --rated;
+        // rated > 0: some score other than `self`'s is positive.
+        uint256 cap = VOTE_CAP * CREDIT_SCALE / rated;
+        // Cannot overflow: scores are at most SCORE_BOUND, P at most maxPeers * SCORE_BOUND.
+        uint256 numerator = CREDIT_SCALE * Math.min(positive, mass);
+        uint256 denominator = positive * VOTE_FLOOR;
+        assembly ("memory-safe") {
+            let at := add(votes, 0x20)
+            let i := 0
+            let end := add(row.offset, row.length)
+            for { let p := row.offset } lt(p, end) { p := add(p, 8) } {
+                let value := signextend(7, shr(192, calldataload(p)))
+                if and(sgt(value, 0), iszero(eq(i, self))) {
+                    let slot := add(at, shl(5, i))
+                    let vote := div(mul(value, numerator), denominator)
+                    if gt(vote, cap) { vote := cap }
+                    mstore(slot, add(mload(slot), vote))
                 }
+                i := add(i, 1)
             }
         }
     }

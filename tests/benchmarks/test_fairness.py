@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ONLY = ["base", "lying", "sybil", "quality", "small", "sign_flip", "extrapolated_c1", "alie_z1", "scaled_x3", "replay_own"]
+ONLY = ["base", "lying", "sybil", "quality", "small", "long", "sign_flip", "extrapolated_c1", "alie_z1", "scaled_x3", "replay_own"]
 
 
 def test_quick_fairness_report(tmp_path):
@@ -22,7 +22,7 @@ def test_quick_fairness_report(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["config"]["epochs"] == 2 and report["config"]["seeds"] == [0]
-    assert set(report["figures"]) == {"dirichlet", "quality", "small"}
+    assert set(report["figures"]) == {"dirichlet", "quality", "small", "long"}
     small = report["figures"]["small"]
     names = ("honest_suspended", "worst_payout_to_data", "honest_suspended_with_rogue",
              "rogue_sign_flip", "rogue_gaussian_noise", "rogue_label_flip")
@@ -31,6 +31,12 @@ def test_quick_fairness_report(tmp_path):
     assert report["targets"]["small.n3_worst_payout_to_data"]["threshold"] == [">=", 0.5]
     assert report["targets"]["small.n4_rogue_label_flip"]["threshold"] == ["<=", 0.05]
     assert report["targets"]["small.n5_honest_suspended_with_rogue"]["threshold"] == ["<=", 0]
+    long = report["figures"]["long"]
+    assert set(long) == {f"{p}_{lie}_{count}" for p in ("dirichlet", "iid") for lie in ("lying", "boosting")
+                         for count in (1, 2)}
+    assert report["config"]["long_epochs"] == 4 and all(0 <= figure["mean"] <= 1 for figure in long.values())
+    assert report["targets"]["long.iid_boosting_1"]["threshold"] == ["<=", 0.02]
+    assert report["targets"]["long.dirichlet_lying_2"]["threshold"] == ["<=", 0.05]
     expected = {"honest_zero_pairs", "honest_suspended", "worst_payout_to_data", "accuracy", "copy_cosine_max",
                 "balance_deviation_max", "lying_1", "lying_2", "boosting_1", "boosting_2", "sybil_split", "sybil_pool",
                 "rogue_sign_flip", "rogue_extrapolated_c1",

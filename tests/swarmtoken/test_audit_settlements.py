@@ -120,7 +120,7 @@ def test_a_contract_settling_by_other_constants_is_named_before_any_epoch():
     version without the vote floor, or with another cap, settles by another rule, and the
     audit says so instead of blaming every epoch."""
     ours = dict(SETTLEMENT_CONSTANTS)
-    assert audit_constants(ours.get).ok and audit_constants(ours.get).checks == len(ours) == 4
+    assert audit_constants(ours.get).ok and audit_constants(ours.get).checks == len(ours) == 5
     older = audit_constants({**ours, "VOTE_FLOOR": None}.get)
     assert older.discrepancies == [f"the contract has no VOTE_FLOOR (this version's reference rule uses "
                                    f"{ours['VOTE_FLOOR']}): an older version of swarm deployed it; audit it with "

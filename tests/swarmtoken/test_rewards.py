@@ -33,6 +33,7 @@ from swarmtoken.rewards import (
     strict_majority,
     strikes_after,
     truncated_div,
+    vote_mass,
 )
 from swarmtoken.units import SCORE_SCALE
 from tests.fixtures.scores import SCORE_UNIT
@@ -144,10 +145,10 @@ def test_a_report_below_the_vote_floor_gives_that_fraction_of_a_vote():
     not the whole vote to whoever drew the positive noise; at VOTE_FLOOR or above the report
     is a whole vote again, shared in proportion."""
     noise = [(C, [4 * SCORE_SCALE // 1000, 2 * SCORE_SCALE // 1000, 0]),
-             (A, [0, -SCORE_SCALE // 1000, 3 * SCORE_SCALE // 1000])]
+             (A, [0, -SCORE_SCALE // 1000, 6 * SCORE_SCALE // 1000])]
     credits, counts = epoch_credits(noise, [A, B, C])
     assert counts == [1, 2, 1]
-    assert credits == [20_000_000, 10_000_000 // 2, 15_000_000]
+    assert credits == [20_000_000, 10_000_000 // 2, 30_000_000]
     credits, _ = epoch_credits([(C, [VOTE_FLOOR // 2, VOTE_FLOOR // 2, 0])], [A, B, C])
     assert credits == [CREDIT_SCALE // 2, CREDIT_SCALE // 2, 0]
     credits, _ = epoch_credits([(C, [VOTE_FLOOR // 4, VOTE_FLOOR // 4, 0])], [A, B, C])
@@ -172,6 +173,52 @@ def test_noise_epochs_keep_the_evidence_of_measurable_ones():
     assert result.smoothed[1] < result.smoothed[0] < CREDIT_SCALE // 2
 
 
+def test_no_report_gives_more_of_a_vote_than_the_median_report():
+    """A noise epoch of four reporters: three honest ones measured +0.004 for one other node
+    each, and D, lying, rates its accomplice C +1 (a whole vote under the floor alone, 2/3
+    of one after the cap). The vote mass M is the upper median of min(P_r, VOTE_FLOOR):
+    0.004, so D gives C 0.004 / 0.2 of a vote, as much as an honest reporter gives anyone.
+    In an epoch of measurable improvements (the median report at the floor) nothing is
+    capped but the per-participant share."""
+    D = "0x" + "dd" * 20
+    nodes = [A, B, C, D]
+    tiny = 4 * SCORE_SCALE // 1000
+    honest = [(A, [0, tiny, 0, 0]), (B, [0, 0, tiny, 0]), (C, [tiny, 0, 0, 0])]
+    boosting = (D, [0, 0, SCORE_SCALE, 0])
+    assert vote_mass([*honest, boosting], nodes) == tiny
+    fraction = tiny * CREDIT_SCALE // VOTE_FLOOR  # 20_000_000: 0.004 / 0.2 of a vote
+    credits, counts = epoch_credits([*honest, boosting], nodes)
+    assert counts == [3, 3, 3, 3]
+    assert credits == [fraction // 3, fraction // 3, 2 * fraction // 3, 0]
+    loud = [(A, [0, VOTE_FLOOR, 0, 0]), (B, [0, 0, VOTE_FLOOR, 0]), (C, [VOTE_FLOOR, 0, 0, 0])]
+    assert vote_mass([*loud, boosting], nodes) == VOTE_FLOOR
+    assert epoch_credits([*loud, boosting], nodes)[0][2] == 2 * (2 * CREDIT_SCALE // 3) // 3  # B's and D's capped votes
+
+
+def test_half_the_reports_with_nothing_positive_do_not_zero_the_epoch():
+    """Two deflating liars of four (every other node below 0) against two honest reports:
+    the upper median is an honest report's mass, so the honest votes count in full; three of
+    four would set it to 0."""
+    D = "0x" + "dd" * 20
+    nodes = [A, B, C, D]
+    honest = [(A, [0, U * 30, U * 30, 0]), (B, [U * 30, 0, 0, U * 30])]
+    liars = [(C, [-U, -U, SCORE_SCALE, -U]), (D, [-U, -U, -U, SCORE_SCALE])]
+    assert vote_mass([*honest, *liars], nodes) == VOTE_FLOOR
+    credits, _ = epoch_credits([*honest, *liars], nodes)
+    assert credits == [CREDIT_SCALE // 2 // 3] * 4
+    third = (A, [0, -U, -U, -U])
+    assert vote_mass([third, honest[1], *liars], nodes) == 0
+    assert epoch_credits([third, honest[1], *liars], nodes)[0] == [0, 0, 0, 0]
+
+
+def test_vote_mass_is_the_upper_median_of_the_capped_positive_totals():
+    nodes = [A, B, C]
+    assert vote_mass([], nodes) == 0
+    assert vote_mass([(A, [SCORE_SCALE, 0, 5])], nodes) == 5  # its own score is not counted
+    assert vote_mass([(A, [0, 3, 0]), (B, [0, 0, SCORE_SCALE])], nodes) == VOTE_FLOOR  # the larger of two
+    assert vote_mass([(A, [0, 3, 0]), (B, [0, 0, 9]), (C, [7, 0, 0])], nodes) == 7
+
+
 @settings(max_examples=200, deadline=None)
 @given(vector=st.lists(st.integers(-(10**9), 10**9), min_size=1, max_size=8))
 def test_no_report_gives_one_participant_more_than_the_cap(vector):
@@ -194,10 +241,12 @@ score_bound = st.integers(-(10**9), 10**9)
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_one_reporter_moves_any_credit_by_at_most_its_vote_over_m(data):
-    """The liar's bound: replacing one report by any other moves a participant with m other
-    reporters by at most CREDIT_SCALE / m (rounded up: the mean is floored), the credits'
-    total by at most CREDIT_SCALE over the smallest m (plus one per participant for rounding),
-    the liar's own credit not at all, and nobody's count of reporters."""
+    """The liar's bound: replacing one report by any other moves the vote mass M only between
+    the other reports' masses next to their median, and a participant with m other reporters
+    by at most CREDIT_SCALE / m (rounded up: the mean is floored) plus what that move of M
+    does to each other vote, CREDIT_SCALE * |M' - M| / VOTE_FLOOR (rounded up); the credits'
+    total by at most n times that; the liar's own credit not at all, nor anybody's count of
+    reporters."""
     n = data.draw(st.integers(1, 8))
     nodes = [f"0x{j + 1:040x}" for j in range(n)]
     vector = st.lists(score_bound, min_size=n, max_size=n)
@@ -209,14 +258,24 @@ def test_one_reporter_moves_any_credit_by_at_most_its_vote_over_m(data):
     credits, counts = epoch_credits(reports, nodes)
     forged, forged_counts = epoch_credits(forged_reports, nodes)
     assert forged_counts == counts
+    mass, forged_mass = vote_mass(reports, nodes), vote_mass(forged_reports, nodes)
+    others = sorted(vote_mass([report], nodes) for r, report in enumerate(reports) if r != liar)
+    k = len(reports)
+    # M' is element k // 2 of all k masses: at least the other masses' element k // 2 - 1,
+    # at most their element k // 2 (which exists from three reports on).
+    if k >= 2:
+        assert others[k // 2 - 1] <= forged_mass
+    if k >= 3:
+        assert forged_mass <= others[k // 2]
+    drift = -(-CREDIT_SCALE * abs(forged_mass - mass) // VOTE_FLOOR) + 1
     for j in range(n):
         assert 0 <= credits[j] <= CREDIT_SCALE and 0 <= forged[j] <= CREDIT_SCALE
         if counts[j]:
-            assert abs(forged[j] - credits[j]) <= -(-CREDIT_SCALE // counts[j])
-        if nodes[j] == reports[liar][0]:
+            assert abs(forged[j] - credits[j]) <= -(-CREDIT_SCALE // counts[j]) + drift
+        if nodes[j] == reports[liar][0] and mass == forged_mass:
             assert forged[j] == credits[j]
     if any(counts):
-        assert abs(sum(forged) - sum(credits)) <= CREDIT_SCALE // min(c for c in counts if c) + n
+        assert abs(sum(forged) - sum(credits)) <= CREDIT_SCALE // min(c for c in counts if c) + n * (drift + 1)
 
 
 def test_non_positive_scores_are_paid_nothing():

@@ -6,6 +6,8 @@ import copy
 import hashlib
 from dataclasses import replace
 
+import pytest
+
 from swarmtoken.audit import audit_balances, audit_files, audit_settlements, audit_swarm
 from swarmtoken.config import chain_rule
 from swarmtoken.chain.ledger import read_ledger
@@ -58,10 +60,12 @@ def test_audit_passes_on_an_honest_history(swarm, token, nodes, protocol):
     assert report.findings == []
 
 
-def test_audit_names_a_contract_without_the_vote_floor_first(swarm, token, nodes, protocol):
-    """A swarm deployed by a version without VOTE_FLOOR answers its getter with a revert (here:
-    the call goes to the token's address, which has no such function); the audit says which
-    version to audit it with, before whatever the epochs then disagree on."""
+@pytest.mark.parametrize("getter", ["VOTE_FLOOR", "VOTE_RULE_REVISION"])
+def test_audit_names_a_contract_of_an_older_rule_first(swarm, token, nodes, protocol, getter):
+    """A swarm deployed by a version without the vote floor, or without the median vote mass,
+    answers that getter with a revert (here: the call goes to the token's address, which has
+    no such function); the audit says which version to audit it with, before whatever the
+    epochs then disagree on."""
     from brownie import Contract
 
     _two_epochs(protocol, nodes, swarm)
@@ -69,14 +73,14 @@ def test_audit_names_a_contract_without_the_vote_floor_first(swarm, token, nodes
 
     class Older:  # the swarm, but for that one getter
         def __getattr__(self, name):
-            return getattr(stranger if name == "VOTE_FLOOR" else swarm, name)
+            return getattr(stranger if name == getter else swarm, name)
 
         def __str__(self):  # how brownie turns an argument into an address
             return swarm.address
 
     report = audit_swarm(Older(), token)
     assert not report.ok
-    assert report.discrepancies[0].startswith("the contract has no VOTE_FLOOR")
+    assert report.discrepancies[0].startswith(f"the contract has no {getter} ")
     assert audit_swarm(swarm, token).ok
 
 

@@ -394,6 +394,15 @@ def _specialist(reporter, favourite, valid=0x7F):
                                                                   (2, VOTE_FLOOR + 1), (3, 7), (4, VOTE_FLOOR // 3))),
                          False, ())]),
 )
+@example(  # a noise epoch with one loud report (the median report's mass caps it), then one in which half the
+    # reports have nothing positive (the upper median is still an honest report's mass)
+    drawn=(4, [EpochPlan((50, 60, 70, 75, 77), (),
+                         tuple(_near_the_floor(p, t) for p, t in ((0, 7), (1, 9), (2, SCORE_BOUND), (3, 11))),
+                         False, ()),
+               EpochPlan((50, 60, 70, 75, 77), (),
+                         tuple(_near_the_floor(p, t) for p, t in ((3, 0), (1, 2 * VOTE_FLOOR), (0, 0), (4, VOTE_FLOOR))),
+                         False, ())]),
+)
 def test_settlement_matches_reference_rule_to_the_wei(swarms, admin, nodes, drawn):
     which, plans = drawn
     swarm, token = swarms[which]

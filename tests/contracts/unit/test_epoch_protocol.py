@@ -7,7 +7,7 @@ import pytest
 from brownie import ZERO_ADDRESS, accounts, chain, web3
 from eth_abi import encode
 
-from swarmtoken.rewards import CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR
+from swarmtoken.rewards import CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR, VOTE_RULE_REVISION
 from tests.fixtures.deployments import ALLOWANCE, NO_REPORTS, commitment, pack
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
@@ -532,7 +532,8 @@ def test_epoch_credit_is_the_mean_of_the_other_reporters_votes(swarm, reporting,
     """
     bound = swarm.SCORE_BOUND()
     # The contract's constants are the reference's.
-    assert (swarm.CREDIT_SCALE(), swarm.VOTE_CAP(), swarm.VOTE_FLOOR()) == (CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR)
+    assert (swarm.CREDIT_SCALE(), swarm.VOTE_CAP(), swarm.VOTE_FLOOR(), swarm.VOTE_RULE_REVISION()) == (
+        CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR, VOTE_RULE_REVISION)
     assert CREDIT_SCALE == 10**9 and VOTE_FLOOR == 20 * SCORE_UNIT
     unit = SCORE_UNIT
     vectors = [in_units([99, 30, 10, -20]), [unit, bound, 2 * unit, 0], in_units([-5, -7, 100, 0]),
@@ -559,6 +560,28 @@ def test_epoch_credit_is_the_mean_of_the_other_reporters_votes(swarm, reporting,
     expected = expected_settlement(REWARD, [Participant(samples=s) for s in (100, 200, 300, 400)],
                                    protocol.reports[1], swarm)
     assert expected.scores == tuple(credits) and expected.weights[3] == 0 and expected.struck == (False,) * 3 + (True,)
+    assert_settled_as_expected(tx, swarm, reporting, before, expected, REWARD)
+
+
+def test_no_report_gives_more_of_a_vote_than_the_median_report(swarm, reporting, protocol):
+    """A noise epoch: three reporters measured 0.01 for one other participant each (a
+    twentieth of a vote under the floor); the fourth, lying, rates participant 2 at the
+    bound. The vote mass is the upper median of the reports' positive totals capped at the
+    floor, 0.01, so the liar gives participant 2 a twentieth of a vote too, not two thirds.
+    """
+    unit, bound = SCORE_UNIT, swarm.SCORE_BOUND()
+    vectors = [[0, unit, 0, 0], [0, 0, unit, 0], [unit, 0, 0, 0], [0, 0, bound, 0]]
+    for node, vector in zip(reporting, vectors):
+        protocol.report(node, vector)
+    before = [swarm.claimable(node) for node in reporting]
+    tx = protocol.settle()
+    twentieth = CREDIT_SCALE * unit // VOTE_FLOOR
+    credits = [twentieth // 3, twentieth // 3, 2 * twentieth // 3, 0]
+    assert credits == [16_666_666, 16_666_666, 33_333_333, 0]
+    assert [e["score"] for e in tx.events["ParticipantSettled"]] == credits
+    expected = expected_settlement(REWARD, [Participant(samples=s) for s in (100, 200, 300, 400)],
+                                   protocol.reports[1], swarm)
+    assert expected.scores == tuple(credits)
     assert_settled_as_expected(tx, swarm, reporting, before, expected, REWARD)
 
 
