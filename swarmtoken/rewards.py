@@ -34,8 +34,9 @@ standing line and were suspended (``benchmarks/fairness.py``, group ``small``). 
 floor, such an epoch moves credit by what the reporter measured, and the smoothed credit
 keeps the evidence of the epochs in which improvements were measurable. Why the median
 cap: with the floor alone, honest votes shrank in noise epochs while a liar's stayed whole,
-so a liar's weight grew with the length of the run (one boosting liar of 8 moved 3.2 % of
-all tokens over 20 epochs on Dirichlet data, 4.3 % on IID); capped by the median report, a
+so a liar's weight grew with the length of the run (one boosting liar of 8 moved up to
+3.7 % of all tokens over 20 epochs on Dirichlet data, 4.5 % on IID; 1.7 % on both with
+the cap: ``benchmarks/fairness.py``, group ``long``); capped by the median report, a
 liar's vote is no larger than a typical honest one in every epoch. ``f < k / 2`` liars
 cannot raise ``M`` above the honest reports' masses, nor ``f <= k / 2`` lower it below them
 (so two deflating liars of four cannot zero an epoch). Why a vote and
