@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/tools/bin:$(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:
 export SOLCX_BINARY_PATH := $(CURDIR)/$(SOLCX)
 export PYTHONHASHSEED := 0
 
-.PHONY: install test compile deploy demo gas clean doctor
+.PHONY: install test test-contracts test-python compile deploy demo gas clean doctor
 
 install: $(VENV)/.installed node_modules/.installed $(ADAPTER)
 
@@ -40,10 +40,18 @@ compile: install
 
 # Contract tests run under brownie (its fixtures, its anvil on 8545); chain-free tests and
 # the end-to-end tests (which start their own chains on free ports) run without brownie's
-# pytest plugin, so they never share or tear down that chain.
+# pytest plugin, so they never share or tear down that chain. The two halves share
+# nothing, so they run side by side (each one's output is printed when it ends); either
+# failing fails the target.
 test: install compile
-	$(BIN)/brownie test tests/contracts -p no:cacheprovider
-	$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider tests/swarmtoken tests/trainer tests/benchmarks tests/e2e
+	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-contracts test-python
+
+test-contracts:
+	$(BIN)/brownie test tests/contracts -p no:cacheprovider --durations=5
+
+test-python:
+	$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider --durations=10 \
+		tests/swarmtoken tests/trainer tests/benchmarks tests/e2e
 
 doctor: install
 	$(BIN)/swarm doctor
