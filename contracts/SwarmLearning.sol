@@ -652,9 +652,9 @@ contract SwarmLearning is Ownable2Step {
 
     /**
      * @notice Settle `epoch` from its `reports` (see `Reports`: as emitted, in order), with
-     * the metrics' lower median as a hint the contract verifies instead of sorting. One pass
-     * over the reports checks them against the chain and adds up each participant's votes;
-     * then the leader's accountability (merge hash and censorship, when quorate), smoothed
+     * the metrics' lower median as a hint the contract verifies instead of sorting. Two passes
+     * over the reports check them against the chain, find the epoch's vote mass and add up
+     * each participant's votes; then the leader's accountability (merge hash and censorship, when quorate), smoothed
      * credits, data weights, payouts by the reference rule, strikes, stopping rule. Anyone
      * may call once every committer reported or the report deadline passed.
      */
