@@ -18,8 +18,8 @@ import {SwarmToken} from "./SwarmToken.sol";
  * validators (each gives a participant the share of its positive Shapley-style scores that
  * the participant holds, at most VOTE_CAP equal shares, and a report whose positive scores
  * sum to less than VOTE_FLOOR that fraction of a vote, and none more than the epoch's median
- * report). Settled credits are minted to this
- * contract and pulled by their owners with `claim()`.
+ * report). Settled credits are minted to this contract and pulled by their owners with
+ * `claim()`.
  *
  * Epoch protocol: Commit -> (elect) Merge -> (publish) Report -> (settle) next epoch's Commit,
  * or Finished when the stopping rule fires; Commit or Merge -> Abandoned when too few nodes
@@ -652,11 +652,12 @@ contract SwarmLearning is Ownable2Step {
 
     /**
      * @notice Settle `epoch` from its `reports` (see `Reports`: as emitted, in order), with
-     * the metrics' lower median as a hint the contract verifies instead of sorting. Two passes
-     * over the reports check them against the chain, find the epoch's vote mass and add up
-     * each participant's votes; then the leader's accountability (merge hash and censorship, when quorate), smoothed
-     * credits, data weights, payouts by the reference rule, strikes, stopping rule. Anyone
-     * may call once every committer reported or the report deadline passed.
+     * the metrics' lower median as a hint the contract verifies instead of sorting. Two
+     * passes over the reports check them against the chain, find the epoch's vote mass and
+     * add up each participant's votes; then the leader's accountability (merge hash and
+     * censorship, when quorate), smoothed credits, data weights, payouts by the reference
+     * rule, strikes, stopping rule. Anyone may call once every committer reported or the
+     * report deadline passed.
      */
     function settle(uint256 epoch, Reports calldata reports, int64 metric) external {
         EpochState storage e = _openEpochState(epoch, Phase.Report);
@@ -1092,9 +1093,9 @@ contract SwarmLearning is Ownable2Step {
      * (`_chainAndPositive`); the upper median of those sums, each at most VOTE_FLOOR, is the
      * most vote mass any report gives (`_vote`), so in an epoch of noise a liar's vote is no
      * larger than a typical honest one (upper: half the reports with nothing positive must
-     * not zero the epoch). The second adds up every participant's votes. Then
-     * the metrics' lower median is checked, and each participant's credit returned: its
-     * votes' total over its other reporters. The caller checked the lengths. These passes
+     * not zero the epoch). The second adds up every participant's votes. Then the metrics'
+     * lower median is checked, and each participant's credit returned: its votes' total
+     * over its other reporters. The caller checked the lengths. These passes
      * are the only part of settlement that grows with reports x participants, so their
      * inner loops are in assembly.
      */
