@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/tools/bin:$(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:
 export SOLCX_BINARY_PATH := $(CURDIR)/$(SOLCX)
 export PYTHONHASHSEED := 0
 
-.PHONY: install test test-contracts test-python compile deploy demo gas clean doctor
+.PHONY: install test test-units test-e2e compile deploy demo gas clean doctor
 
 install: $(VENV)/.installed node_modules/.installed $(ADAPTER)
 
@@ -40,18 +40,22 @@ compile: install
 
 # Contract tests run under brownie (its fixtures, its anvil on 8545); chain-free tests and
 # the end-to-end tests (which start their own chains on free ports) run without brownie's
-# pytest plugin, so they never share or tear down that chain. The two halves share
-# nothing, so they run side by side (each one's output is printed when it ends); either
-# failing fails the target.
+# pytest plugin, so they never share or tear down that chain. The end-to-end tests take
+# about as long as the rest together and share nothing with them, so the two groups run
+# side by side (each one's output is printed when it ends); either failing fails the target.
 test: install compile
-	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-contracts test-python
+	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-units test-e2e
 
-test-contracts:
-	$(BIN)/brownie test tests/contracts -p no:cacheprovider --durations=5
+# Both runs, even when the first fails; the target fails if either did.
+test-units:
+	status=0; \
+	$(BIN)/brownie test tests/contracts -p no:cacheprovider --durations=5 || status=1; \
+	$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider --durations=5 \
+		tests/swarmtoken tests/trainer tests/benchmarks || status=1; \
+	exit $$status
 
-test-python:
-	$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider --durations=10 \
-		tests/swarmtoken tests/trainer tests/benchmarks tests/e2e
+test-e2e:
+	$(BIN)/python -m pytest -p no:pytest-brownie -p no:cacheprovider --durations=10 tests/e2e
 
 doctor: install
 	$(BIN)/swarm doctor
