@@ -43,8 +43,11 @@ compile: install
 # pytest plugin, so they never share or tear down that chain. The end-to-end tests take
 # about as long as the rest together and share nothing with them, so the two groups run
 # side by side (each one's output is printed when it ends); either failing fails the target.
+# GNU make before 4.0 (macOS's default) has no --output-sync: there the groups run in turn.
+SIDE_BY_SIDE := $(if $(filter 3.%,$(MAKE_VERSION)),,--jobs=2 --output-sync=target)
+
 test: install compile
-	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-units test-e2e
+	@$(MAKE) --no-print-directory $(SIDE_BY_SIDE) test-units test-e2e
 
 # Both runs, even when the first fails; the target fails if either did.
 test-units:

@@ -27,9 +27,9 @@ fraction of a vote, and no report gives more of a vote than the epoch's median r
 
 which is ``s_ri / max(P_r, VOTE_FLOOR)`` of a vote whenever the median report holds a whole
 vote or ``P_r <= M`` (a report with ``P_r = 0`` gives nobody anything; ``a_i = 0`` when
-``m_i = 0``). Why the floor: once the model has converged, a reporter's scores are noise of a few thousandths
-around 0, and a whole vote shared by that noise paid whichever node drew the positive
-noise; in honest swarms of 3-5 nodes on Dirichlet data the others then fell below the
+``m_i = 0``). Why the floor: once the model has converged, a reporter's scores are noise
+of a few thousandths around 0, and a whole vote shared by that noise paid whichever node
+drew the positive noise; in honest swarms of 3-5 nodes on Dirichlet data the others then fell below the
 standing line and were suspended (``benchmarks/fairness.py``, group ``small``). With the
 floor, such an epoch moves credit by what the reporter measured, and the smoothed credit
 keeps the evidence of the epochs in which improvements were measurable. Why the median
