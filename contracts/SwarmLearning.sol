@@ -113,6 +113,7 @@ contract SwarmLearning is Ownable2Step {
         uint32 lastSubmitEpoch; // last epoch this member committed in
         uint64 allowance; // samples the admin attested this member holds
         int48 smoothedScore; // moving average of its epoch credits (in [0, CREDIT_SCALE])
+        uint8 cleanEpochs; // consecutive quorate epochs it was settled in without a strike (capped at 255)
     }
 
     /// @notice An accepted commitment; `samples` is already capped by the allowance, and
@@ -182,6 +183,10 @@ contract SwarmLearning is Ownable2Step {
     /// report's vote by the epoch's median report (`_vote`). An auditor checks it before
     /// replaying settlements with its reference rule.
     uint256 public constant VOTE_RULE_REVISION = 2;
+    /// @notice Consecutive quorate epochs without a strike a member must have taken part in
+    /// before it can claim (until the swarm finishes): a node paid for honest epochs that
+    /// then forges is struck before it can take the money out, and suspension forfeits it.
+    uint256 public constant CLAIM_AFTER = 2;
     /// @dev Bound on rewardPerEpoch (10^12 tokens of 18 decimals): the carry grows at most by
     /// one reward per epoch, so `rewardPerEpoch + carry` cannot overflow in 2^64 epochs.
     uint256 private constant _MAX_REWARD = 1e30;
@@ -254,6 +259,12 @@ contract SwarmLearning is Ownable2Step {
     event MergeDisputed(uint256 indexed epoch, address indexed leader, bytes32 publishedHash, bytes32 majorityHash);
     /// @notice The leader left out `node`'s update, which a strict majority found valid.
     event UpdateCensored(uint256 indexed epoch, address indexed leader, address indexed node);
+    /// @notice `node`'s committed update was left out and no strict majority found it valid:
+    /// it takes a strike.
+    event UpdateRejected(uint256 indexed epoch, address indexed node);
+    /// @notice A suspension at `epoch` forfeited `account`'s unclaimed `amount` to `carry`
+    /// (taken out of the supply, and minted again to whoever earns the next budgets).
+    event BalanceForfeited(address indexed account, uint256 indexed epoch, uint256 amount);
     /// @notice A participant's settled outcome: the epoch's credit (the mean of the other
     /// reporters' votes), its smoothed credit after the epoch, whether it stood well (its
     /// evidence backs all of its samples: full data weight) and its payout; a forfeited
@@ -368,6 +379,9 @@ contract SwarmLearning is Ownable2Step {
     error WrongMetricMedian(int64 given);
     /// @notice `account` has no credited tokens.
     error NothingToClaim(address account);
+    /// @notice `account` has taken part in `cleanEpochs` consecutive quorate epochs without a
+    /// strike, under the `needed` it must have before it can claim (the swarm is not finished).
+    error ClaimLocked(address account, uint8 cleanEpochs, uint256 needed);
 
     // ------------------------------------------------------------------ setup
     /**
@@ -380,7 +394,7 @@ contract SwarmLearning is Ownable2Step {
         _checkConfig(config_);
         _config = config_;
         token = token_;
-        _openEpoch(1, 0);
+        _openEpoch(1, 0, 0);
     }
 
     function _checkConfig(Config memory c) private pure {
@@ -671,31 +685,34 @@ contract SwarmLearning is Ownable2Step {
         e.phase = Phase.Settled;
         settledEpochs += 1;
 
-        Split memory split = Split(0, 0, 0, 0, 0, false, Forfeit.None);
+        Split memory split = Split(0, 0, 0, 0, 0, 0, 0, false, Forfeit.None);
         // Cannot overflow: k and commitCount are at most maxPeers.
         split.quorate = 2 * k > e.commitCount;
         if (split.quorate) {
             uint256 validByMajority = _validByMajority(reports.valids);
             split.leaderFault = _judgeLeader(epoch, e, reports, validByMajority);
             split.invalid = e.participants & ~validByMajority;
+            split.rejected = ((uint256(1) << e.commitCount) - 1) & ~e.participants & ~validByMajority;
         }
         if (e.modelHash == bytes32(0)) e.modelHash = e.mergedHash;
         split.budget = _budget();
         uint256 credited = _credit(epoch, e, scores, split);
-        _releaseExpiredCommitters(epoch, e);
-        carry = split.budget - credited;
-        emit EpochSettled(
-            epoch, split.budget, credited, split.budget - credited, metric, uint16(k), split.quorate, e.modelHash
-        );
+        _settleCommitters(epoch, e, split);
+        // Forfeited balances go to the carry: netted against this epoch's mint below, paid again later.
+        carry = split.budget - credited + split.forfeited;
+        emit EpochSettled(epoch, split.budget, credited, carry, metric, uint16(k), split.quorate, e.modelHash);
 
         if (_stoppingRuleFires(metric, split.quorate)) {
             finished = true;
             emit SwarmFinished(epoch, bestMetric);
         } else {
-            _openEpoch(epoch + 1, credited);
+            _openEpoch(epoch + 1, credited, split.forfeited);
         }
-        // Last, after every state change: the only external call of settlement.
-        if (credited != 0) token.mint(address(this), credited);
+        // Last, after every state change: the only external call of settlement. The supply
+        // moves by credited - forfeited; a forfeited balance may hold this epoch's credit, not
+        // minted yet, so the two are netted (the swarm holds every older credit it burns).
+        if (credited > split.forfeited) token.mint(address(this), credited - split.forfeited);
+        else if (split.forfeited > credited) token.burn(split.forfeited - credited);
     }
 
     /// @dev Every array of `reports` has one entry per report made, the packed scores one per
@@ -710,10 +727,15 @@ contract SwarmLearning is Ownable2Step {
         if (reports.scores.length != k * n * 8) revert PackedScoresLength(reports.scores.length, k * n * 8);
     }
 
-    /// @notice Transfer all of the caller's credited tokens to it.
+    /**
+     * @notice Transfer all of the caller's credited tokens to it, once it has taken part in
+     * CLAIM_AFTER consecutive quorate epochs without a strike, or the swarm has finished.
+     */
     function claim() external {
         uint256 amount = claimable[msg.sender];
         if (amount == 0) revert NothingToClaim(msg.sender);
+        uint8 clean = _members[msg.sender].cleanEpochs;
+        if (!finished && clean < CLAIM_AFTER) revert ClaimLocked(msg.sender, clean, CLAIM_AFTER);
         claimable[msg.sender] = 0;
         emit RewardClaimed(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
@@ -782,13 +804,14 @@ contract SwarmLearning is Ownable2Step {
         if (e.phase != expected) revert WrongPhase(epoch, e.phase, expected);
     }
 
-    /// @dev `pendingMint`: credits of the epoch just settled, minted after this call, which
-    /// the announced budget must already leave out of the token's mintable supply.
-    function _openEpoch(uint256 epoch, uint256 pendingMint) private {
+    /// @dev `pendingMint`, `pendingBurn`: credits of the epoch just settled and balances it
+    /// forfeited, minted and burned after this call, which the announced budget must
+    /// already count in the token's mintable supply.
+    function _openEpoch(uint256 epoch, uint256 pendingMint, uint256 pendingBurn) private {
         currentEpoch = uint64(epoch);
         uint64 deadline = uint64(block.timestamp) + _config.commitWindow;
         _epochs[epoch].deadline = deadline;
-        emit EpochOpened(epoch, deadline, _budgetAfter(pendingMint));
+        emit EpochOpened(epoch, deadline, _budgetAfter(pendingMint, pendingBurn));
     }
 
     /// @dev The whole budget carries to the next epoch, which opens at once.
@@ -797,19 +820,23 @@ contract SwarmLearning is Ownable2Step {
         uint256 budget = _budget();
         carry = budget;
         emit EpochAbandoned(epoch, budget);
-        _openEpoch(epoch + 1, 0);
+        _openEpoch(epoch + 1, 0, 0);
     }
 
     /// @dev This epoch's budget: the reward plus carried dust, limited by the token cap.
     function _budget() private view returns (uint256) {
-        return _budgetAfter(0);
+        return _budgetAfter(0, 0);
     }
 
-    /// @dev The budget once `pendingMint` more tokens exist. Cannot underflow: a pending mint
-    /// never exceeds the budget it was credited from, which never exceeds mintable(). Cannot
-    /// overflow: rewardPerEpoch <= 1e30 and carry grows by at most one reward per epoch.
-    function _budgetAfter(uint256 pendingMint) private view returns (uint256) {
-        return Math.min(_config.rewardPerEpoch + carry, token.mintable() - pendingMint);
+    /// @dev The budget once `pendingMint` more tokens exist and `pendingBurn` fewer. Cannot
+    /// underflow: a pending mint never exceeds the budget it was credited from, which never
+    /// exceeds mintable(); the burn saturates an uncapped mintable(). Cannot overflow: the
+    /// carry grows by at most one reward per epoch plus forfeited credits, themselves
+    /// rewards, and rewardPerEpoch <= 1e30.
+    function _budgetAfter(uint256 pendingMint, uint256 pendingBurn) private view returns (uint256) {
+        return Math.min(
+            _config.rewardPerEpoch + carry, Math.saturatingAdd(token.mintable(), pendingBurn) - pendingMint
+        );
     }
 
     /**
@@ -868,15 +895,23 @@ contract SwarmLearning is Ownable2Step {
         }
     }
 
-    /// @dev Committers outside the merge whose authorisation expired give up their seats at
-    /// settlement too (participants do so in `_settleOne`).
-    function _releaseExpiredCommitters(uint256 epoch, EpochState storage e) private {
+    /**
+     * @dev Committers outside the merge, by commit index: a rejected update (left out, and no
+     * strict majority of a quorate epoch's reports found it valid) takes a strike, so a node
+     * cannot keep committing forgeries at every validator's cost; an expired authorisation
+     * gives up its seat (participants do both in `_settleOne`).
+     */
+    function _settleCommitters(uint256 epoch, EpochState storage e, Split memory split) private {
         uint256 left = ((uint256(1) << e.commitCount) - 1) & ~e.participants;
         while (left != 0) {
             uint256 index = Math.log2(left & (~left + 1));
             left &= left - 1;
             address node = _commits[epoch][index].node;
             Member storage m = _members[node];
+            if ((split.rejected >> index) & 1 == 1) {
+                emit UpdateRejected(epoch, node);
+                split.forfeited += _strike(epoch, node, m, true);
+            }
             if (m.status == Status.Active && _expired(m)) _release(node, m);
         }
     }
@@ -909,6 +944,8 @@ contract SwarmLearning is Ownable2Step {
         uint256 positiveScore; // S+: their smoothed credits (the paid set's S)
         uint256 totalWeight; // W: their data weights
         uint256 invalid; // bitmap over commit indices: participants no strict majority found valid
+        uint256 rejected; // bitmap over commit indices: committers left out that no strict majority found valid
+        uint256 forfeited; // balances forfeited by this epoch's suspensions
         bool quorate;
         Forfeit leaderFault;
     }
@@ -1007,7 +1044,9 @@ contract SwarmLearning is Ownable2Step {
         if (split.quorate) {
             // A strike when its evidence backs under half of its samples (none: a smoothed
             // credit of 0), for an invalid update, or for a fault as leader.
-            _strike(epoch, o.node, m, (o.evidence && 2 * o.weight < o.samples) || fault != Forfeit.None || invalid);
+            split.forfeited += _strike(
+                epoch, o.node, m, (o.evidence && 2 * o.weight < o.samples) || fault != Forfeit.None || invalid
+            );
         }
         if (m.status == Status.Active && _expired(m)) _release(o.node, m);
         bool standing = o.weight != 0 && o.weight == o.samples;
@@ -1050,25 +1089,33 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @dev A strike (see `_settleOne` for when), else the count resets. At
-     * `suspendAfter` strikes the member is suspended whatever its status (leaving does not
-     * dodge it); only the admin's `authorize` lifts a suspension.
+     * @dev A strike (see `_settleOne` and `_settleCommitters` for when) ends the run of clean
+     * epochs; no strike resets the count and extends the run. At `suspendAfter` strikes the
+     * member is suspended whatever its status (leaving does not dodge it) and forfeits its
+     * unclaimed balance, which this returns; only the admin's `authorize` lifts a suspension.
      */
-    function _strike(uint256 epoch, address node, Member storage m, bool struck) private {
+    function _strike(uint256 epoch, address node, Member storage m, bool struck) private returns (uint256 forfeited) {
         if (!struck) {
             if (m.strikes != 0) m.strikes = 0;
-            return;
+            if (m.cleanEpochs < type(uint8).max) m.cleanEpochs += 1;
+            return 0;
         }
+        m.cleanEpochs = 0;
         if (m.strikes < type(uint8).max) m.strikes += 1;
         uint8 limit = _config.suspendAfter;
-        if (limit == 0 || m.strikes < limit) return;
+        if (limit == 0 || m.strikes < limit) return 0;
         if (m.status == Status.Active) {
             activeCount -= 1;
         } else if (m.status != Status.None) {
-            return; // already suspended or removed
+            return 0; // already suspended or removed
         }
         m.status = Status.Suspended;
         emit NodeSuspended(node, epoch, m.strikes);
+        forfeited = claimable[node];
+        if (forfeited != 0) {
+            claimable[node] = 0;
+            emit BalanceForfeited(node, epoch, forfeited);
+        }
     }
 
     /// @dev Updates best metric and patience counter; true when the swarm should stop. An

@@ -10,9 +10,11 @@ the reference itself computed in earlier epochs (0 for a node never settled; lea
 re-enrolling keep it, as on chain), so a contract that lost, reset or skewed one is
 caught in the first epoch it matters, and at the end every member's on-chain smoothed
 score must equal the replayed one. It then checks the money identities: the budget of
-each epoch is the reward plus the previous carry (within the token cap); the token
-supply equals everything credited; the swarm holds exactly the unclaimed credits; every
-account's claimable balance equals its credits minus its claims. Optionally it fetches
+each epoch is the reward plus the previous carry (within the token cap); each epoch's
+rejected updates are the reference's, and every balance forfeited went with a suspension of
+its account in that epoch and into the carry; the token supply equals everything credited
+minus everything forfeited (burned); the swarm holds exactly the unclaimed credits; every
+account's claimable balance equals its credits minus its claims and forfeits. Optionally it fetches
 every parameter file still reachable from under its committer's enrolled base URI and
 checks it opens its on-chain commitment; a file that does not, or that two commitments
 resolve to, is a *finding* (misbehaviour the protocol handled), and a discrepancy only
@@ -28,14 +30,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chain.ledger import EpochRecord, Ledger
-from .rewards import CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR, VOTE_RULE_REVISION, Participant, Rule, Settlement, settle
+from .rewards import (CLAIM_AFTER, CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR, VOTE_RULE_REVISION, Participant, Rule,
+                      Settlement, settle)
 from .units import SCORE_SCALE
 
 #: The contract constants the reference rule hard-codes too (``SwarmLearning`` getter ->
 #: the reference's value): a contract deployed by another version of this package settles
 #: by another rule, and recomputing it with this one would blame every epoch.
 SETTLEMENT_CONSTANTS = {"SCORE_BOUND": SCORE_SCALE, "CREDIT_SCALE": CREDIT_SCALE, "VOTE_CAP": VOTE_CAP,
-                        "VOTE_FLOOR": VOTE_FLOOR, "VOTE_RULE_REVISION": VOTE_RULE_REVISION}
+                        "VOTE_FLOOR": VOTE_FLOOR, "VOTE_RULE_REVISION": VOTE_RULE_REVISION,
+                        "CLAIM_AFTER": CLAIM_AFTER}
 
 
 @dataclass
@@ -178,8 +182,18 @@ def audit_settlements(ledger: Ledger, *, reward_per_epoch: int, rule: Rule,
                       f"epoch {number}: quorate={record.quorate}, reference says {expected.quorate}")
         report.expect(record.credited == expected.credited,
                       f"epoch {number}: credited {record.credited}, reference {expected.credited}")
-        report.expect(record.carried == expected.carried,
-                      f"epoch {number}: carried {record.carried}, reference {expected.carried}")
+        committers = {c.index: c.node for c in record.commits}
+        rejected = [committers[i] for i in expected.rejected]
+        report.expect(record.rejected == rejected,
+                      f"epoch {number}: rejected updates of {record.rejected}, reference rejects {rejected}")
+        report.findings.extend(f"epoch {number}: {node}'s update was rejected (left out; no strict majority found it "
+                               "valid)" for node in record.rejected)
+        suspended = {event.account for event in ledger.membership if event.kind == "suspended" and event.epoch == number}
+        for account, amount in record.forfeits:
+            report.expect(account in suspended, f"epoch {number}: {account} forfeited {amount} without a suspension")
+        forfeited = sum(amount for _, amount in record.forfeits)
+        report.expect(record.carried == expected.carried + forfeited,
+                      f"epoch {number}: carried {record.carried}, reference {expected.carried} + forfeited {forfeited}")
         report.expect(record.median_metric == expected.median_metric,
                       f"epoch {number}: median metric {record.median_metric}, reference {expected.median_metric}")
         carry = record.carried
@@ -202,26 +216,29 @@ def audit_smoothed_scores(ledger: Ledger, smoothed: Mapping[str, int], smoothed_
 
 def audit_balances(ledger: Ledger, *, total_supply: int, swarm_balance: int,
                    claimable: Callable[[str], int], report: AuditReport | None = None) -> AuditReport:
-    """Supply = all credits; swarm holds the unclaimed ones; each account's claimable
-    balance = its credits - its claims."""
+    """Supply = all credits - all forfeits (burned); swarm holds the unclaimed ones; each
+    account's claimable balance = its credits - its claims - its forfeits."""
     report = report or AuditReport()
     credited: dict[str, int] = defaultdict(int)
+    forfeited: dict[str, int] = defaultdict(int)
     for record in ledger.epochs.values():
         for outcome in record.outcomes:
             credited[outcome.node] += outcome.payout
+        for account, amount in record.forfeits:
+            forfeited[account] += amount
     claimed: dict[str, int] = defaultdict(int)
     for account, amount in ledger.claims:
         claimed[account] += amount
-    total_credited = sum(credited.values())
+    total_credited = sum(credited.values()) - sum(forfeited.values())
     total_claimed = sum(claimed.values())
     report.expect(total_supply == total_credited,
-                  f"token supply {total_supply} != total credited {total_credited}")
+                  f"token supply {total_supply} != total credited - forfeited {total_credited}")
     report.expect(swarm_balance == total_credited - total_claimed,
                   f"swarm holds {swarm_balance}, unclaimed credits are {total_credited - total_claimed}")
-    for account in sorted(set(credited) | set(claimed)):
-        owed = credited[account] - claimed[account]
+    for account in sorted(set(credited) | set(claimed) | set(forfeited)):
+        owed = credited[account] - claimed[account] - forfeited[account]
         onchain = claimable(account)
-        report.expect(onchain == owed, f"{account}: claimable {onchain}, credits - claims = {owed}")
+        report.expect(onchain == owed, f"{account}: claimable {onchain}, credits - claims - forfeits = {owed}")
     return report
 
 

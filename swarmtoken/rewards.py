@@ -92,9 +92,22 @@ from skipping validation. Everything not credited is carried to the next epoch's
 payout is floored.
 
 **Strikes** (quorate epochs). A participant whose smoothed credit moved and backs less than
-half of its data (``2 w_i < d_i``), one merged without a valid update, or a leader at fault,
-takes a strike; any other participant's strikes reset. At
-``suspend_after`` strikes the member is suspended, whatever its membership status.
+half of its data (``2 w_i < d_i``), one merged without a valid update, a leader at fault,
+and a committer whose update was left out of the merge and that no strict majority of the
+reports found valid (``rejected``), takes a strike; any other participant's strikes reset.
+At ``suspend_after`` strikes the member is suspended, whatever its membership status. Why
+strike a rejected update: otherwise a node could commit forgeries every epoch at every
+validator's cost and never be suspended (ALIE's updates are rejected but were never struck).
+
+**Claims.** A member counts its *clean epochs*: the consecutive quorate epochs it was
+settled in (as participant or rejected committer) without a strike. It can claim once it
+has ``CLAIM_AFTER`` (2) of them, or once the swarm has finished; a suspension forfeits its
+whole unclaimed balance to the carry (the contract takes it out of the supply and later budgets mint
+them again). Why: a node honest in its first epoch and forging after it (ALIE needs its
+peers' updates, so it is honest in epoch 0) was paid for that epoch and could take the money
+out before its forgeries were struck; with the lock it is struck first, and suspended before
+it could ever claim (``benchmarks/fairness.py``: ALIE z = 1 and 3 earn nothing). With one
+clean epoch instead of two it still claims its first epoch's pay.
 
 The audit and the tests hold the contract to this module to the wei.
 """
@@ -127,6 +140,8 @@ VOTE_FLOOR = SCORE_SCALE // 5
 #: Revision of the vote's formula (``SwarmLearning.VOTE_RULE_REVISION``): 2 caps every
 #: report's vote by the epoch's median report (``vote_mass``).
 VOTE_RULE_REVISION = 2
+#: Consecutive clean epochs a member needs before it can claim (``SwarmLearning.CLAIM_AFTER``).
+CLAIM_AFTER = 2
 
 
 class Forfeit(IntEnum):
@@ -205,8 +220,9 @@ class Settlement:
     reporters' votes), the smoothed credit after the epoch, whether it had evidence (another
     reporter, in a quorate epoch), its data weight and good standing (full weight), payout (0
     when forfeited or unpaid), forfeit reason and whether it takes a strike; then the total
-    credited, what is carried, the median metric (None when nobody reported), whether the
-    epoch was quorate, and the leader verdict."""
+    credited, what is carried (before any forfeited balance: that is the ledger's), the
+    median metric (None when nobody reported), whether the epoch was quorate, the leader
+    verdict, and the commit indices of rejected updates (each takes a strike)."""
 
     scores: tuple[int, ...]
     smoothed: tuple[int, ...]
@@ -221,6 +237,7 @@ class Settlement:
     median_metric: int | None
     quorate: bool
     verdict: Verdict
+    rejected: tuple[int, ...] = ()
 
 
 def lower_median(values: Sequence[int]) -> int:
@@ -310,6 +327,11 @@ def strict_majority(values: Sequence[str]) -> str | None:
     return value if 2 * votes > len(values) else None
 
 
+def valid_by_majority(reports: Sequence[Report], commits: int) -> list[bool]:
+    """Per commit index, whether a strict majority of ``reports`` found that update valid."""
+    return [2 * sum(r.valid >> index & 1 for r in reports) > len(reports) for index in range(commits)]
+
+
 def judge_leader(published_hash: str, participants: int, commits: int, reports: Sequence[Report]) -> Verdict:
     """The leader's verdict in a quorate epoch (see module docstring). ``participants`` is
     the leader's bitmap over commit indices; ``commits`` the number of commitments."""
@@ -317,10 +339,8 @@ def judge_leader(published_hash: str, participants: int, commits: int, reports: 
     model, fault = published_hash, Forfeit.NONE
     if majority is not None and majority != ZERO_HASH and majority != published_hash:
         model, fault = majority, Forfeit.MERGE_CONTRADICTED
-    censored = tuple(
-        index for index in range(commits)
-        if not participants >> index & 1 and 2 * sum(r.valid >> index & 1 for r in reports) > len(reports)
-    )
+    censored = tuple(index for index, valid in enumerate(valid_by_majority(reports, commits))
+                     if valid and not participants >> index & 1)
     if censored and fault is Forfeit.NONE:
         fault = Forfeit.CENSORED
     return Verdict(model, fault, censored)
@@ -427,7 +447,9 @@ def settle(
     total_weight = sum(weights[j] for j in paid)
     total_score = sum(smoothed[j] for j in paid)
     indices = [i for i in range(bitmap.bit_length()) if bitmap >> i & 1]
-    valid = [not quorate or 2 * sum(r.valid >> i & 1 for r in reports) > len(reports) for i in indices]
+    majority = valid_by_majority(reports, max(commits, bitmap.bit_length()))
+    valid = [not quorate or majority[i] for i in indices]
+    rejected = tuple(i for i in range(commits) if quorate and not bitmap >> i & 1 and not majority[i])
     forfeits = tuple(forfeit_of(p, verdict.fault, ok) for p, ok in zip(participants, valid, strict=True))
     faulted = [not ok or (p.leader and verdict.fault is not Forfeit.NONE)
                for p, ok in zip(participants, valid, strict=True)]
@@ -440,10 +462,21 @@ def settle(
     metric = lower_median([r.metric for r in reports]) if reports else None
     return Settlement(tuple(scores), tuple(smoothed), tuple(evidence), tuple(weights), tuple(standing),
                       tuple(payouts), forfeits,
-                      struck, credited, budget - credited, metric, quorate, verdict)
+                      struck, credited, budget - credited, metric, quorate, verdict, rejected)
 
 
 def strikes_after(strikes: int, struck: bool) -> int:
     """A participant's strike count after a quorate epoch (capped at uint8's maximum), given
-    whether the epoch struck it (``Settlement.struck``)."""
+    whether the epoch struck it (``Settlement.struck``, or a rejected update)."""
     return min(strikes + 1, 255) if struck else 0
+
+
+def clean_after(clean: int, struck: bool) -> int:
+    """A member's clean epochs after a quorate epoch it was settled in (capped at uint8's
+    maximum): a strike ends the run."""
+    return 0 if struck else min(clean + 1, 255)
+
+
+def can_claim(clean: int, finished: bool) -> bool:
+    """Whether a member with ``clean`` clean epochs may claim (``SwarmLearning.claim``)."""
+    return finished or clean >= CLAIM_AFTER

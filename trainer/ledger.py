@@ -1,7 +1,8 @@
 """The money of a simulated swarm: each epoch settled with the contract's reference rule.
 
 A :class:`Ledger` keeps what the chain keeps between epochs (every member's smoothed
-score and strike count, who is suspended, the carried budget) and settles one epoch at a
+score, strike count, clean epochs and unclaimed balance, who is suspended, the carried
+budget) and settles one epoch at a
 time with :func:`swarmtoken.rewards.settle`, which is the Python reference the contract is
 held to the wei; nothing here re-implements the payout rule. One epoch's inputs are the
 participants (the nodes whose updates were merged, in commit order), the leader, and one
@@ -10,8 +11,12 @@ clipped to ``[-1, 1]`` and sent as integers ``round(score * SCORE_SCALE)`` exact
 node sends them (a lying validator sends :func:`trainer.attacks.forge_report` of them).
 
 Strikes follow :func:`swarmtoken.rewards.strikes_after` with the settlement's verdict
-(``Settlement.struck``) in quorate epochs, for the participants only; a member with ``suspend_after`` strikes (0: never) is suspended and,
-in the simulator, stops training, committing and validating.
+in quorate epochs (``Settlement.struck`` for the participants, ``Settlement.rejected`` for
+committers left out); a member with ``suspend_after`` strikes (0: never) is suspended,
+forfeits its unclaimed balance to the carry and, in the simulator, stops training,
+committing and validating. Every member claims as soon as the contract lets it
+(:func:`swarmtoken.rewards.can_claim`), so a suspension forfeits only what it could not
+claim yet; :func:`kept_payouts` is what each node keeps of each epoch's credit.
 
 :func:`replay` settles a finished run again from its recorded scores with other report
 attacks (lying validators): validators' reports do not feed back into the model, so this
@@ -26,11 +31,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from swarmtoken.rewards import Participant, Report, Rule, Settlement, settle, strikes_after
+from swarmtoken.rewards import (Participant, Report, Rule, Settlement, can_claim, clean_after, settle,
+                                strikes_after)
 from swarmtoken.units import SCORE_SCALE, TOKEN_DECIMALS, to_fixed
 from trainer.attacks import REPORT_ATTACKS, UnknownAttackError, forge_report
 
-__all__ = ["Economy", "EconomyError", "EpochMoney", "Ledger", "Replay", "SettlementInput", "address", "replay"]
+__all__ = ["Economy", "EconomyError", "EpochMoney", "Ledger", "Replay", "SettlementInput", "address", "kept_payouts",
+           "replay"]
 
 DEFAULT_BUDGET = 1000 * 10**TOKEN_DECIMALS
 
@@ -62,8 +69,10 @@ class EpochMoney:
     """One settled epoch. ``participants``, ``reporters`` are node ids; ``reports[r]`` is the
     integer score vector reporter ``r`` sent (over the participants); ``settlement`` is the
     reference rule's verdict (indexed like ``participants``). The per-node tuples are
-    indexed by node id: ``payouts`` in wei (0 for non-participants), and the state after the
-    epoch: ``smoothed`` scores, ``standing``, ``strikes`` and ``suspended``."""
+    indexed by node id: ``payouts`` in wei (0 for non-participants), ``forfeited`` (the
+    unclaimed balance a suspension in this epoch took) and ``claimed`` (what the node claimed
+    after this settlement), and the state after the epoch: ``smoothed`` scores,
+    ``standing``, ``strikes``, ``clean`` epochs and ``suspended``."""
 
     budget: int
     participants: tuple[int, ...]
@@ -75,6 +84,9 @@ class EpochMoney:
     standing: tuple[bool, ...]
     strikes: tuple[int, ...]
     suspended: tuple[bool, ...]
+    forfeited: tuple[int, ...]
+    claimed: tuple[int, ...]
+    clean: tuple[int, ...]
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready (wei as ints; JSON has no size limit on them)."""
@@ -82,7 +94,8 @@ class EpochMoney:
                 "reports": [list(r) for r in self.reports], "scores": list(self.settlement.scores),
                 "payouts": list(self.payouts), "carried": self.settlement.carried,
                 "smoothed": list(self.smoothed), "standing": list(self.standing), "strikes": list(self.strikes),
-                "suspended": list(self.suspended)}
+                "suspended": list(self.suspended), "forfeited": list(self.forfeited), "claimed": list(self.claimed),
+                "clean": list(self.clean)}
 
 
 def address(node: int) -> str:
@@ -94,11 +107,13 @@ class Ledger:
     """The chain's state for ``samples`` members (allowance-capped sample counts, by node id)."""
 
     def __init__(self, samples: Sequence[int], economy: Economy) -> None:
-        """Every member starts with smoothed score 0, no strikes, not suspended, nothing carried."""
+        """Every member starts with smoothed score 0, no strikes or clean epochs, nothing to
+        claim, not suspended, nothing carried."""
         self.samples = [int(s) for s in samples]
         self.economy = economy
         n = len(self.samples)
         self.smoothed, self.strikes, self.suspended = [0] * n, [0] * n, [False] * n
+        self.clean, self.claimable = [0] * n, [0] * n
         self.standing = [False] * n
         self.carry = 0
 
@@ -145,18 +160,47 @@ class Ledger:
             [Report(metric=0, scores=vector, valid=merged, reporter=address(node))
              for node, vector in zip(reporters, reports, strict=True)],
             rule=self.economy.rule, commits=len(committed), participants_bitmap=merged)
-        self.carry = outcome.carried
-        payouts = [0] * len(self.samples)
+        n = len(self.samples)
+        payouts, forfeited, claimed = [0] * n, [0] * n, [0] * n
+        settled = [(i, outcome.struck[j]) for j, i in enumerate(participants)]
+        settled += [(committed[index], True) for index in outcome.rejected]
         for j, i in enumerate(participants):
             payouts[i] = outcome.payouts[j]
+            self.claimable[i] += payouts[i]
             self.smoothed[i] = outcome.smoothed[j]
             self.standing[i] = outcome.standing[j]
-            if outcome.quorate:
-                self.strikes[i] = strikes_after(self.strikes[i], outcome.struck[j])
+        if outcome.quorate:
+            for i, struck in settled:
+                self.strikes[i] = strikes_after(self.strikes[i], struck)
+                self.clean[i] = clean_after(self.clean[i], struck)
                 limit = self.economy.suspend_after
-                self.suspended[i] = self.suspended[i] or (limit > 0 and self.strikes[i] >= limit)
+                if not self.suspended[i] and limit > 0 and self.strikes[i] >= limit:
+                    self.suspended[i] = True
+                    forfeited[i], self.claimable[i] = self.claimable[i], 0
+        self.carry = outcome.carried + sum(forfeited)
+        for i in range(n):
+            if self.claimable[i] and can_claim(self.clean[i], finished=False):
+                claimed[i], self.claimable[i] = self.claimable[i], 0
         return EpochMoney(budget, tuple(participants), tuple(reporters), tuple(reports), outcome, tuple(payouts),
-                          tuple(self.smoothed), tuple(self.standing), tuple(self.strikes), tuple(self.suspended))
+                          tuple(self.smoothed), tuple(self.standing), tuple(self.strikes), tuple(self.suspended),
+                          tuple(forfeited), tuple(claimed), tuple(self.clean))
+
+
+def kept_payouts(epochs: Sequence[EpochMoney]) -> list[list[int]]:
+    """Per epoch and node, the wei credited then that the node keeps: all of it, unless a
+    suspension forfeited it before the node could claim it (after its last claim)."""
+    kept = [list(money.payouts) for money in epochs]
+    for i in range(len(kept[0]) if kept else 0):
+        pending: list[int] = []  # epochs whose credit is still unclaimed
+        for e, money in enumerate(epochs):
+            if money.payouts[i]:
+                pending.append(e)
+            if money.forfeited[i] or money.claimed[i]:
+                if money.forfeited[i]:
+                    for unclaimed in pending:
+                        kept[unclaimed][i] = 0
+                pending = []
+    return kept
 
 
 @dataclass(frozen=True)
@@ -175,7 +219,7 @@ class Replay:
         """
         if self.diverged is not None:
             raise EconomyError(f"the replay diverged after epoch {self.diverged}: its totals would be partial")
-        return [sum(e.payouts[i] for e in self.epochs) for i in range(len(self.epochs[0].payouts))]
+        return [sum(column) for column in zip(*kept_payouts(self.epochs), strict=True)]
 
 
 @dataclass(frozen=True)

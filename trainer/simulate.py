@@ -73,7 +73,7 @@ from torch import nn
 from trainer.attacks import (ATTACKS, REPORT_ATTACKS, apply_attack, flip_labels, is_data_attack, needs_own, needs_peers,
                              rebase)
 from trainer.data import Dataset, SwarmSplit, load_dataset, split_swarm
-from trainer.ledger import Economy, EpochMoney, Ledger, Replay, SettlementInput, replay
+from trainer.ledger import Economy, EpochMoney, Ledger, Replay, SettlementInput, kept_payouts, replay
 from trainer.merges import DEFAULT_MERGE
 from trainer.merges import merge as merge_updates
 from trainer.models import build_model
@@ -182,11 +182,13 @@ class SimulationResult:
         return money  # type: ignore[return-value]
 
     def payouts(self) -> list[list[int]]:
-        """Wei paid per epoch and node (``payouts()[e][i]``).
+        """Wei paid per epoch and node (``payouts()[e][i]``): what epoch ``e`` credited node
+        ``i``, unless a suspension forfeited it before ``i`` could claim it
+        (:func:`trainer.ledger.kept_payouts`).
 
         Raises :class:`SimulationConfigError` when the run was not settled.
         """
-        return [list(m.payouts) for m in self._money()]
+        return kept_payouts(self._money())
 
     def total_payouts(self) -> list[int]:
         """Wei paid per node over the whole run."""

@@ -68,6 +68,8 @@ class EpochRecord:
     merged_hash: str | None = None  # the leader's
     participants: list[int] = field(default_factory=list)
     disputes: list[str] = field(default_factory=list)  # what settlement found against the leader
+    rejected: list[str] = field(default_factory=list)  # committers whose update was rejected (UpdateRejected)
+    forfeits: list[tuple[str, int]] = field(default_factory=list)  # (account, amount) its suspensions forfeited
     reports: list[ReportRecord] = field(default_factory=list)
     outcomes: list[OutcomeRecord] = field(default_factory=list)
     budget: int | None = None
@@ -193,6 +195,10 @@ def assemble(entries: Iterable[tuple[str, Any]]) -> Ledger:
         elif name == "UpdateCensored":
             epoch_of(args).disputes.append(f"leader {args['leader']} left out {args['node']}, "
                                            "whose update a strict majority found valid")
+        elif name == "UpdateRejected":
+            epoch_of(args).rejected.append(args["node"])
+        elif name == "BalanceForfeited":
+            epoch_of(args).forfeits.append((args["account"], int(args["amount"])))
         elif name == "ParticipantSettled":
             epoch_of(args).outcomes.append(
                 OutcomeRecord(args["node"], int(args["samples"]), int(args["score"]), int(args["smoothedScore"]),

@@ -406,7 +406,18 @@ def claim(keystore: str, deployment_path: str, network: str, port: int | None) -
         if claimed:
             raise ChainError(f"{sender.address} has nothing left to claim: it already claimed {wei_to_tokens(claimed)} "
                              "tokens (a node claims by itself when the swarm finishes: [node] claim_at_finish)")
+        forfeited = sum(int(e.args["amount"]) for e in handles.swarm.events.BalanceForfeited.get_logs(
+            from_block=int(handles.record["block"]), argument_filters={"account": sender.address}))
+        if forfeited:
+            raise ChainError(f"{sender.address} has nothing to claim: its suspension forfeited its unclaimed "
+                             f"{wei_to_tokens(forfeited)} tokens; only the consortium admin can lift a suspension "
+                             "(swarm authorize)")
         raise ChainError(f"{sender.address} has nothing to claim yet; credits arrive when an epoch it took part in settles")
+    clean, needed = int(handles.swarm.memberOf(sender.address)["cleanEpochs"]), int(handles.swarm.CLAIM_AFTER())
+    if clean < needed and not handles.swarm.finished():
+        raise ChainError(f"{sender.address}'s {wei_to_tokens(amount)} tokens are locked: a node claims after {needed} "
+                         f"consecutive epochs it took part in without a strike (it has {clean}), or once the swarm "
+                         "finishes; keep the node running and claim after its next clean epoch")
     _transact(handles.swarm, "claim", sender=sender)
     click.echo(f"claimed {wei_to_tokens(amount)} tokens to {sender.address}")
 

@@ -129,12 +129,18 @@ def print_ledger(rows: list[dict[str, Any]]) -> None:
     Console().print(table)
 
 
+REJECTED_PHRASE = "its update was rejected (left out; no strict majority found it valid)"
+
+
 def strike_reason(record: EpochRecord, account: str) -> str:
     """Why ``account`` took a strike in the settled, quorate epoch ``record``, from what the
-    ledger holds (see `swarmtoken.rewards`, "Strikes"): a fault as leader (the reference
-    verdict on the epoch's reports), an update merged without a strict majority finding it
-    valid, else its evidence backing under half of its data (the data weights need the
-    deployed rule, so that reason is the one left when the others do not apply)."""
+    ledger holds (see `swarmtoken.rewards`, "Strikes"): a rejected update (`UpdateRejected`),
+    a fault as leader (the reference verdict on the epoch's reports), an update merged
+    without a strict majority finding it valid, else its evidence backing under half of its
+    data (the data weights need the deployed rule, so that reason is the one left when the
+    others do not apply)."""
+    if account in record.rejected:
+        return REJECTED_PHRASE
     reports = [r.as_report() for r in record.reports]
     reasons = []
     if account == record.leader:
@@ -168,7 +174,8 @@ def strike_epochs(ledger: Ledger, event: MembershipEvent) -> list[int]:
             break
         if record.settled_at is None or record.settled_at < authorised:
             continue
-        if record.quorate and any(o.node == event.account for o in record.outcomes):
+        if record.quorate and (event.account in record.rejected or any(o.node == event.account
+                                                                        for o in record.outcomes)):
             epochs.append(number)
     return sorted(epochs)
 
@@ -180,7 +187,10 @@ def membership_reason(ledger: Ledger, event: MembershipEvent, before: str, enrol
     if event.kind == "suspended":
         strikes = "; ".join(f"epoch {n}: {strike_reason(ledger.epochs[n], event.account)}"
                             for n in strike_epochs(ledger, event))
-        return f"{event.strikes} consecutive strikes, the last in epoch {event.epoch}" + (f" ({strikes})" if strikes else "")
+        forfeited = sum(amount for account, amount in ledger.epochs[event.epoch].forfeits if account == event.account) \
+            if event.epoch in ledger.epochs else 0
+        return f"{event.strikes} consecutive strikes, the last in epoch {event.epoch}" + (f" ({strikes})" if strikes else "") \
+            + (f"; forfeited its unclaimed {wei_to_tokens(forfeited)} tokens" if forfeited else "")
     if event.kind == "authorized":
         terms = f"allowance {event.allowance} samples" if event.allowance is not None else "allow-listed"
         terms += f", until {event.expiry}" if event.expiry else ", no expiry"

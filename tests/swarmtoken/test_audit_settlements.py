@@ -5,11 +5,13 @@ credits replayed epoch by epoch from 0, and every emitted field that disagrees i
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 from dataclasses import replace
 
 import pytest
 
-from swarmtoken.audit import SETTLEMENT_CONSTANTS, audit_constants, audit_settlements, audit_smoothed_scores
+from swarmtoken.audit import (SETTLEMENT_CONSTANTS, audit_balances, audit_constants, audit_settlements,
+                             audit_smoothed_scores)
 from swarmtoken.chain.ledger import Ledger, MembershipEvent
 from swarmtoken.rewards import Forfeit, Rule, settle_arguments
 from tests.fixtures.scores import in_units
@@ -100,6 +102,45 @@ def test_audit_names_each_settled_field_that_the_reports_do_not_justify(field_na
     assert report.discrepancies[0].startswith(message), report.discrepancies
 
 
+def test_a_forfeit_without_a_suspension_and_a_rejection_the_reports_do_not_justify_are_named():
+    """A balance forfeited must go with a suspension of its account in that epoch and into
+    the carry; an UpdateRejected must name exactly the committers the reference rejects."""
+    ledger = copy.deepcopy(history(RecordedSwarm()).ledger())
+    record = ledger.epochs[2]
+    assert audit(ledger).ok and record.rejected == []
+    record.forfeits.append((B, 5))
+    record.rejected.append(C)
+    carried = record.carried
+    report = audit(ledger)
+    assert report.discrepancies == [
+        f"epoch 2: rejected updates of [{C!r}], reference rejects []",
+        f"epoch 2: {B} forfeited 5 without a suspension",
+        f"epoch 2: carried {carried}, reference {carried} + forfeited 5",
+    ]
+    # with the suspension on record, only the carry that left out the forfeit is wrong
+    record.rejected.clear()
+    ledger.membership.append(MembershipEvent("suspended", B, (record.settled_at[0], 99), epoch=2, strikes=3))
+    assert audit(ledger).discrepancies == [f"epoch 2: carried {carried}, reference {carried} + forfeited 5"]
+
+
+def test_balances_count_a_forfeit_as_burned_and_no_longer_owed():
+    ledger = copy.deepcopy(history(RecordedSwarm()).ledger())
+    owed: dict[str, int] = defaultdict(int)
+    for record in ledger.epochs.values():
+        for outcome in record.outcomes:
+            owed[outcome.node] += outcome.payout
+    total, lost = sum(owed.values()), owed[C]
+    assert lost > 0
+    ledger.epochs[4].forfeits.append((C, lost))
+    kept = {**owed, C: 0}
+    assert audit_balances(ledger, total_supply=total - lost, swarm_balance=total - lost,
+                          claimable=kept.__getitem__).ok
+    report = audit_balances(ledger, total_supply=total, swarm_balance=total, claimable=owed.__getitem__)
+    assert report.discrepancies == [f"token supply {total} != total credited - forfeited {total - lost}",
+                                    f"swarm holds {total}, unclaimed credits are {total - lost}",
+                                    f"{C}: claimable {lost}, credits - claims - forfeits = 0"]
+
+
 def test_on_chain_smoothed_scores_must_equal_the_replay():
     swarm = history(RecordedSwarm())
     ledger = swarm.ledger()
@@ -120,7 +161,7 @@ def test_a_contract_settling_by_other_constants_is_named_before_any_epoch():
     version without the vote floor, or with another cap, settles by another rule, and the
     audit says so instead of blaming every epoch."""
     ours = dict(SETTLEMENT_CONSTANTS)
-    assert audit_constants(ours.get).ok and audit_constants(ours.get).checks == len(ours) == 5
+    assert audit_constants(ours.get).ok and audit_constants(ours.get).checks == len(ours) == 6
     older = audit_constants({**ours, "VOTE_FLOOR": None}.get)
     assert older.discrepancies == [f"the contract has no VOTE_FLOOR (this version's reference rule uses "
                                    f"{ours['VOTE_FLOOR']}): an older version of swarm deployed it; audit it with "

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from swarmtoken.rewards import (
     BPS,
+    CLAIM_AFTER,
     CREDIT_SCALE,
     VOTE_CAP,
     VOTE_FLOOR,
@@ -20,6 +21,8 @@ from swarmtoken.rewards import (
     Participant,
     Report,
     Rule,
+    can_claim,
+    clean_after,
     data_weights,
     epoch_credits,
     forfeit_of,
@@ -544,6 +547,30 @@ def test_left_out_update_a_strict_majority_found_valid_is_censored():
     ]
     verdict = judge_leader(PUBLISHED, 0b01011, 5, reports)
     assert (verdict.model_hash, verdict.fault, verdict.censored) == (PUBLISHED, Forfeit.CENSORED, (2,))
+
+
+def test_an_update_left_out_that_no_strict_majority_found_valid_is_rejected():
+    """The same epoch settled: update 2 was censored (the leader's fault, not its
+    committer's); update 4, valid for one reporter of three, is rejected: a strike for its
+    committer. Without quorum (two reports of five commits) nobody is rejected."""
+    participants = [Participant(samples=100, node=f"n{i}") for i in (0, 1, 3)]
+    reports = [
+        agreeing([1, 1, 1], valid=0b10111),
+        agreeing([1, 1, 1], valid=0b00101),
+        agreeing([1, 1, 1], valid=0b01000),
+    ]
+    outcome = settle(10**18, participants, reports, commits=5, participants_bitmap=0b01011, published_hash=PUBLISHED)
+    assert (outcome.verdict.censored, outcome.rejected) == ((2,), (4,))
+    outcome = settle(10**18, participants, reports[:2], commits=5, participants_bitmap=0b01011,
+                     published_hash=PUBLISHED)
+    assert not outcome.quorate and outcome.rejected == ()
+
+
+def test_clean_epochs_count_until_a_strike_and_unlock_claims():
+    assert CLAIM_AFTER == 2
+    assert [clean_after(c, s) for c, s in [(0, False), (1, False), (7, True), (255, False)]] == [1, 2, 0, 255]
+    assert [can_claim(c, finished=False) for c in range(4)] == [False, False, True, True]
+    assert can_claim(0, finished=True)
 
 
 def test_half_of_the_reporters_finding_an_update_valid_is_not_censorship():

@@ -7,7 +7,7 @@ import pytest
 
 from swarmtoken.rewards import CREDIT_SCALE, Participant, Report, Rule, settle
 from trainer.attacks import UnknownAttackError
-from trainer.ledger import Economy, EconomyError, Ledger, SettlementInput, address, replay
+from trainer.ledger import Economy, EconomyError, Ledger, SettlementInput, address, kept_payouts, replay
 
 SAMPLES = [100, 50, 50, 200]
 GOOD = np.array([[0.2, 0.1, 0.1, 0.4]] * 4)
@@ -41,12 +41,40 @@ def test_scores_are_clipped_to_the_contract_bounds() -> None:
     assert all(abs(v) <= 10**9 for report in money.reports for v in report)
 
 
-def test_a_rejected_update_is_committed_but_neither_merged_nor_paid() -> None:
+def test_a_rejected_update_is_committed_but_neither_merged_nor_paid_and_takes_a_strike() -> None:
     ledger = Ledger(SAMPLES, Economy())
     money = ledger.settle([0, 1, 2, 3], [0, 2, 3], 0, [0, 1, 2, 3], GOOD[:, [0, 2, 3]])
     assert money.payouts[1] == 0 and money.participants == (0, 2, 3)
     assert all(f.name == "NONE" for f in money.settlement.forfeits)
-    assert money.settlement.verdict.censored == ()
+    assert money.settlement.verdict.censored == () and money.settlement.rejected == (1,)
+    assert money.strikes == (0, 1, 0, 0) and money.clean == (1, 0, 1, 1)
+
+
+def test_pay_is_claimed_after_two_clean_epochs() -> None:
+    ledger = Ledger(SAMPLES, Economy())
+    first = ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD)
+    assert first.claimed == (0, 0, 0, 0) and ledger.claimable == list(first.payouts) and all(first.payouts)
+    second = ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD)
+    assert second.claimed == tuple(a + b for a, b in zip(first.payouts, second.payouts, strict=True))
+    assert ledger.claimable == [0] * 4 and kept_payouts([first, second]) == [list(first.payouts), list(second.payouts)]
+
+
+def test_a_node_paid_then_rejected_until_suspended_forfeits_what_it_could_not_claim() -> None:
+    """Honest in epoch 0, then rejected twice: suspended before it could claim, its epoch-0
+    pay is forfeited to the carry and it keeps nothing; the others claimed theirs."""
+    economy = Economy(suspend_after=2)
+    ledger = Ledger(SAMPLES, economy)
+    epochs = [ledger.settle([0, 1, 2, 3], [0, 1, 2, 3], 0, [0, 1, 2, 3], GOOD)]
+    earned = epochs[0].payouts[1]
+    for _ in range(2):
+        epochs.append(ledger.settle([0, 1, 2, 3], [0, 2, 3], 0, [0, 1, 2, 3], GOOD[:, [0, 2, 3]]))
+    assert epochs[1].strikes[1] == 1 and not epochs[1].suspended[1] and epochs[1].forfeited == (0, 0, 0, 0)
+    assert epochs[2].suspended[1] and epochs[2].forfeited == (0, earned, 0, 0) and earned > 0
+    assert ledger.carry == epochs[2].settlement.carried + earned
+    kept = kept_payouts(epochs)
+    assert [row[1] for row in kept] == [0, 0, 0]
+    assert [row[0] for row in kept] == [e.payouts[0] for e in epochs]
+    assert sum(map(sum, kept)) + sum(ledger.claimable) + ledger.carry == 3 * economy.budget
 
 
 def test_strikes_accumulate_and_suspend() -> None:

@@ -16,7 +16,7 @@ reporting are participants; a report with no positive score for the others gives
 Checked against the reference, which is given each participant's address and its smoothed
 credit as the previous epochs left it in a model kept here: every payout, forfeit reason,
 credit, smoothed credit and good standing (full data weight), the credited total and carry,
-the median metric, quorum, the epoch's model hash, the MergeDisputed and UpdateCensored
+the median metric, quorum, the epoch's model hash, the MergeDisputed, UpdateCensored and UpdateRejected
 events, and every enrolled node's smoothed credit and strikes (`memberOf`, participants or
 not) against the model.
 
@@ -260,6 +260,11 @@ def run_epoch_and_check(swarm, token, admin, nodes, allowances, plan: EpochPlan,
             strikes[committers[i].address] = strikes_after(strikes[committers[i].address], struck)
         else:
             assert not struck
+    # A committer left out whose update no strict majority found valid takes a strike too.
+    for i in expected.rejected:
+        strikes[committers[i].address] = strikes_after(strikes[committers[i].address], True)
+    rejected = [(e["epoch"], e["node"]) for e in tx.events["UpdateRejected"]] if "UpdateRejected" in tx.events else []
+    assert rejected == [(epoch, committers[i].address) for i in expected.rejected]
     assert [swarm.memberOf(node)["smoothedScore"] for node in nodes] == [smoothed[node.address] for node in nodes]
     assert [swarm.memberOf(node)["strikes"] for node in nodes] == [strikes[node.address] for node in nodes]
 

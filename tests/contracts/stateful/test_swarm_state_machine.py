@@ -20,16 +20,18 @@ Each rule asks the model what its call must do and asserts exactly that: the sta
 and events, or the custom error with its arguments. Every settlement is predicted with
 ``swarmtoken.rewards.settle`` (commits, participants bitmap, published hash) and compared
 to the wei: payouts, forfeits, credits (the other reporters' votes), smoothed credits,
-standing, carry, model hash, disputes, censorship, strikes and suspensions. With an honest
+standing, carry, model hash, disputes, censorship, rejected updates, strikes, clean epochs,
+suspensions and the balances they forfeit. With an honest
 majority the verdict must also be the truth (the model hash is the honest merge; the leader
 is faulted exactly for garbage or censorship).
 
 After every step the invariants compare the whole contract state with the model:
 
-- money: token.totalSupply() == everything credited == claimed + token.balanceOf(swarm);
+- money: token.totalSupply() == everything credited - forfeited == claimed + token.balanceOf(swarm);
   supply + carry + what the token cap withheld == rewardPerEpoch * (epochs settled or
-  abandoned); balanceOf(swarm) == sum of claimable; claimable == credits - claims for
-  every account; every node's token balance equals what it claimed;
+  abandoned); balanceOf(swarm) == sum of claimable; claimable == credits - claims -
+  forfeits for every account; every node's token balance equals what it claimed; a claim
+  before CLAIM_AFTER clean epochs (swarm not finished) is refused;
 - the phase machine: (epoch, phase) stays put or takes exactly one legal transition;
 - every field of the epoch, its commitments, the members, the stopping rule's state;
 - no account is credited for an epoch in which it had no valid commitment of its own: a
@@ -66,7 +68,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from swarmtoken.config import chain_rule
-from swarmtoken.rewards import ZERO_HASH, Forfeit, Participant, Report, settle_arguments, strikes_after
+from swarmtoken.rewards import (CLAIM_AFTER, ZERO_HASH, Forfeit, Participant, Report, can_claim, clean_after,
+                                settle_arguments, strikes_after)
 from swarmtoken.rewards import settle as reference_settle
 from tests.fixtures.deployments import NO_REPORTS, commitment
 from tests.fixtures.errors import reverts_with
@@ -197,12 +200,14 @@ class MemberModel:
     last_submit_epoch: int = 0
     allowance: int = 0
     smoothed: int = 0
+    clean: int = 0  # consecutive quorate epochs settled without a strike
     credited: int = 0  # every payout settlement credited to it
     claimed: int = 0
+    forfeited: int = 0  # unclaimed balances its suspensions forfeited
 
     @property
     def claimable(self) -> int:
-        return self.credited - self.claimed
+        return self.credited - self.claimed - self.forfeited
 
 
 @dataclass
@@ -1037,7 +1042,7 @@ class SwarmMachine(RuleBasedStateMachine):
             self.epoch,
             budget,
             expected.credited,
-            expected.carried,
+            expected.carried + sum(e["amount"] for e in events(tx, "BalanceForfeited")),  # checked below
             metric,
             len(s.reports),
             expected.quorate,
@@ -1070,38 +1075,59 @@ class SwarmMachine(RuleBasedStateMachine):
                 SEEN["copycat participants"] += 1
                 assert pay == 0
 
-        # credits, strikes, suspensions; expired seats are released (participants first)
-        suspended, expired = [], []
+        # credits, strikes (rejected updates too), suspensions with their forfeits; expired
+        # seats are released (participants first, then committers outside the merge by index)
+        suspended, forfeits, expired = [], [], []
+
+        def strike(i, struck):
+            m = self.members[i]
+            m.strikes, m.clean = strikes_after(m.strikes, struck), clean_after(m.clean, struck)
+            if struck and self.suspend_after and m.strikes >= self.suspend_after and m.status in (ACTIVE, NONE):
+                m.status = SUSPENDED
+                SEEN["suspensions"] += 1
+                suspended.append((self._at(i).address, m.strikes))
+                if m.claimable:
+                    SEEN["balances forfeited"] += 1
+                    forfeits.append((self._at(i).address, m.claimable))
+                    m.forfeited += m.claimable
+
+        def release(i):
+            m = self.members[i]
+            if m.status == ACTIVE and self._expired(m, tx.timestamp):
+                m.status = NONE
+                expired.append(self._at(i).address)
+                SEEN["seats released at settlement"] += 1
+
         for i, smoothed, struck, pay in zip(nodes, expected.smoothed, expected.struck, expected.payouts):
             m = self.members[i]
             m.credited += pay
             m.smoothed = smoothed
             self.credits[(self.epoch, i)] = pay
             if expected.quorate:
-                m.strikes = strikes_after(m.strikes, struck)
-                if struck and self.suspend_after and m.strikes >= self.suspend_after and m.status in (ACTIVE, NONE):
-                    m.status = SUSPENDED
-                    SEEN["suspensions"] += 1
-                    suspended.append((self._at(i).address, m.strikes))
-            if m.status == ACTIVE and self._expired(m, tx.timestamp):
-                m.status = NONE
-                expired.append(self._at(i).address)
-                SEEN["seats released at settlement"] += 1
+                strike(i, struck)
+            release(i)
+        for c, cm in enumerate(s.commits):
+            if not s.participants >> c & 1:
+                if c in expected.rejected:
+                    SEEN["rejected updates"] += 1
+                    strike(cm.node, True)
+                release(cm.node)
+        assert [e["node"] for e in events(tx, "UpdateRejected")] == [
+            self._at(s.commits[c].node).address for c in expected.rejected
+        ]
         assert [(e["account"], e["epoch"], e["strikes"]) for e in events(tx, "NodeSuspended")] == [
             (a, self.epoch, k) for a, k in suspended
         ]
-        for c, cm in enumerate(s.commits):  # then committers outside the merge, by index
-            m = self.members[cm.node]
-            if not s.participants >> c & 1 and m.status == ACTIVE and self._expired(m, tx.timestamp):
-                m.status = NONE
-                expired.append(self._at(cm.node).address)
-                SEEN["seats released at settlement"] += 1
+        assert [(e["account"], e["epoch"], e["amount"]) for e in events(tx, "BalanceForfeited")] == [
+            (a, self.epoch, amount) for a, amount in forfeits
+        ]
         assert [e["account"] for e in events(tx, "NodeExpired")] == expired
+        forfeited = sum(amount for _, amount in forfeits)
 
         # money and the stopping rule
         self._close_epoch(budget)
-        self.carry = expected.carried
-        self.supply += expected.credited
+        self.carry = expected.carried + forfeited
+        self.supply += expected.credited - forfeited
         self.settled_epochs += 1
         s.phase = SETTLED
         if expected.quorate and (not self.has_best or metric > self.best + self.min_delta):
@@ -1178,12 +1204,15 @@ class SwarmMachine(RuleBasedStateMachine):
 
     @rule(i=st.integers(0, NODES))
     def claim(self, i):
-        """An account pulls everything credited to it, exactly once."""
+        """An account pulls everything credited to it and not forfeited, exactly once, after
+        CLAIM_AFTER clean epochs or the swarm's finish."""
         m, node = self.members[i], self._at(i)
-        tx = self._call(("NothingToClaim", node) if m.claimable == 0 else None, self.swarm.claim, {"from": node})
+        error = ("NothingToClaim", node) if m.claimable == 0 else \
+            None if can_claim(m.clean, self.finished) else ("ClaimLocked", node, m.clean, CLAIM_AFTER)
+        tx = self._call(error, self.swarm.claim, {"from": node})
         if tx:
             assert (tx.events["RewardClaimed"]["account"], tx.events["RewardClaimed"]["amount"]) == (node, m.claimable)
-            m.claimed = m.credited
+            m.claimed += m.claimable
 
     @rule(to=st.sampled_from(["deadline", "past deadline", 1, 10, 30]))
     def time_passes(self, to):
@@ -1311,7 +1340,7 @@ class SwarmMachine(RuleBasedStateMachine):
         assert (supply, carry) == (self.supply, self.carry)
         assert supply == sum(claimed) + held
         assert held == sum(claimable)
-        assert list(claimable) == [m.credited - m.claimed for m in self.members]
+        assert list(claimable) == [m.claimable for m in self.members]
         assert list(balances) == claimed
         assert self.cap == 0 or supply <= self.cap
 
@@ -1354,7 +1383,7 @@ class SwarmMachine(RuleBasedStateMachine):
         ]
         assert [tuple(x) for x in members] == [
             (m.allow_listed, m.status, m.strikes, m.commit_index, m.expiry, m.last_submit_epoch, m.allowance,
-             m.smoothed)
+             m.smoothed, m.clean)
             for m in self.members
         ]
 
@@ -1363,22 +1392,25 @@ class SwarmMachine(RuleBasedStateMachine):
         """No account is credited for an epoch in which it had no valid commitment of its
         own: a copycat's payout from the epoch it copied in is zero (ParticipantSettled, if
         the leader merged it anyway), and its claimable did not grow when that epoch settled
-        (read from the chain around the settle transaction)."""
+        (read from the chain around the settle transaction; it shrinks to 0 when the rejected
+        copy's strike suspends it and forfeits its balance)."""
         assert all(self.credits.get(key, 0) == 0 for key in self.copied)
         assert set(self.copycat_gains) <= self.copied
-        assert not any(self.copycat_gains.values())
+        assert all(gain <= 0 for gain in self.copycat_gains.values())
 
     def teardown(self):
-        """Everyone claims: the contract is left holding nothing and supply is all paid out;
-        only the carry (dust and forfeits) waits for a next epoch."""
+        """Everyone who may claims: the contract is left holding only the locked balances
+        (fewer than CLAIM_AFTER clean epochs, swarm not finished), and supply is the rest paid
+        out; only the carry (dust and forfeits) waits for a next epoch."""
         if sys.exc_info()[1] is not None:
             return  # hypothesis tears down in a finally clause: a failed step is the news
         for m, actor in zip(self.members, self.actors):
-            if m.claimable:
+            if m.claimable and can_claim(m.clean, self.finished):
                 self.swarm.claim({"from": actor})
-                m.claimed = m.credited
-        assert self.token.balanceOf(self.swarm) == 0
-        assert self.token.totalSupply() == sum(m.claimed for m in self.members) == self.supply
+                m.claimed += m.claimable
+        locked = sum(m.claimable for m in self.members)
+        assert self.token.balanceOf(self.swarm) == locked
+        assert self.token.totalSupply() == sum(m.claimed for m in self.members) + locked == self.supply
 
 
 def _protocol_moves_on_again(copy):
@@ -1432,6 +1464,8 @@ COVERED = [
     "participants paid",
     "participants paid below full weight",
     "participants struck",
+    "rejected updates",
+    "balances forfeited",
     "fail-overs",
 ]
 

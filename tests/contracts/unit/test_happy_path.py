@@ -3,6 +3,7 @@
 from swarmtoken.config import chain_rule
 from swarmtoken.rewards import Participant, Report, settle
 from tests.fixtures.deployments import MERGED
+from tests.fixtures.errors import reverts_with
 from tests.fixtures.scores import in_units
 
 
@@ -62,7 +63,7 @@ def test_full_epoch_pays_by_reference_rule_and_opens_next(swarm, token, nodes, p
     assert tx.events["EpochSettled"]["credited"] == sum(credited)
     assert swarm.currentEpoch() == 2
 
-    members[0].balance()
-    swarm.claim({"from": members[0]})
-    assert token.balanceOf(members[0]) == credited[0]
-    assert swarm.claimable(members[0]) == 0
+    # One clean epoch: the credit stays locked until a second one (or the swarm's finish).
+    with reverts_with("ClaimLocked", members[0], 1, 2):
+        swarm.claim({"from": members[0]})
+    assert swarm.claimable(members[0]) == credited[0]

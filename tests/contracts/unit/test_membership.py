@@ -221,7 +221,10 @@ def test_expired_member_finishes_the_epoch_it_committed_to(swarm, protocol, admi
         swarm.enroll("http://again", {"from": expiring})
     with reverts_with("NotActive", expiring, NONE):
         swarm.releaseExpired(expiring, {"from": outsider})
-    swarm.claim({"from": expiring})  # its credits stay claimable
+    # Its credits stay; with one clean epoch they are locked until the swarm finishes.
+    with reverts_with("ClaimLocked", expiring, 1, 2):
+        swarm.claim({"from": expiring})
+    assert swarm.claimable(expiring) == paid["payout"]
 
 
 def test_seat_released_early_does_not_cost_the_expired_member_its_epoch(swarm, protocol, nodes, outsider):
