@@ -42,8 +42,11 @@ import {SwarmToken} from "./SwarmToken.sol";
  *   valid. When a strict majority of an epoch's committers reported (quorate), a leader whose
  *   hash a strict majority of reporters contradict, or that left out an update a strict
  *   majority found valid, forfeits and takes a strike; the majority's hash is the epoch's
- *   global model (`EpochState.modelHash`). Scores, strikes and the metric count only in a
+ *   global model (`EpochState.modelHash`). A committer left out whose update no strict
+ *   majority found valid takes a strike. Scores, strikes and the metric count only in a
  *   quorate epoch.
+ * - Credits are claimable after CLAIM_AFTER consecutive clean epochs or at the finish; a
+ *   suspension forfeits the unclaimed balance to the next budgets.
  * - The leader is drawn from the committed set with the hash of the block that closed the
  *   commit phase, read in a later block (`drawLeader`): unknown to every member while it
  *   can commit, whatever the chain's prevrandao. Residual surface: a block producer that is
@@ -470,8 +473,9 @@ contract SwarmLearning is Ownable2Step {
     }
 
     /**
-     * @notice Leave the swarm. Credits stay claimable; a pending commitment stays valid, and
-     * strikes keep counting (a suspension applies whatever the status).
+     * @notice Leave the swarm. Credits stay, claimable on the usual terms (see `claim`); a
+     * pending commitment stays valid, and strikes keep counting (a suspension applies
+     * whatever the status and forfeits the unclaimed balance).
      */
     function leave() external {
         Member storage m = _members[msg.sender];

@@ -393,31 +393,18 @@ def rewards(keystore: str | None, address: str | None, deployment_path: str, net
 @network_options
 @friendly
 def claim(keystore: str, deployment_path: str, network: str, port: int | None) -> None:
-    """Transfer all of the account's credited tokens to it."""
+    """Transfer all of the account's credited tokens to it (after two clean epochs, or at
+    the finish)."""
     from ..chain.connection import ChainError, load_account
     from ..units import wei_to_tokens
+    from .views import claim_refusal
 
     handles = _connect_and_bind(network, port, deployment_path)
     sender = load_account(keystore)
+    refusal = claim_refusal(handles.swarm, sender.address, int(handles.record["block"]))
+    if refusal:
+        raise ChainError(refusal)
     amount = int(handles.swarm.claimable(sender.address))
-    if amount == 0:
-        claimed = sum(int(e.args["amount"]) for e in handles.swarm.events.RewardClaimed.get_logs(
-            from_block=int(handles.record["block"]), argument_filters={"account": sender.address}))
-        if claimed:
-            raise ChainError(f"{sender.address} has nothing left to claim: it already claimed {wei_to_tokens(claimed)} "
-                             "tokens (a node claims by itself when the swarm finishes: [node] claim_at_finish)")
-        forfeited = sum(int(e.args["amount"]) for e in handles.swarm.events.BalanceForfeited.get_logs(
-            from_block=int(handles.record["block"]), argument_filters={"account": sender.address}))
-        if forfeited:
-            raise ChainError(f"{sender.address} has nothing to claim: its suspension forfeited its unclaimed "
-                             f"{wei_to_tokens(forfeited)} tokens; only the consortium admin can lift a suspension "
-                             "(swarm authorize)")
-        raise ChainError(f"{sender.address} has nothing to claim yet; credits arrive when an epoch it took part in settles")
-    clean, needed = int(handles.swarm.memberOf(sender.address)["cleanEpochs"]), int(handles.swarm.CLAIM_AFTER())
-    if clean < needed and not handles.swarm.finished():
-        raise ChainError(f"{sender.address}'s {wei_to_tokens(amount)} tokens are locked: a node claims after {needed} "
-                         f"consecutive epochs it took part in without a strike (it has {clean}), or once the swarm "
-                         "finishes; keep the node running and claim after its next clean epoch")
     _transact(handles.swarm, "claim", sender=sender)
     click.echo(f"claimed {wei_to_tokens(amount)} tokens to {sender.address}")
 

@@ -437,7 +437,7 @@ def run_demo(options: DemoOptions, timeout_s: float = 900.0, dashboard: bool = F
 
     from ..audit import audit_swarm
     from ..chain.ledger import read_ledger
-    from .views import earned_by
+    from .views import earned_by, forfeited_by
 
     torch.set_num_threads(1)
     console = Console()
@@ -460,7 +460,7 @@ def run_demo(options: DemoOptions, timeout_s: float = 900.0, dashboard: bool = F
         swarm, token = env.handles.swarm, env.handles.token
         report = audit_swarm(swarm, token, from_block=int(env.handles.record["block"]), check_files=True)
         ledger = read_ledger(swarm, int(env.handles.record["block"]))
-        earned = earned_by(ledger)
+        earned, forfeited = earned_by(ledger), forfeited_by(ledger)
         claimed: dict[str, int] = {}
         for account, amount in ledger.claims:
             claimed[account] = claimed.get(account, 0) + amount
@@ -492,6 +492,7 @@ def run_demo(options: DemoOptions, timeout_s: float = 900.0, dashboard: bool = F
                     "local_accuracy": float(local[node.index].accuracy),
                     "swarm_accuracy": final,
                     "earned": earned.get(node.address, 0),
+                    "forfeited": forfeited.get(node.address, 0),
                     "claimed": claimed.get(node.address, 0),
                     **standing_record(views, node.address),
                 }
@@ -536,10 +537,11 @@ def standing_record(views: list[EpochView], address: str) -> dict[str, Any]:
 
 def print_summary(console: Console, summary: dict[str, Any]) -> None:
     """The final table: per node, accuracy, tokens earned (and their share of all tokens
-    earned), the smoothed score the payouts followed and the epochs in good standing."""
+    earned), the smoothed score the payouts followed, the epochs in good standing, what a
+    suspension forfeited and what was claimed."""
     table = Table(title=f"Swarm demo: {summary['epochs_settled']} epochs in {summary['seconds']} s")
     for column in ("node", "rogue", "local-only acc", "swarm acc", "earned", "share", "smoothed score",
-                   "in standing", "claimed"):
+                   "in standing", "forfeited", "claimed"):
         table.add_column(column)
     total = sum(node["earned"] for node in summary["nodes"])
     for i, node in enumerate(summary["nodes"]):
@@ -548,7 +550,7 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
                       f"{node['local_accuracy']:.4f}", f"{node['swarm_accuracy']:.4f}",
                       f"{wei_to_tokens(node['earned']):.2f}", f"{node['earned'] / total:.1%}" if total else "-",
                       smoothed, f"{node['epochs_in_standing']}/{node['epochs_settled_in']} epochs",
-                      f"{wei_to_tokens(node['claimed']):.2f}")
+                      f"{wei_to_tokens(node['forfeited']):.2f}", f"{wei_to_tokens(node['claimed']):.2f}")
     console.print(table)
     console.print(f"global accuracy {summary['global_accuracy']:.4f}; centralized {summary['centralized_accuracy']:.4f}; "
                   f"in-process simulator {summary['simulator_accuracy']:.4f}")

@@ -72,17 +72,63 @@ def earned_by(ledger: Ledger) -> dict[str, int]:
     return earned
 
 
+def forfeited_by(ledger: Ledger) -> dict[str, int]:
+    """Tokens (wei) per node that its suspension took back unclaimed (``BalanceForfeited``)."""
+    forfeited: dict[str, int] = {}
+    for record in ledger.epochs.values():
+        for account, amount in record.forfeits:
+            forfeited[account] = forfeited.get(account, 0) + amount
+    return forfeited
+
+
+def claim_status(swarm: Any, address: str) -> str:
+    """When ``address`` may claim its balance: now, or after how many more clean epochs
+    (``SwarmLearning.claim``: CLAIM_AFTER consecutive quorate epochs without a strike, or
+    the swarm's finish)."""
+    if int(swarm.claimable(address)) == 0:
+        return "nothing to claim"
+    clean, needed = int(swarm.memberOf(address)["cleanEpochs"]), int(swarm.CLAIM_AFTER())
+    if swarm.finished() or clean >= needed:
+        return "now"
+    return f"after {needed - clean} more clean epoch{'s' if needed - clean > 1 else ''}, or at the finish"
+
+
+def claim_refusal(swarm: Any, address: str, from_block: int) -> str | None:
+    """Why ``swarm.claim`` would refuse ``address`` (events from ``from_block``, the
+    deployment's), said so that the user knows what to do; None when it may claim."""
+    amount = int(swarm.claimable(address))
+    if amount == 0:
+        def total(event: Any) -> int:
+            return sum(int(e.args["amount"]) for e in event.get_logs(from_block=from_block,
+                                                                     argument_filters={"account": address}))
+
+        claimed, forfeited = total(swarm.events.RewardClaimed), total(swarm.events.BalanceForfeited)
+        if claimed:
+            return (f"{address} has nothing left to claim: it already claimed {wei_to_tokens(claimed)} tokens (a node "
+                    "claims by itself when the swarm finishes: [node] claim_at_finish)")
+        if forfeited:
+            return (f"{address} has nothing to claim: its suspension forfeited its unclaimed {wei_to_tokens(forfeited)} "
+                    "tokens; only the consortium admin can lift a suspension (swarm authorize)")
+        return f"{address} has nothing to claim yet; credits arrive when an epoch it took part in settles"
+    clean, needed = int(swarm.memberOf(address)["cleanEpochs"]), int(swarm.CLAIM_AFTER())
+    if clean < needed and not swarm.finished():
+        return (f"{address}'s {wei_to_tokens(amount)} tokens are locked: a node claims after {needed} consecutive "
+                f"epochs it took part in without a strike (it has {clean}), or once the swarm finishes; keep the node "
+                "running and claim after its next clean epoch")
+    return None
+
+
 def rewards_table(handles: SwarmHandles, address: str) -> Table:
     ledger = read_ledger(handles.swarm, int(handles.record["block"]))
     claimed = sum(amount for account, amount in ledger.claims if account == address)
+    forfeited = forfeited_by(ledger).get(address, 0)
     table = Table(title=f"rewards of {address}")
-    table.add_column("earned")
-    table.add_column("claimed")
-    table.add_column("claimable")
-    table.add_column("wallet balance")
-    table.add_row(*(str(wei_to_tokens(v)) for v in (earned_by(ledger).get(address, 0), claimed,
-                                                    int(handles.swarm.claimable(address)),
-                                                    int(handles.token.balanceOf(address)))))
+    for column in ("earned", "claimed", "forfeited", "claimable", "claim", "wallet balance"):
+        table.add_column(column)
+    earned, claimable, wallet = (earned_by(ledger).get(address, 0), int(handles.swarm.claimable(address)),
+                                 int(handles.token.balanceOf(address)))
+    table.add_row(*(str(wei_to_tokens(v)) for v in (earned, claimed, forfeited, claimable)),
+                  claim_status(handles.swarm, address), str(wei_to_tokens(wallet)))
     return table
 
 

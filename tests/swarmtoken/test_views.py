@@ -34,19 +34,20 @@ def test_standing_record_follows_the_last_settled_epoch():
 def test_demo_final_table_shows_the_payouts_and_what_they_followed():
     ledger = history(RecordedSwarm()).ledger()
     earned = earned_by(ledger)
-    node = {"rogue": False, "attack": "", "local_accuracy": 0.8, "swarm_accuracy": 0.95, "claimed": 0}
+    node = {"rogue": False, "attack": "", "local_accuracy": 0.8, "swarm_accuracy": 0.95, "claimed": 0, "forfeited": 0}
     summary = {
         "epochs_settled": 3, "seconds": 1.0, "global_accuracy": 0.95, "centralized_accuracy": 0.97,
         "simulator_accuracy": 0.95, "audit_ok": True, "audit_checks": 10, "files_verified": 0, "audit_findings": [],
         "nodes": [{**node, "address": C, "earned": earned[C], "smoothed_score": -0.25, "epochs_settled_in": 3,
-                   "epochs_in_standing": 2},
+                   "epochs_in_standing": 2, "forfeited": 1234 * 10**16},
                   {**node, "address": D, "earned": earned[D], "smoothed_score": None, "epochs_settled_in": 0,
                    "epochs_in_standing": 0}],
     }
     console = Console(record=True, width=200)
     print_summary(console, summary)
     text = console.export_text()
-    for column in ("earned", "share", "smoothed score", "in standing"):
+    for column in ("earned", "share", "smoothed score", "in standing", "forfeited"):
         assert column in text
+    assert "12.34" in text  # C's forfeited tokens
     share = earned[C] / (earned[C] + earned[D])
     assert f"{share:.1%}" in text and "-0.25000" in text and "2/3 epochs" in text and "0/0 epochs" in text
