@@ -5,6 +5,9 @@ carry: the swarm burns those tokens and the next budgets mint them again."""
 
 from brownie import chain
 
+from swarmtoken.chain.ledger import read_ledger
+from swarmtoken.cli.views import REJECTED_PHRASE, membership_rows
+from swarmtoken.units import wei_to_tokens
 from tests.fixtures.deployments import Protocol
 from tests.fixtures.errors import reverts_with
 
@@ -134,3 +137,8 @@ def test_suspension_forfeits_the_unclaimed_balance_to_the_next_budgets(swarm, to
 
     tx = protocol.run_epoch(members[:3], [5, 5, 5])
     assert tx.events["EpochSettled"]["budget"] == reward + settled["carried"]
+
+    # swarm ledger --membership names both strikes and what the suspension took
+    suspension = next(row for row in membership_rows(read_ledger(swarm)) if row["event"] == "suspended")
+    assert suspension["reason"] == (f"2 consecutive strikes, the last in epoch 3 (epoch 2: {REJECTED_PHRASE}; "
+                                    f"epoch 3: {REJECTED_PHRASE}); forfeited its unclaimed {wei_to_tokens(owed)} tokens")
