@@ -44,6 +44,7 @@ class EpochWork:
     reported: bool = False
     all_reported_seen: float | None = None
     commits_seen: tuple[int, float] | None = None  # (commit count, when we first saw it)
+    claim_checked: bool = False  # the mid-run claim was considered in this epoch
     # Our transactions the chain accepted (method -> arguments): sent again as they were if
     # a reorganisation of recent blocks drops them, so the node resumes where the chain is.
     sent: dict[str, tuple[Any, ...]] = field(default_factory=dict)

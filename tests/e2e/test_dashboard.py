@@ -197,6 +197,12 @@ def test_dashboard_of_a_demo_in_a_headless_browser(chromium, tmp_path):
         expected = {node["address"]: tokens(node["earned"]) for node in summary["nodes"]}  # earned_by(read_ledger)
         assert shown == expected, (shown, expected)
         assert sum(node["earned"] for node in summary["nodes"]) > 0
+        # every node claimed mid-run once two clean epochs unlocked its credits ([node]
+        # claim_every, 5 epochs), then the rest at the finish: all it earned, nothing forfeited
+        for i, node in enumerate(summary["nodes"]):
+            log = (out / f"node-{i}" / "node.log").read_text()
+            assert re.search(r"epoch [5-8]: claimed", log), log[-2000:]
+            assert node["claimed"] == node["earned"] and node["forfeited"] == 0, node
 
         # the ledger read again, independently of the demo and the dashboard
         done = subprocess.run([SWARM, "ledger", "--json", "--deployment", str(out / "deployment.json"), "--port",

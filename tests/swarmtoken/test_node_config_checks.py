@@ -73,6 +73,7 @@ def test_an_integer_is_a_number_and_reads_back_as_a_float(tmp_path):
     ("[node]\nfetch_timeout = -1.0\n", "[node] fetch_timeout: must be > 0 seconds, got -1.0"),
     ("[node]\nelect_grace = inf\n", "[node] elect_grace: must be >= 0 seconds, got inf"),
     ("[node]\nfetch_retries = -1\n", "[node] fetch_retries: must be >= 0, got -1"),
+    ("[node]\nclaim_every = -1\n", "[node] claim_every: must be >= 0 epochs, got -1"),
     ('[store]\npublic_url = "node1.example.org"\n', "[store] public_url: must be empty or an http(s) URL"),
     ('[chain]\nnetwork = ""\n', "[chain] network: must not be empty"),
     ('[data]\ndataset = ""\n', "[data] dataset: empty, and no file either"),
