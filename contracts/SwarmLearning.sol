@@ -96,7 +96,7 @@ contract SwarmLearning is Ownable2Step {
         uint16 betaBps; // data-volume share of the budget, in basis points
         uint16 smoothingBps; // weight of an epoch's credit in the smoothed credit (1..10000)
         uint16 standingBps; // share of the average smoothed credit per sample that full data weight needs
-        uint8 suspendAfter; // strikes (evidence backing under half its data, an invalid update, a leader fault) before suspension (0 = off)
+        uint8 suspendAfter; // strikes (evidence backing under half its data, an invalid or rejected update, a leader fault) before suspension (0 = off)
         uint32 maxEpochs; // the swarm finishes after this many settled epochs
         uint32 patience; // epochs without an improvement of minDelta before finishing (0 = off)
         int64 targetMetric; // finish when the median validation metric reaches this (0 = off)
@@ -191,7 +191,8 @@ contract SwarmLearning is Ownable2Step {
     /// then forges is struck before it can take the money out, and suspension forfeits it.
     uint256 public constant CLAIM_AFTER = 2;
     /// @dev Bound on rewardPerEpoch (10^12 tokens of 18 decimals): the carry grows at most by
-    /// one reward per epoch, so `rewardPerEpoch + carry` cannot overflow in 2^64 epochs.
+    /// one reward per epoch plus forfeited balances, themselves paid from earlier rewards, so
+    /// `rewardPerEpoch + carry` cannot overflow in 2^64 epochs.
     uint256 private constant _MAX_REWARD = 1e30;
     // Packed median-check counts: metrics below the hint in the low half, at or below it in the high half.
     uint256 private constant _AT = uint256(1) << 128;
@@ -282,8 +283,8 @@ contract SwarmLearning is Ownable2Step {
         uint256 payout,
         Forfeit forfeit
     );
-    /// @notice An epoch was settled: `credited` minted to credits, `carried` to the next
-    /// budget; `modelHash` is its global model. Scores and the metric count only if `quorate`.
+    /// @notice An epoch was settled: `credited` to credits (the supply moves by it less what
+    /// suspensions forfeited), `carried` to the next budget (forfeits included); `modelHash` is its global model. Scores and the metric count only if `quorate`.
     event EpochSettled(
         uint256 indexed epoch,
         uint256 budget,
@@ -733,19 +734,31 @@ contract SwarmLearning is Ownable2Step {
 
     /**
      * @notice Transfer all of the caller's credited tokens to it, once it has taken part in
-     * CLAIM_AFTER consecutive quorate epochs without a strike, or the swarm has finished.
+     * CLAIM_AFTER consecutive quorate epochs without a strike, or the swarm has finished, or
+     * it is no longer active (left, expired or removed; not suspended), its last commitment
+     * is settled and that settlement gave it no strike (so a stalled swarm cannot lock a
+     * departed member's credits for ever).
      */
     function claim() external {
         uint256 amount = claimable[msg.sender];
         if (amount == 0) revert NothingToClaim(msg.sender);
-        uint8 clean = _members[msg.sender].cleanEpochs;
-        if (!finished && clean < CLAIM_AFTER) revert ClaimLocked(msg.sender, clean, CLAIM_AFTER);
+        if (!claimUnlocked(msg.sender)) {
+            revert ClaimLocked(msg.sender, _members[msg.sender].cleanEpochs, CLAIM_AFTER);
+        }
         claimable[msg.sender] = 0;
         emit RewardClaimed(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
     }
 
     // ------------------------------------------------------------------ views
+    /// @notice Whether `account` may claim now (see `claim`), whatever it holds.
+    function claimUnlocked(address account) public view returns (bool) {
+        Member storage m = _members[account];
+        if (finished || m.cleanEpochs >= CLAIM_AFTER) return true;
+        return m.status != Status.Active && m.status != Status.Suspended && m.strikes == 0
+            && m.lastSubmitEpoch < currentEpoch;
+    }
+
     /// @notice The deployment configuration.
     function config() external view returns (Config memory) {
         return _config;

@@ -2,7 +2,6 @@
 pragma solidity 0.8.28;
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
-import {ERC20Burnable} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Burnable.sol";
 import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Permit.sol";
 import {AccessControlDefaultAdminRules} from
     "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
@@ -10,10 +9,10 @@ import {AccessControlDefaultAdminRules} from
 /**
  * @title SwarmToken
  * @notice The ERC-20 reward token of a swarm. Tokens come into existence only when the
- * swarm contract credits a settled epoch's payouts, and the swarm burns the balance a
- * suspension forfeits (it is paid again from later budgets), so the total supply is always
- * exactly what the swarm has paid out or holds for outstanding credits. Holders may burn
- * their own tokens (ERC20Burnable).
+ * swarm contract credits a settled epoch's payouts, and only the swarm burns, its own
+ * tokens, when a suspension forfeits more than the epoch credits (what it forfeits is paid
+ * again from later budgets), so the total supply is always exactly what the swarm has paid
+ * out or holds for outstanding credits.
  * @dev NOTE: threat assumptions.
  * - Only holders of MINTER_ROLE can mint; the deployment grants it to the swarm contract
  *   alone. The default admin (who can grant and revoke MINTER_ROLE) changes hands only
@@ -22,7 +21,7 @@ import {AccessControlDefaultAdminRules} from
  * - The optional hard cap (0 = uncapped) is enforced on every mint through `_update`, the
  *   single hook ERC20 routes mint, burn and transfer through.
  */
-contract SwarmToken is ERC20, ERC20Burnable, ERC20Permit, AccessControlDefaultAdminRules {
+contract SwarmToken is ERC20, ERC20Permit, AccessControlDefaultAdminRules {
     /// @notice Role allowed to mint; held by the swarm contract.
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
 
@@ -57,6 +56,15 @@ contract SwarmToken is ERC20, ERC20Burnable, ERC20Permit, AccessControlDefaultAd
      */
     function mint(address to, uint256 amount) external onlyRole(MINTER_ROLE) {
         _mint(to, amount);
+    }
+
+    /**
+     * @notice Burn `amount` wei of the caller's own tokens.
+     * @dev Only MINTER_ROLE (the swarm, burning a forfeited balance it holds): a holder's
+     * burn would break the supply identity the audit checks and free room under the cap.
+     */
+    function burn(uint256 amount) external onlyRole(MINTER_ROLE) {
+        _burn(msg.sender, amount);
     }
 
     /// @notice How many more wei can be minted before the cap; type(uint256).max if uncapped.

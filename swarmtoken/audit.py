@@ -191,6 +191,15 @@ def audit_settlements(ledger: Ledger, *, reward_per_epoch: int, rule: Rule,
         suspended = {event.account for event in ledger.membership if event.kind == "suspended" and event.epoch == number}
         for account, amount in record.forfeits:
             report.expect(account in suspended, f"epoch {number}: {account} forfeited {amount} without a suspension")
+        # a suspension forfeits exactly the unclaimed balance: earlier credits, and the
+        # epoch's own payout (its ParticipantSettled follows the suspension in the log)
+        paid = {o.node: o.payout for o in record.outcomes}
+        forfeited_by = dict(record.forfeits)
+        for account in sorted(suspended):
+            balance = record.owed_at_suspension.get(account, 0) + paid.get(account, 0)
+            report.expect(forfeited_by.get(account, 0) == balance,
+                          f"epoch {number}: {account}'s suspension forfeited {forfeited_by.get(account, 0)}, its "
+                          f"unclaimed balance was {balance}")
         forfeited = sum(amount for _, amount in record.forfeits)
         report.expect(record.carried == expected.carried + forfeited,
                       f"epoch {number}: carried {record.carried}, reference {expected.carried} + forfeited {forfeited}")

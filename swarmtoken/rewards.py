@@ -101,7 +101,8 @@ validator's cost and never be suspended (ALIE's updates are rejected but were ne
 
 **Claims.** A member counts its *clean epochs*: the consecutive quorate epochs it was
 settled in (as participant or rejected committer) without a strike. It can claim once it
-has ``CLAIM_AFTER`` (2) of them, or once the swarm has finished; a suspension forfeits its
+has ``CLAIM_AFTER`` (2) of them, once the swarm has finished, or once it has departed (left,
+expired or removed) with its last commitment settled without a strike; a suspension forfeits its
 whole unclaimed balance to the carry (the contract takes it out of the supply and later budgets mint
 them again). Why: a node honest in its first epoch and forging after it (ALIE needs its
 peers' updates, so it is honest in epoch 0) was paid for that epoch and could take the money
@@ -477,6 +478,8 @@ def clean_after(clean: int, struck: bool) -> int:
     return 0 if struck else min(clean + 1, 255)
 
 
-def can_claim(clean: int, finished: bool) -> bool:
-    """Whether a member with ``clean`` clean epochs may claim (``SwarmLearning.claim``)."""
-    return finished or clean >= CLAIM_AFTER
+def can_claim(clean: int, finished: bool, departed: bool = False) -> bool:
+    """Whether a member with ``clean`` clean epochs may claim (``SwarmLearning.claimUnlocked``);
+    ``departed``: it is no longer active (left, expired, removed; not suspended), its last
+    commitment is settled and that settlement gave it no strike."""
+    return finished or clean >= CLAIM_AFTER or departed

@@ -70,6 +70,9 @@ class EpochRecord:
     disputes: list[str] = field(default_factory=list)  # what settlement found against the leader
     rejected: list[str] = field(default_factory=list)  # committers whose update was rejected (UpdateRejected)
     forfeits: list[tuple[str, int]] = field(default_factory=list)  # (account, amount) its suspensions forfeited
+    # per account suspended in this epoch: its unclaimed credits from earlier epochs when the
+    # suspension came (its own payout of the epoch, settled after, is added by the audit)
+    owed_at_suspension: dict[str, int] = field(default_factory=dict)
     reports: list[ReportRecord] = field(default_factory=list)
     outcomes: list[OutcomeRecord] = field(default_factory=list)
     budget: int | None = None
@@ -141,6 +144,7 @@ def assemble(entries: Iterable[tuple[str, Any]]) -> Ledger:
     """Fold (event name, decoded log) pairs, already in chain order, into a Ledger."""
     epochs: dict[int, EpochRecord] = {}
     claims: list[tuple[str, int]] = []
+    owed: dict[str, int] = {}  # every account's credits - claims - forfeits so far, in chain order
     membership: list[MembershipEvent] = []
 
     def epoch_of(args: Any) -> EpochRecord:
@@ -162,6 +166,7 @@ def assemble(entries: Iterable[tuple[str, Any]]) -> Ledger:
             event = MembershipEvent(membership_kinds[name], args["account"], at)
             if name == "NodeSuspended":
                 event.epoch, event.strikes = int(args["epoch"]), int(args["strikes"])
+                epoch_of(args).owed_at_suspension[args["account"]] = owed.get(args["account"], 0)
             elif name == "AccountAuthorized":
                 event.allowance, event.expiry = int(args["allowance"]), int(args["expiry"])
             membership.append(event)
@@ -199,11 +204,13 @@ def assemble(entries: Iterable[tuple[str, Any]]) -> Ledger:
             epoch_of(args).rejected.append(args["node"])
         elif name == "BalanceForfeited":
             epoch_of(args).forfeits.append((args["account"], int(args["amount"])))
+            owed[args["account"]] = owed.get(args["account"], 0) - int(args["amount"])
         elif name == "ParticipantSettled":
             epoch_of(args).outcomes.append(
                 OutcomeRecord(args["node"], int(args["samples"]), int(args["score"]), int(args["smoothedScore"]),
                               bool(args["standing"]), int(args["payout"]), Forfeit(int(args["forfeit"])))
             )
+            owed[args["node"]] = owed.get(args["node"], 0) + int(args["payout"])
         elif name == "EpochSettled":
             record = epoch_of(args)
             record.budget = int(args["budget"])
@@ -215,4 +222,5 @@ def assemble(entries: Iterable[tuple[str, Any]]) -> Ledger:
             record.settled_at = at
         elif name == "RewardClaimed":
             claims.append((args["account"], int(args["amount"])))
+            owed[args["account"]] = owed.get(args["account"], 0) - int(args["amount"])
     return Ledger(epochs=epochs, claims=claims, membership=membership)

@@ -87,9 +87,9 @@ def claim_status(swarm: Any, address: str) -> str:
     the swarm's finish)."""
     if int(swarm.claimable(address)) == 0:
         return "nothing to claim"
-    clean, needed = int(swarm.memberOf(address)["cleanEpochs"]), int(swarm.CLAIM_AFTER())
-    if swarm.finished() or clean >= needed:
+    if swarm.claimUnlocked(address):
         return "now"
+    clean, needed = int(swarm.memberOf(address)["cleanEpochs"]), int(swarm.CLAIM_AFTER())
     return f"after {needed - clean} more clean epoch{'s' if needed - clean > 1 else ''}, or at the finish"
 
 
@@ -110,11 +110,11 @@ def claim_refusal(swarm: Any, address: str, from_block: int) -> str | None:
             return (f"{address} has nothing to claim: its suspension forfeited its unclaimed {wei_to_tokens(forfeited)} "
                     "tokens; only the consortium admin can lift a suspension (swarm authorize)")
         return f"{address} has nothing to claim yet; credits arrive when an epoch it took part in settles"
-    clean, needed = int(swarm.memberOf(address)["cleanEpochs"]), int(swarm.CLAIM_AFTER())
-    if clean < needed and not swarm.finished():
+    if not swarm.claimUnlocked(address):
+        clean, needed = int(swarm.memberOf(address)["cleanEpochs"]), int(swarm.CLAIM_AFTER())
         return (f"{address}'s {wei_to_tokens(amount)} tokens are locked: a node claims after {needed} consecutive "
-                f"epochs it took part in without a strike (it has {clean}), or once the swarm finishes; keep the node "
-                "running and claim after its next clean epoch")
+                f"epochs it took part in without a strike (it has {clean}), once it left with its last epoch settled "
+                "without a strike, or once the swarm finishes; keep the node running and claim after its next clean epoch")
     return None
 
 

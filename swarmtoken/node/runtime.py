@@ -206,7 +206,6 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
         self._heads_seen = 0  # blocks announced when this pass of the loop began
         self._lost = False  # the chain lost our last transaction: take the next nonce from its mined count
         self._last_claim = 0  # the epoch of our last mid-run claim (see `_claim_if_due`)
-        self._claim_after: int | None = None  # the contract's CLAIM_AFTER, read when first needed
         self._load_checkpoint()
 
     def _decoy(self) -> str:
@@ -409,17 +408,15 @@ class Node(CommitPhase, LeadPhase, ValidatePhase, SettlePhase, SyncPhase):
 
     def _claim_if_due(self, epoch: int, work: EpochWork) -> None:
         """Claim mid-run, once per epoch at most and ``claim_every`` epochs after the last
-        claim, what the contract lets this node claim (``CLAIM_AFTER`` clean epochs): a
+        claim, what the contract lets this node claim (``claimUnlocked``): a
         suspension would forfeit it. In the merge phase, which is quiet for all but the leader."""
         every = self.config.node.claim_every
         if every == 0 or work.claim_checked or epoch < self._last_claim + every:
             return
         work.claim_checked = True
-        if self._claim_after is None:
-            self._claim_after = int(self.swarm.CLAIM_AFTER())
-        if int(self._member()["cleanEpochs"]) < self._claim_after or int(self.swarm.claimable(self.address)) == 0:
-            return
         amount = int(self.swarm.claimable(self.address))
+        if amount == 0 or not self.swarm.claimUnlocked(self.address):
+            return
         if self._send("claim"):
             self._last_claim = epoch
             log.info("epoch %d: claimed %s tokens", epoch, wei_to_tokens(amount))

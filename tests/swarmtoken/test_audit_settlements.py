@@ -117,10 +117,23 @@ def test_a_forfeit_without_a_suspension_and_a_rejection_the_reports_do_not_justi
         f"epoch 2: {B} forfeited 5 without a suspension",
         f"epoch 2: carried {carried}, reference {carried} + forfeited 5",
     ]
-    # with the suspension on record, only the carry that left out the forfeit is wrong
+    # with the suspension on record, the forfeit must be B's whole unclaimed balance (its
+    # credits of epochs 1 and 2: nothing claimed), and the carry must include it
     record.rejected.clear()
     ledger.membership.append(MembershipEvent("suspended", B, (record.settled_at[0], 99), epoch=2, strikes=3))
-    assert audit(ledger).discrepancies == [f"epoch 2: carried {carried}, reference {carried} + forfeited 5"]
+    balance = sum(o.payout for number in (1, 2) for o in ledger.epochs[number].outcomes if o.node == B)
+    record.owed_at_suspension[B] = balance - record.outcomes[1].payout  # epoch 2's payout is settled after
+    assert audit(ledger).discrepancies == [
+        f"epoch 2: {B}'s suspension forfeited 5, its unclaimed balance was {balance}",
+        f"epoch 2: carried {carried}, reference {carried} + forfeited 5",
+    ]
+    record.forfeits[0] = (B, balance)
+    record.carried += balance
+    assert audit(ledger).discrepancies[0] == f"epoch 3: budget {ledger.epochs[3].carried}, reward {REWARD} + " \
+        f"carry {carried + balance} = {REWARD + carried + balance}"  # the next (abandoned) epoch's budget now
+    # a suspension of a member holding a balance without a BalanceForfeited is named too
+    record.forfeits.clear()
+    assert f"epoch 2: {B}'s suspension forfeited 0, its unclaimed balance was {balance}" in audit(ledger).discrepancies
 
 
 def test_balances_count_a_forfeit_as_burned_and_no_longer_owed():

@@ -21,14 +21,13 @@ class Chain:
     def claimable(self, address: str) -> int:
         return self.balance
 
-    def CLAIM_AFTER(self) -> int:  # noqa: N802 (the contract's name)
-        return 2
+    def claimUnlocked(self, address: str) -> bool:  # noqa: N802 (the contract's name)
+        return self.clean >= 2
 
 
 def node(chain: Chain, every: int = 5) -> SimpleNamespace:
     state = SimpleNamespace(config=SimpleNamespace(node=SimpleNamespace(claim_every=every)), swarm=chain,
-                            address="0xnode", _last_claim=0, _claim_after=None)
-    state._member = lambda: {"cleanEpochs": chain.clean}
+                            address="0xnode", _last_claim=0)
 
     def send(method: str) -> bool:
         chain.sent.append(method)

@@ -331,6 +331,14 @@ class SwarmMachine(RuleBasedStateMachine):
             return ("WrongPhase", self.epoch, self.state.phase, phase)
         return None
 
+    def _unlocked(self, m):
+        """SwarmLearning.claimUnlocked: clean epochs, the finish, or departed with its last
+        commitment settled without a strike."""
+        departed = m.status in (NONE, REMOVED) and m.strikes == 0 and m.last_submit_epoch < self.epoch
+        if departed and m.clean < CLAIM_AFTER and not self.finished:
+            SEEN["departed members unlocked"] += 1
+        return can_claim(m.clean, self.finished, departed)
+
     def _expired(self, m, t):
         return m.expiry != 0 and t >= m.expiry
 
@@ -1123,6 +1131,7 @@ class SwarmMachine(RuleBasedStateMachine):
         ]
         assert [e["account"] for e in events(tx, "NodeExpired")] == expired
         forfeited = sum(amount for _, amount in forfeits)
+        SEEN["balances burned (forfeit over the epoch's credits)"] += forfeited > expected.credited
 
         # money and the stopping rule
         self._close_epoch(budget)
@@ -1205,10 +1214,10 @@ class SwarmMachine(RuleBasedStateMachine):
     @rule(i=st.integers(0, NODES))
     def claim(self, i):
         """An account pulls everything credited to it and not forfeited, exactly once, after
-        CLAIM_AFTER clean epochs or the swarm's finish."""
+        CLAIM_AFTER clean epochs, the swarm's finish, or its departure (``_unlocked``)."""
         m, node = self.members[i], self._at(i)
         error = ("NothingToClaim", node) if m.claimable == 0 else \
-            None if can_claim(m.clean, self.finished) else ("ClaimLocked", node, m.clean, CLAIM_AFTER)
+            None if self._unlocked(m) else ("ClaimLocked", node, m.clean, CLAIM_AFTER)
         tx = self._call(error, self.swarm.claim, {"from": node})
         if tx:
             assert (tx.events["RewardClaimed"]["account"], tx.events["RewardClaimed"]["amount"]) == (node, m.claimable)
@@ -1405,7 +1414,7 @@ class SwarmMachine(RuleBasedStateMachine):
         if sys.exc_info()[1] is not None:
             return  # hypothesis tears down in a finally clause: a failed step is the news
         for m, actor in zip(self.members, self.actors):
-            if m.claimable and can_claim(m.clean, self.finished):
+            if m.claimable and self._unlocked(m):
                 self.swarm.claim({"from": actor})
                 m.claimed += m.claimable
         locked = sum(m.claimable for m in self.members)

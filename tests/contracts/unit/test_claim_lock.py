@@ -5,6 +5,7 @@ carry: the swarm burns those tokens and the next budgets mint them again."""
 
 from brownie import chain
 
+from swarmtoken.audit import audit_swarm
 from swarmtoken.chain.ledger import read_ledger
 from swarmtoken.cli.views import REJECTED_PHRASE, membership_rows
 from swarmtoken.units import wei_to_tokens
@@ -61,12 +62,14 @@ def test_claims_open_when_the_swarm_finishes(create_swarm, admin, nodes):
     assert token.balanceOf(members[0]) == amount > 0
 
 
-def _reject(swarm, protocol, members, target, admin):
-    """One epoch in which every member commits and the leader (never ``target``: a drawn
-    ``target`` is failed over) leaves ``target``'s update out, and every reporter, ``target``
-    included, finds only the merged updates valid."""
+def _reject(swarm, protocol, members, target, admin, after_commits=None):
+    """One epoch in which every member commits (then ``after_commits`` runs) and the leader
+    (never ``target``: a drawn ``target`` is failed over) leaves ``target``'s update out, and
+    every reporter, ``target`` included, finds only the merged updates valid."""
     epoch = protocol.epoch
     protocol.submit(members)
+    if after_commits:
+        after_commits()
     protocol.elect()
     while protocol.leader() == target:
         chain.sleep(swarm.config()["mergeWindow"] + 1)
@@ -139,6 +142,82 @@ def test_suspension_forfeits_the_unclaimed_balance_to_the_next_budgets(swarm, to
     assert tx.events["EpochSettled"]["budget"] == reward + settled["carried"]
 
     # swarm ledger --membership names both strikes and what the suspension took
+    report = audit_swarm(swarm, token)  # the forfeit, carry, supply and balances from events alone
+    assert report.ok, report.discrepancies
     suspension = next(row for row in membership_rows(read_ledger(swarm)) if row["event"] == "suspended")
     assert suspension["reason"] == (f"2 consecutive strikes, the last in epoch 3 (epoch 2: {REJECTED_PHRASE}; "
                                     f"epoch 3: {REJECTED_PHRASE}); forfeited its unclaimed {wei_to_tokens(owed)} tokens")
+
+
+def test_a_member_that_left_stays_locked_when_its_last_epoch_struck_it(swarm, protocol, nodes, admin):
+    """Leaving must not unlock credits early: a member that commits, leaves and has that
+    update rejected is struck, and stays locked (until the finish, or its suspension)."""
+    members = nodes[:4]
+    target = members[1]
+    protocol.enroll(members)
+    protocol.run_epoch(members, [5, 5, 5, 5])
+    owed = swarm.claimable(target)
+
+    def leave():
+        swarm.leave({"from": target})
+        with reverts_with("ClaimLocked", target, 1, 2):  # its commitment of epoch 2 is pending
+            swarm.claim({"from": target})
+
+    _reject(swarm, protocol, members, target, admin, after_commits=leave)
+    member = swarm.memberOf(target)
+    assert (member["strikes"], member["cleanEpochs"], member["status"]) == (1, 0, 0)
+    assert not swarm.claimUnlocked(target)
+    with reverts_with("ClaimLocked", target, 0, 2):
+        swarm.claim({"from": target})
+    assert swarm.claimable(target) == owed
+
+
+def test_a_departed_member_with_one_clean_epoch_claims_after_it_settles(swarm, token, protocol, nodes):
+    members = nodes[:4]
+    protocol.enroll(members)
+    leaver = members[0]
+    protocol.submit(members)
+    swarm.leave({"from": leaver})
+    protocol.elect()
+    protocol.publish()
+    for node in members:
+        protocol.report(node, [5, 5, 5, 5])
+    protocol.settle()
+    member = swarm.memberOf(leaver)
+    assert (member["cleanEpochs"], member["strikes"], member["status"]) == (1, 0, 0)
+    amount = swarm.claimable(leaver)
+    swarm.claim({"from": leaver})
+    assert token.balanceOf(leaver) == amount > 0
+
+
+def test_a_forfeit_larger_than_the_epochs_credits_is_burned_and_frees_room_under_the_cap(create_swarm, admin, nodes):
+    """Under a cap of 1,500 tokens (1,000 a epoch), epoch 3 has almost nothing to credit, so
+    the suspension's forfeit exceeds it: the swarm burns the difference from the tokens it
+    holds, and the next budget counts the room that frees."""
+    swarm, token = create_swarm(token_cap="1500")
+    protocol = Protocol(swarm, admin)
+    members = nodes[:4]
+    target = members[3]
+    protocol.enroll(members)
+    protocol.run_epoch(members, [5, 5, 5, 5])
+    owed = swarm.claimable(target)
+    _reject(swarm, protocol, members, target, admin)
+    supply = token.totalSupply()
+
+    tx = _reject(swarm, protocol, members, target, admin)
+    settled = tx.events["EpochSettled"]
+    assert tx.events["BalanceForfeited"]["amount"] == owed > settled["credited"]
+    burned = owed - settled["credited"]
+    burn = [e for e in tx.events["Transfer"] if e["to"] == "0x" + "0" * 40]
+    assert [(e["from"], e["value"]) for e in burn] == [(swarm.address, burned)]
+    assert token.totalSupply() == supply - burned
+    assert token.balanceOf(swarm) == sum(swarm.claimable(node) for node in members) == token.totalSupply()
+    reward = swarm.config()["rewardPerEpoch"]
+    assert tx.events["EpochOpened"]["budget"] == min(reward + swarm.carry(), token.mintable()) > 0
+    report = audit_swarm(swarm, token)
+    assert report.ok, report.discrepancies
+
+
+def test_only_the_swarm_burns(token, nodes):
+    with reverts_with("AccessControlUnauthorizedAccount", nodes[0], ...):
+        token.burn(1, {"from": nodes[0]})
