@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..chain.ledger import Ledger
-from ..cli.views import FORFEIT_PHRASES, STATUSES, earned_by, ledger_rows, membership_rows
+from ..cli.views import FORFEIT_PHRASES, STATUSES, earned_by, forfeited_by, ledger_rows, membership_rows
 from ..units import METRIC_SCALE, SCORE_SCALE, wei_to_tokens
 
 
@@ -78,10 +78,11 @@ def _statuses_from_events(ledger: Ledger) -> dict[str, str]:
 
 def build_state(ledger: Ledger, chain: ChainState) -> dict[str, Any]:
     """The page's JSON: the swarm now (epoch, phase, members), then every epoch of the
-    ledger (leader, metrics, per-node scores and payouts, disputes, forfeits), the
+    ledger (leader, metrics, per-node scores and payouts, disputes, forfeited payouts and
+    balances), the
     membership changes and the flattened ledger rows (the CSV's)."""
     labels = node_labels(ledger, chain.members)
-    earned = earned_by(ledger)
+    earned, forfeited = earned_by(ledger), forfeited_by(ledger)
     claimed: dict[str, int] = {}
     for account, amount in ledger.claims:
         claimed[account] = claimed.get(account, 0) + amount
@@ -138,6 +139,7 @@ def build_state(ledger: Ledger, chain: ChainState) -> dict[str, Any]:
             "allowance": member.allowance if member else None,
             "earned": tokens(earned.get(account, 0)),
             "earned_wei": str(earned.get(account, 0)),
+            "forfeited": tokens(forfeited.get(account, 0)),
             "claimed": tokens(claimed.get(account, 0)),
             "epochs_settled_in": settled_in.get(account, 0),
         })
@@ -145,6 +147,10 @@ def build_state(ledger: Ledger, chain: ChainState) -> dict[str, Any]:
     membership = [{**row, "label": labels.get(row["account"], row["account"])} for row in membership_rows(ledger)]
     forfeits = [{"epoch": e["epoch"], "label": o["label"], "node": o["node"], "reason": o["forfeit"]}
                 for e in epochs for o in e["outcomes"] if o["forfeit"]]
+    forfeits += [{"epoch": number, "label": labels.get(account, account), "node": account,
+                  "reason": f"its suspension forfeited its unclaimed {tokens(amount)} tokens"}
+                 for number in sorted(ledger.epochs) for account, amount in ledger.epochs[number].forfeits]
+    forfeits.sort(key=lambda f: f["epoch"])
     disputes = [{"epoch": e["epoch"], "leader": e["leader_label"], "what": d} for e in epochs for d in e["disputes"]]
     return {
         "swarm": chain.swarm,

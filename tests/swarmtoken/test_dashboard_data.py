@@ -45,6 +45,7 @@ def ledger() -> Ledger:
     membership = [MembershipEvent("authorized", n, (1, i), allowance=100, expiry=0) for i, n in enumerate((A, B, C))]
     membership += [MembershipEvent("enrolled", n, (2, i)) for i, n in enumerate((A, B, C))]
     membership.append(MembershipEvent("suspended", C, (20, 6), epoch=2, strikes=2))
+    two.forfeits.append((C, 249_875 * 10**15))  # its unclaimed balance: its epoch-1 pay
     return Ledger(epochs={1: one, 2: two, 3: three, 4: four}, claims=[(A, 400 * TOKEN)], membership=membership)
 
 
@@ -81,6 +82,7 @@ def test_members_their_status_earnings_and_claims():
     assert (nodes["node-0"]["earned"], nodes["node-0"]["claimed"], nodes["node-1"]["claimed"]) == ("900.12", "400.00",
                                                                                                    "0.00")
     assert nodes["node-2"]["epochs_settled_in"] == 2
+    assert (nodes["node-2"]["forfeited"], nodes["node-0"]["forfeited"]) == ("249.88", "0.00")
     assert state["total_paid"] == tokens(sum(earned.values())) == "2000.00"
 
 
@@ -94,8 +96,9 @@ def test_disputes_forfeits_and_membership_changes():
     state = build_state(ledger(), chain())
     assert state["disputes"] == [{"epoch": 2, "leader": "node-2",
                                   "what": "leader C published 333333, a strict majority recomputed 444444"}]
-    assert [(f["epoch"], f["label"]) for f in state["forfeits"]] == [(2, "node-2")]
+    assert [(f["epoch"], f["label"]) for f in state["forfeits"]] == [(2, "node-2"), (2, "node-2")]
     assert "merge contradicted" in state["forfeits"][0]["reason"]
+    assert state["forfeits"][1]["reason"] == "its suspension forfeited its unclaimed 249.88 tokens"
     suspension = state["membership"][-1]
     assert (suspension["event"], suspension["label"], suspension["epoch"], suspension["strikes"]) == (
         "suspended", "node-2", 2, 2)

@@ -80,7 +80,8 @@ function render(state) {
     el("td", {class: "status-" + n.status}, n.status), el("td", {class: "num"}, n.strikes ?? "-"),
     el("td", {class: "num"}, fmt(n.smoothed, 5)), el("td", {class: "num"}, n.allowance ?? "-"),
     el("td", {class: "num"}, n.epochs_settled_in),
-    el("td", {class: "num earned", "data-node": n.address}, n.earned), el("td", {class: "num"}, n.claimed))));
+    el("td", {class: "num earned", "data-node": n.address}, n.earned), el("td", {class: "num"}, n.forfeited),
+    el("td", {class: "num"}, n.claimed))));
 
   const settled = state.epochs.filter(e => e.state === "settled");
   const accuracy = [{name: "median", color: "#111", points: settled.filter(e => e.metric !== null)
