@@ -189,9 +189,9 @@ def run_size(project, accounts, chain, admin, n: int, rng: random.Random) -> dic
             raise RuntimeError(f"epoch {epoch} did not open the next one at n={n}")
 
     def claim_all() -> None:
-        """Every node with a balance it may claim (CLAIM_AFTER clean epochs) claims it."""
+        """Every node with a balance it may claim (``claimUnlocked``) claims it."""
         for node in nodes:
-            if swarm.claimable(node) == 0 or swarm.memberOf(node)["cleanEpochs"] < swarm.CLAIM_AFTER():
+            if swarm.claimable(node) == 0 or not swarm.claimUnlocked(node):
                 continue
             first = token.balanceOf(node) == 0
             tx = swarm.claim({"from": node})

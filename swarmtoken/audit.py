@@ -194,11 +194,11 @@ def audit_settlements(ledger: Ledger, *, reward_per_epoch: int, rule: Rule,
         # a suspension forfeits exactly the unclaimed balance: earlier credits, and the
         # epoch's own payout (its ParticipantSettled follows the suspension in the log)
         paid = {o.node: o.payout for o in record.outcomes}
-        forfeited_by = dict(record.forfeits)
+        taken = dict(record.forfeits)
         for account in sorted(suspended):
             balance = record.owed_at_suspension.get(account, 0) + paid.get(account, 0)
-            report.expect(forfeited_by.get(account, 0) == balance,
-                          f"epoch {number}: {account}'s suspension forfeited {forfeited_by.get(account, 0)}, its "
+            report.expect(taken.get(account, 0) == balance,
+                          f"epoch {number}: {account}'s suspension forfeited {taken.get(account, 0)}, its "
                           f"unclaimed balance was {balance}")
         forfeited = sum(amount for _, amount in record.forfeits)
         report.expect(record.carried == expected.carried + forfeited,

@@ -195,10 +195,10 @@ def kept_payouts(epochs: Sequence[EpochMoney]) -> list[list[int]]:
         for e, money in enumerate(epochs):
             if money.payouts[i]:
                 pending.append(e)
+            if money.forfeited[i]:
+                for unclaimed in pending:
+                    kept[unclaimed][i] = 0
             if money.forfeited[i] or money.claimed[i]:
-                if money.forfeited[i]:
-                    for unclaimed in pending:
-                        kept[unclaimed][i] = 0
                 pending = []
     return kept
 
