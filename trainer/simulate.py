@@ -26,7 +26,10 @@ with ``seed``); the *active* nodes are those not suspended (all of them without 
    epoch's median, the "mean +- z * std" family). The
    others are the epoch's *participants*.
 3. **Elect.** The leader ``a`` is drawn uniformly among the active nodes (honest and rogue
-   alike, as the chain cannot tell them apart) with the epoch seed ``s(seed, e)``.
+   alike, as the chain cannot tell them apart) with the epoch seed ``s(seed, e)``. A leader
+   whose own update was rejected cannot lead (the contract takes a merge only if it holds
+   the leader's own update), so leadership fails over, as the contract's ``failover`` does,
+   to the next node in commit order whose update is valid (:func:`elect_leader`).
 4. **Merge.** ``theta_{e+1} = merge(rule, participants' updates, previous=theta_e,
    weights=n_train, anchor=a)``.
 5. **Score and settle.** Every active node validates: it values the epoch's merge
@@ -84,7 +87,7 @@ from trainer.validity import (DEFAULT_COPY_COSINE, DEFAULT_SIGN_BALANCE, balance
                               step_cosines)
 
 __all__ = ["ATTACK_VIEWS", "DEFAULT_MERGE", "VALIDATIONS", "EpochRecord", "Rogue", "SimulationConfigError",
-           "SimulationResult", "centralized", "derive_seed", "local_only", "simulate"]
+           "SimulationResult", "centralized", "derive_seed", "elect_leader", "local_only", "simulate"]
 
 VALIDATIONS = ("union", "median")
 """How the honest validators' scores combine into ``EpochRecord.scores``: one pooled
@@ -230,6 +233,21 @@ def derive_seed(seed: int, stream: str, *keys: int) -> int:
     CRC-32, which unlike ``hash`` is the same in every process.
     """
     return int(np.random.SeedSequence([seed, zlib.crc32(stream.encode()), *keys]).generate_state(1)[0])
+
+
+def elect_leader(active: Sequence[int], participants: Sequence[int], epoch_seed: int) -> int:
+    """The epoch's leader: drawn uniformly among ``active`` (in commit order) with
+    ``epoch_seed``, then, while the drawn node's update is not among ``participants``, the
+    next node in commit order, cyclically: the contract's fail-over past leaders that cannot
+    publish a merge holding their own update. Why: an anchored rule (``fltrust``) needs the
+    leader's update, and a node that committed a rejected one must not anchor the merge.
+    With no participant at all the drawn node is returned (there is nothing to merge)."""
+    drawn = int(np.random.default_rng(epoch_seed).integers(len(active)))
+    valid = set(participants)
+    for k in range(len(active)):
+        if active[(drawn + k) % len(active)] in valid:
+            return active[(drawn + k) % len(active)]
+    return active[drawn]
 
 
 def _resolve_split(dataset: str | Dataset | SwarmSplit, n_nodes: int, partition: str, alpha: float,
@@ -395,7 +413,7 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
         participants = [i for i, copy in zip(active, copies, strict=True) if not copy]
         rejected = [i for i, copy in zip(active, copies, strict=True) if copy]
         epoch_seed = derive_seed(seed, "epoch", epoch)
-        leader = active[int(np.random.default_rng(epoch_seed).integers(len(active)))]
+        leader = elect_leader(active, participants, epoch_seed)
         anchor = participants.index(leader) if leader in participants else None
         merged = global_state
         if participants:

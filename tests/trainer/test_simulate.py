@@ -14,7 +14,8 @@ from trainer.models import build_model
 from trainer.params import flatten
 from trainer.ledger import Economy
 from trainer.scoring import ScoringInputError, make_utility, score
-from trainer.simulate import Rogue, SimulationConfigError, centralized, derive_seed, local_only, simulate
+from trainer.simulate import (Rogue, SimulationConfigError, centralized, derive_seed, elect_leader, local_only,
+                              simulate)
 from trainer.training import TrainConfig, train_local
 
 simulate_module = importlib.import_module("trainer.simulate")  # `trainer.simulate` is also the function
@@ -390,3 +391,26 @@ def test_the_default_utility_pays_each_node_its_part_of_the_merged_step(wine_spl
     with pytest.raises(ScoringInputError, match="absent='share' needs a rule"):
         _run(wine_split, epochs=1, merge="median", absent="share")
     assert _run(wine_split, epochs=1, merge="median").epochs[0].scores is not None
+
+
+def _drawn(seed: int, epoch: int, n: int) -> int:
+    return int(np.random.default_rng(derive_seed(seed, "epoch", epoch)).integers(n))
+
+
+def test_leadership_fails_over_past_a_leader_whose_update_was_rejected():
+    seed = derive_seed(3, "epoch", 3)
+    assert _drawn(3, 3, 4) == 1
+    assert elect_leader([0, 1, 2, 3], [0, 1, 2, 3], seed) == 1
+    assert elect_leader([0, 1, 2, 3], [0, 2, 3], seed) == 2
+    assert elect_leader([0, 1, 2, 3], [0, 3], seed) == 3
+    assert elect_leader([0, 1, 2, 3], [0], seed) == 0  # cyclic, in commit order
+    assert elect_leader([0, 1, 2, 3], [], seed) == 1  # nothing to merge: the drawn node stays
+
+
+def test_an_anchored_merge_is_led_by_a_valid_update_when_the_drawn_leader_forged(wine_split):
+    """fltrust anchors the merge on the leader's update: a drawn leader whose copy was
+    rejected hands over to the next valid committer instead of leaving the merge unanchored."""
+    assert _drawn(3, 3, 4) == 1
+    result = _run(wine_split, epochs=4, seed=3, merge="fltrust", rogues=[Rogue(1, "extrapolated")], economy=None)
+    assert result.epochs[3].rejected == (1,) and result.epochs[3].leader == 2
+    assert all(record.leader in record.participants for record in result.epochs)
