@@ -18,18 +18,20 @@ contribution per participant, every fourth one negative, plus per-reporter noise
 - claims: after every epoch each credited node claims. A node's first claim moves its token
   balance from zero to non-zero (``claim_first_gas``); later claims by a node that already
   holds tokens are the typical claim of a long-running swarm and give ``claim_gas`` (the
-  largest mean over the sizes).
+  largest mean over the sizes);
+- ``leaders_drawn``: per n, the node (0 .. n-1) drawn to lead each epoch, before epoch 3's
+  fail-over hands over to the next one.
 
 The leader is drawn from the hash of the block that closed the commits (``electLeader``,
 then ``drawLeader`` in a later block), and a block's hash covers its timestamp and its
-parent's. So the script starts anvil with a fixed genesis timestamp and a fixed time step
-between blocks (``GENESIS_TIMESTAMP``, ``BLOCK_INTERVAL``): every block hash, every leader
-drawn and so which node is skipped in epoch 3 (and forfeits) is the same in every run, and
-so is every gas figure (with wall-clock timestamps settle moved by up to 12,000 gas, 1.4 %,
-between two runs at n = 16). Every report
-carries the merge hash its reporter recomputed and the bitmap of updates it found valid;
-the benchmark's reporters all agree with the leader, so settlement judges the leader but
-finds nothing against it (the common case).
+parent's. So the script starts an anvil of its own (on a free port) with a fixed genesis
+timestamp and a fixed time step between blocks (``GENESIS_TIMESTAMP``,
+``BLOCK_INTERVAL``): every block hash, every leader drawn, which node is skipped in epoch
+3 (and forfeits), and so every gas figure is the same in every run (with wall-clock
+timestamps settle moved by up to 12,000 gas, 1.4 %, between two runs at n = 16). Every
+report carries the merge hash its reporter recomputed and the bitmap of updates it found
+valid; the benchmark's reporters all agree with the leader, so settlement judges the
+leader but finds nothing against it (the common case).
 
 The per-node cost of one epoch is::
 
@@ -166,6 +168,7 @@ def run_size(project, accounts, chain, admin, n: int, rng: random.Random) -> dic
     token = project.SwarmToken.at(swarm.token())
     nodes = node_accounts(accounts, admin, n)
     rec = Recorder()
+    leaders: list[int] = []  # the node drawn to lead each epoch (before any fail-over)
 
     for i, node in enumerate(nodes):
         rec.add("authorize", swarm.authorize(node, 0, 5000, {"from": admin}))
@@ -181,6 +184,7 @@ def run_size(project, accounts, chain, admin, n: int, rng: random.Random) -> dic
         advance(config.commit_window + 1)
         rec.add("elect", swarm.electLeader(epoch, {"from": admin}), warm)
         rec.add("draw", swarm.drawLeader(epoch, {"from": admin}), warm)
+        leaders.append([node.address for node in nodes].index(swarm.leaderOf(epoch)))
         if with_failover:
             advance(config.merge_window + 1)
             rec.add("failover", swarm.failover(epoch, {"from": admin}), warm)
@@ -223,6 +227,7 @@ def run_size(project, accounts, chain, admin, n: int, rng: random.Random) -> dic
         "ops": ops,
         "first_epoch": {op: rec.mean(v) for op, v in rec.first.items() if v},
         "per_node_epoch_gas": round(per_node),
+        "leaders": leaders,
         "samples": {
             "claim_first": len(rec.claim_first),
             "claim": len(rec.claim_repeat),
@@ -275,6 +280,7 @@ def summarise(per_size: dict[int, dict], env: dict) -> dict:
         "ops": {str(n): per_size[n]["ops"] for n in sizes},
         "first_epoch": {str(n): per_size[n]["first_epoch"] for n in sizes},
         "samples": {str(n): per_size[n]["samples"] for n in sizes},
+        "leaders_drawn": {str(n): per_size[n]["leaders"] for n in sizes},
         "targets": targets,
         "method": "gas_used of each receipt; steady state = means over epochs 2 (normal) and 3 "
         "(one leader fail-over); submit and report averaged over all n nodes; every participant "
@@ -374,15 +380,17 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
     from brownie import accounts, chain, network, project, web3
     from brownie._config import CONFIG
+
+    from swarmtoken.cli.demo import free_port
+
     swarm_project = project.load(ROOT, name="SwarmGasBenchmark")
+    # A chain of its own, on a free port (never one a developer has running): its clock can
+    # then start at GENESIS_TIMESTAMP and step BLOCK_INTERVAL per block.
     development = CONFIG.networks["development"]
     development["cmd"] = f"{development['cmd']} --timestamp {GENESIS_TIMESTAMP}"
+    development.setdefault("cmd_settings", {})["port"] = free_port()
     network.connect("development")
-    if network.rpc.is_child():
-        web3.provider.make_request("anvil_setBlockTimestampInterval", [BLOCK_INTERVAL])
-    else:  # a chain someone else started: leave its clock alone
-        print("warning: an anvil was already running on the development port; its block hashes "
-              "(and so the leaders drawn and settle's gas) differ from run to run", file=sys.stderr)
+    web3.provider.make_request("anvil_setBlockTimestampInterval", [BLOCK_INTERVAL])
     started = time.monotonic()
     try:
         admin = accounts[0]
