@@ -244,10 +244,8 @@ def elect_leader(active: Sequence[int], participants: Sequence[int], epoch_seed:
     With no participant at all the drawn node is returned (there is nothing to merge)."""
     drawn = int(np.random.default_rng(epoch_seed).integers(len(active)))
     valid = set(participants)
-    for k in range(len(active)):
-        if active[(drawn + k) % len(active)] in valid:
-            return active[(drawn + k) % len(active)]
-    return active[drawn]
+    in_turn = [active[(drawn + k) % len(active)] for k in range(len(active))]
+    return next((node for node in in_turn if node in valid), active[drawn])
 
 
 def _resolve_split(dataset: str | Dataset | SwarmSplit, n_nodes: int, partition: str, alpha: float,

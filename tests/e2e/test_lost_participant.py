@@ -14,8 +14,6 @@ from pathlib import Path
 from swarmtoken.cli.demo import DemoOptions, free_port, run_demo
 
 ADOPTED = re.compile(r"adopted the global model of epoch (\d+) \(([0-9a-f]{12})\)")
-
-
 ATTACKS = ("withhold_after_merge", "swap_after_merge")
 
 
