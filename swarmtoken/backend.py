@@ -116,7 +116,7 @@ def connect(config: str | Path, model: nn.Module, validation: Any, *, timeout: f
 
     Raises:
         swarmtoken.config.ConfigError, swarmtoken.chain.connection.ChainError,
-        swarmtoken.node.work.NodeError: what the message says to fix.
+        swarmtoken.node.errors.NodeError: what the message says to fix.
     """
     from dataclasses import replace
 

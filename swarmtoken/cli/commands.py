@@ -47,12 +47,10 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
         from ..config import ConfigError
         from ..chain.deployment import DeploymentRecordError
         from ..chain.localchain import LocalChainError
+        from ..node.errors import NodeError
 
-        user_errors: tuple[type[Exception], ...] = (ChainError, ConfigError, DeploymentRecordError, LocalChainError)
+        user_errors = (ChainError, ConfigError, DeploymentRecordError, LocalChainError, NodeError)
         try:
-            from ..node.runtime import NodeError
-
-            user_errors += (NodeError,)
             return command(*args, **kwargs)
         except (click.ClickException, click.Abort, click.exceptions.Exit):
             raise

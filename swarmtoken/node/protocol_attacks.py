@@ -17,10 +17,10 @@ tests can show the defences at work (the model attacks live in `trainer.attacks`
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
 
-from ..store import ParameterStore
-from ..store.commitments import COMMIT_ROUTE
-from .work import log
+if TYPE_CHECKING:  # the registry below is read by `swarm --help`, which must not load torch
+    from ..store import ParameterStore
 
 PROTOCOL_ATTACKS: dict[str, str] = {
     "copycat": "commits another node's commitment and serves that node's file",
@@ -39,6 +39,8 @@ def after_first_download(attack: str, store: ParameterStore, own: Collection[str
     serving the copies it keeps of the others' files.)"""
     if attack not in ("withhold_after_merge", "swap_after_merge"):
         return None
+    from ..store.commitments import COMMIT_ROUTE
+    from .work import log
 
     def served(path: str) -> None:
         commitment = path[len(COMMIT_ROUTE):]

@@ -73,11 +73,12 @@ from .lead import LeadPhase
 from .localdata import load_local_data
 from .lock import KeystoreInUseError, KeystoreLock
 from .plugins import node_model
+from .errors import NodeError
 from .protocol_attacks import PROTOCOL_ATTACKS, after_first_download
 from .settle import SettlePhase
 from .sync import SyncPhase
 from .validate import ValidatePhase
-from .work import STAGGER_S, STATUS_ACTIVE, STATUS_NONE, STATUSES, EpochWork, NodeError, bytes32_text, log
+from .work import STAGGER_S, STATUS_ACTIVE, STATUS_NONE, STATUSES, EpochWork, bytes32_text, log
 
 
 T = TypeVar("T")

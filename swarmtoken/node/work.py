@@ -19,10 +19,6 @@ STATUSES = ("none", "active", "suspended", "removed")
 STAGGER_S = 0.5
 
 
-class NodeError(RuntimeError):
-    """The node cannot take part; the message says what the operator should do."""
-
-
 @dataclass
 class EpochWork:
     """What this node did or learned in one epoch."""

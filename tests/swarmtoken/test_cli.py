@@ -90,3 +90,19 @@ def test_demo_never_wipes_a_folder_it_did_not_write(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "not a demo run folder" in result.output
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["ledger", "--port", "1"], ["authorize", "0x1", "--samples", "5"],
+                                  ["claim", "--keystore", "missing.json", "--port", "1"]])
+def test_commands_that_train_nothing_do_not_load_torch(args, tmp_path):
+    """Loading torch costs about 2 s of CPU; the chain and ledger commands, and their error
+    paths, must not pay it (every command's error handling once did, through the node's
+    error type)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from swarmtoken.cli.commands import main\n"
+             f"try: main({args!r})\nexcept SystemExit: pass\n"
+             "sys.__stderr__.write('torch loaded' if 'torch' in sys.modules else 'torch not loaded')")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.stderr.endswith("torch not loaded"), done.stdout + done.stderr

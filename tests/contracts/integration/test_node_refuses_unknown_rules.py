@@ -5,7 +5,8 @@ before it trains, serves or sends anything."""
 import pytest
 
 from swarmtoken.chain.connection import SwarmHandles
-from swarmtoken.node.runtime import Node, NodeError
+from swarmtoken.node.errors import NodeError
+from swarmtoken.node.runtime import Node
 from swarmtoken.node.config import NodeConfig, NodeSection
 
 
