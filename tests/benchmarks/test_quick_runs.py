@@ -16,6 +16,7 @@ REQUIRED_KEYS = {
     "robustness": {"clean_mean", "results", "rogue_detection"},
     "shapley": {"n", "exact_n8_seconds"},
     "transfer": set(),
+    "validity": {"config", "figures", "targets"},
 }
 
 
