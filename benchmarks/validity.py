@@ -4,14 +4,16 @@ forgeries still fail?
 Usage (from the repository root)::
 
     python benchmarks/validity.py --out benchmarks/results/validity.json [--quick] [--jobs 2]
-    python benchmarks/validity.py --out loose.json --copy-cosine 0.99   # a looser copy check
+    python benchmarks/validity.py --out old.json --copy-sine-ratio none   # the cosine alone
 
 The copy and sign-balance thresholds of ``trainer.validity`` were first set on digits. A
 check that rejects an honest update costs its node the epoch's pay and a strike, and three
 strikes suspend it and forfeit what it has not claimed, so a threshold that only holds on
-one table is a fairness bug on the others. Per bundled table (``digits``, ``breast_cancer``,
-``wine``, ``fraud``) and partition (IID, Dirichlet 0.5), 8 nodes, 10 epochs, ``--seeds``
-seeds, the default swarm (merge, utility, scorer, money):
+one table, or one training setting, is a fairness bug on the others. Per bundled table
+(``digits``, ``breast_cancer``, ``wine``, ``fraud``), partition (IID, Dirichlet 0.5) and
+local training (the default, lr 0.05 for 2 local epochs, and a slower one, ``_slow``: lr
+0.01 for 1), 8 nodes, 10 epochs, ``--seeds`` seeds, the default swarm (merge, utility,
+scorer, money):
 
 - an honest swarm: ``honest_rejected_copy`` and ``honest_rejected_one_sided`` (share of
   honest (node, epoch) updates the copy check, or else the sign-balance check, rejected),
@@ -26,18 +28,20 @@ seeds, the default swarm (merge, utility, scorer, money):
   ``alie_spread_ratio_min``, the smallest deviation / median deviation of those commits
   (where it lies below ``spread_ratio_max``, no bar relative to the spread separates them).
 
-The JSON holds each figure per table and partition; ``targets`` says whether no honest
+The JSON holds each figure per table and setting (partition and training); ``targets`` says whether no honest
 update was rejected as a copy anywhere, whether none was rejected as one-sided anywhere,
 and whether ALIE (z = 1 and 3) was caught in every epoch on every table.
 
-Measured, not adopted (10 seeds): a copy threshold of 0.99 instead of 0.95 passes the 4
-honest updates the copy check rejected on ``breast_cancer`` and ``fraud`` (cosines
-0.951-0.957), but lets 8 of ALIE's 360 z = 1 commits on IID ``breast_cancer`` and ``fraud``
-through, and on digits it let ALIE z = 0.1, a near copy of the peers' public steps, be paid
-1.28 times the honest mean on Dirichlet data (0.21 at 0.95; ``benchmarks/fairness.py``). A
-sign-balance bar of 12 times the epoch's median deviation on top of the 0.3 passes every
-honest update, and no ALIE commit is caught on ``breast_cancer`` and ``fraud`` any more: ALIE
-lies as little as 2.6 median deviations out there, honest steps up to 10.
+Measured, not adopted (10 seeds, default training): a copy threshold of 0.99 instead of
+0.95 (with the cosine alone) passed the 4 honest updates it rejected on ``breast_cancer``
+and ``fraud`` (cosines 0.951-0.957), but let 8 of ALIE's 360 z = 1 commits on IID
+``breast_cancer`` and ``fraud`` through, and on digits it let ALIE z = 0.1, a near copy of
+the peers' public steps, be paid 1.28 times the honest mean on Dirichlet data (0.21 at
+0.95; ``benchmarks/fairness.py``); the bar relative to the epoch's other steps
+(``trainer.validity.copies``) is what replaced the cosine alone. A sign-balance bar of 12
+times the epoch's median deviation on top of the 0.3 passed every honest update, and no
+ALIE commit was caught on ``breast_cancer`` and ``fraud`` any more: ALIE lies as little as
+2.6 median deviations out there, honest steps up to 10.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -55,10 +60,12 @@ import numpy as np
 from fairness import honest_figures, rogue_ids
 from trainer.data import load_dataset, split_swarm
 from trainer.simulate import Rogue, SimulationResult, simulate
-from trainer.validity import DEFAULT_COPY_COSINE, DEFAULT_SIGN_BALANCE
+from trainer.training import TrainConfig
+from trainer.validity import DEFAULT_COPY_COSINE, DEFAULT_COPY_SINE_RATIO, DEFAULT_SIGN_BALANCE
 
 TABLES = ("digits", "breast_cancer", "wine", "fraud")
 PARTITIONS = ("iid", "dirichlet")
+TRAININGS = {"": TrainConfig(), "_slow": TrainConfig(lr=0.01, local_epochs=1)}
 ALIE_Z = (1.0, 3.0)
 N_NODES = 8
 
@@ -66,17 +73,23 @@ N_NODES = 8
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON report")
-    parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, digits and fraud (CI)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per table and partition (default 10)")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, fraud only (CI)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per table and setting (default 10)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 10)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--copy-cosine", type=float, default=DEFAULT_COPY_COSINE)
+    parser.add_argument("--copy-sine-ratio", type=_ratio, default=DEFAULT_COPY_SINE_RATIO,
+                        help="the copy check's bar relative to the epoch's other steps ('none': the cosine alone)")
     parser.add_argument("--sign-balance", type=float, default=DEFAULT_SIGN_BALANCE)
     args = parser.parse_args(argv)
     args.seeds = args.seeds or (1 if args.quick else 10)
     args.epochs = args.epochs or (2 if args.quick else 10)
-    args.tables = ("digits", "fraud") if args.quick else TABLES
+    args.tables = ("fraud",) if args.quick else TABLES
     return args
+
+
+def _ratio(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
 
 
 def _spread_ratios(result: SimulationResult, nodes: set[int], floor: float, first_epoch: int = 0) -> list[float]:
@@ -90,10 +103,12 @@ def _spread_ratios(result: SimulationResult, nodes: set[int], floor: float, firs
 
 
 def seed_task(task: tuple) -> tuple[str, str, int, dict[str, float]]:
-    """Every figure of one (table, partition, seed)."""
-    table, partition, seed, epochs, checks = task
+    """Every figure of one (table, partition, training, seed), under the setting's name
+    (the partition, with the training's suffix)."""
+    table, partition, suffix, seed, epochs, checks = task
+    training = TRAININGS[suffix]
     split = split_swarm(load_dataset(table, seed), N_NODES, partition=partition, alpha=0.5, seed=seed)
-    honest = simulate(split, N_NODES, epochs, seed=seed, **checks)
+    honest = simulate(split, N_NODES, epochs, seed=seed, train=training, **checks)
     base = honest_figures(honest)
     pairs = sum(len(record.reporters) for record in honest.epochs)
     ratios = _spread_ratios(honest, set(range(N_NODES)), checks["sign_balance"])
@@ -106,14 +121,14 @@ def seed_task(task: tuple) -> tuple[str, str, int, dict[str, float]]:
     rogues = rogue_ids(seed)
     alie_ratios: list[float] = []
     for z in ALIE_Z:
-        result = simulate(split, N_NODES, epochs, seed=seed, economy=None,
+        result = simulate(split, N_NODES, epochs, seed=seed, economy=None, train=training,
                           rogues=[Rogue(i, "alie", {"z": z}) for i in rogues], **checks)
         commits = [(record, i) for record in result.epochs[1:] for i in rogues]
         figures[f"alie_z{z:g}_caught"] = (sum(i in record.rejected for record, i in commits) / len(commits)
                                           if commits else 1.0)
         alie_ratios += _spread_ratios(result, set(rogues), 0.0, first_epoch=1)
     figures["alie_spread_ratio_min"] = min(alie_ratios, default=float("inf"))
-    return table, partition, seed, figures
+    return table, partition + suffix, seed, figures
 
 
 WORST = {"honest_rejected_copy": max, "honest_rejected_one_sided": max, "honest_suspended": sum, "worst_payout_to_data": min, "copy_cosine_max": max,
@@ -122,11 +137,11 @@ WORST = {"honest_rejected_copy": max, "honest_rejected_one_sided": max, "honest_
 
 
 def summarise(rows: list[tuple[str, str, int, dict[str, float]]]) -> dict:
-    """Per table and partition: each figure's mean, its worst seed (or the sum, for
+    """Per table and setting: each figure's mean, its worst seed (or the sum, for
     suspensions) and the per-seed values."""
     out: dict = {}
-    for table, partition, seed, figures in sorted(rows, key=lambda row: row[:3]):
-        cell = out.setdefault(table, {}).setdefault(partition, {})
+    for table, setting, seed, figures in sorted(rows, key=lambda row: row[:3]):
+        cell = out.setdefault(table, {}).setdefault(setting, {})
         for name, value in figures.items():
             entry = cell.setdefault(name, {"per_seed": []})
             entry["per_seed"].append(value)
@@ -153,12 +168,12 @@ def print_table(figures: dict) -> None:
     table = Table(title="Validity checks: honest steps on every bundled table, and ALIE (2 of 8)")
     columns = ("honest_rejected_copy", "honest_rejected_one_sided", "honest_suspended", "worst_payout_to_data", "copy_cosine_max",
                "balance_deviation_max", "spread_ratio_max", "alie_z1_caught", "alie_z3_caught", "alie_spread_ratio_min")
-    table.add_column("table / partition")
+    table.add_column("table / setting")
     for column in columns:
         table.add_column(column.replace("_", " "), justify="right")
-    for name, partitions in figures.items():
-        for partition, cell in partitions.items():
-            table.add_row(f"{name} / {partition}", *(
+    for name, settings in figures.items():
+        for setting, cell in settings.items():
+            table.add_row(f"{name} / {setting}", *(
                 "-" if cell[c]["worst"] is None else f"{cell[c]['worst']:.3g}" for c in columns))
     Console(width=200).print(table)
     print("(worst seed; honest suspended: summed over seeds)")
@@ -166,9 +181,10 @@ def print_table(figures: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    checks = {"copy_cosine": args.copy_cosine, "sign_balance": args.sign_balance}
-    tasks = [(table, partition, seed, args.epochs, checks)
-             for table in args.tables for partition in PARTITIONS for seed in range(args.seeds)]
+    checks = {"copy_cosine": args.copy_cosine, "copy_sine_ratio": args.copy_sine_ratio,
+              "sign_balance": args.sign_balance}
+    tasks = [(table, partition, suffix, seed, args.epochs, checks) for table in args.tables
+             for partition in PARTITIONS for suffix in TRAININGS for seed in range(args.seeds)]
     started, rows = time.perf_counter(), []
     with Pool(args.jobs) as pool:
         for done, row in enumerate(pool.imap_unordered(seed_task, tasks), start=1):
@@ -177,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
     figures = summarise(rows)
     report = {"config": {"seeds": args.seeds, "epochs": args.epochs, "nodes": N_NODES, "tables": list(args.tables),
+                         "trainings": {suffix or "default": asdict(train) for suffix, train in TRAININGS.items()},
                          **checks}, "figures": figures, "targets": targets(figures),
               "seconds": round(time.perf_counter() - started, 1)}
     print_table(figures)

@@ -182,10 +182,11 @@ contract SwarmLearning is Ownable2Step {
     /// vote; a report holding less gives that fraction of one, so the noise of an epoch in
     /// which the reporter measured next to no improvement moves next to no credit.
     uint256 public constant VOTE_FLOOR = 2e8;
-    /// @notice Revision of the vote's formula, for what no other constant shows: 2 caps every
-    /// report's vote by the epoch's median report (`_vote`). An auditor checks it before
-    /// replaying settlements with its reference rule.
-    uint256 public constant VOTE_RULE_REVISION = 2;
+    /// @notice Revision of the reward rule, for what no other constant shows: 2 caps every
+    /// report's vote by the epoch's median report (`_vote`); 3 strikes nobody for low credit in
+    /// an epoch in which no participant holds credit (`_settleOne`). An auditor checks it
+    /// before replaying settlements with its reference rule.
+    uint256 public constant VOTE_RULE_REVISION = 3;
     /// @notice Consecutive quorate epochs without a strike a member must have taken part in
     /// before it can claim (until the swarm finishes): a node paid for honest epochs that
     /// then forges is struck before it can take the money out, and suspension forfeits it.
@@ -1060,10 +1061,11 @@ contract SwarmLearning is Ownable2Step {
         }
         if (split.quorate) {
             // A strike when its evidence backs under half of its samples (none: a smoothed
-            // credit of 0), for an invalid update, or for a fault as leader.
-            split.forfeited += _strike(
-                epoch, o.node, m, (o.evidence && 2 * o.weight < o.samples) || fault != Forfeit.None || invalid
-            );
+            // credit of 0), for an invalid update, or for a fault as leader. Low credit strikes
+            // only when some participant holds credit (S+ > 0): an epoch in which the merged
+            // model helped no validator singles nobody out, and must not strike the whole swarm.
+            bool lowCredit = o.evidence && split.positiveScore != 0 && 2 * o.weight < o.samples;
+            split.forfeited += _strike(epoch, o.node, m, lowCredit || fault != Forfeit.None || invalid);
         }
         if (m.status == Status.Active && _expired(m)) _release(o.node, m);
         bool standing = o.weight != 0 && o.weight == o.samples;

@@ -92,7 +92,11 @@ from skipping validation. Everything not credited is carried to the next epoch's
 payout is floored.
 
 **Strikes** (quorate epochs). A participant whose smoothed credit moved and backs less than
-half of its data (``2 w_i < d_i``), one merged without a valid update, a leader at fault,
+half of its data (``2 w_i < d_i``) while some participant holds credit (``P`` not empty;
+when none does, no validator has yet seen the merged model improve, as in the first epochs
+on an imbalanced table, low credit singles nobody out, and striking every participant
+suspended whole honest swarms: the README's step 8 has the numbers), one merged without a
+valid update, a leader at fault,
 and a committer whose update was left out of the merge and that no strict majority of the
 reports found valid (``rejected``), takes a strike; any other participant's strikes reset.
 At ``suspend_after`` strikes the member is suspended, whatever its membership status. Why
@@ -138,9 +142,10 @@ VOTE_CAP = 2
 #: The positive scores a report must hold for a whole vote (``SwarmLearning.VOTE_FLOOR``,
 #: 0.2 in score units); below it the report gives that fraction of a vote.
 VOTE_FLOOR = SCORE_SCALE // 5
-#: Revision of the vote's formula (``SwarmLearning.VOTE_RULE_REVISION``): 2 caps every
-#: report's vote by the epoch's median report (``vote_mass``).
-VOTE_RULE_REVISION = 2
+#: Revision of the reward rule (``SwarmLearning.VOTE_RULE_REVISION``): 2 caps every report's
+#: vote by the epoch's median report (``vote_mass``); 3 strikes nobody for low credit in an
+#: epoch in which no participant holds credit.
+VOTE_RULE_REVISION = 3
 #: Consecutive clean epochs a member needs before it can claim (``SwarmLearning.CLAIM_AFTER``).
 CLAIM_AFTER = 2
 
@@ -454,7 +459,9 @@ def settle(
     forfeits = tuple(forfeit_of(p, verdict.fault, ok) for p, ok in zip(participants, valid, strict=True))
     faulted = [not ok or (p.leader and verdict.fault is not Forfeit.NONE)
                for p, ok in zip(participants, valid, strict=True)]
-    struck = tuple(quorate and ((evidence[j] and 2 * weights[j] < samples[j]) or faulted[j]) for j in range(n))
+    # Low credit strikes only when some participant holds credit (see the module docstring).
+    struck = tuple(quorate and ((evidence[j] and bool(paid) and 2 * weights[j] < samples[j]) or faulted[j])
+                   for j in range(n))
     payouts = [0] * n
     for j in paid:
         if forfeits[j] is Forfeit.NONE:

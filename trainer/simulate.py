@@ -20,7 +20,7 @@ with ``seed``); the *active* nodes are those not suspended (all of them without 
    * ``"current"``: the honest updates of epoch ``e`` itself, the omniscient attacker of
      the literature (an upper bound no real rogue reaches).
 2. **Check.** With ``copy_cosine`` set, an update whose step copies the previous merged
-   step (:func:`trainer.validity.copies_previous_step`) is rejected: it is neither merged
+   step (:func:`trainer.validity.copies`) is rejected: it is neither merged
    nor scored nor paid this epoch; so is, with ``sign_balance`` set, an update whose step is
    one-sided (:func:`trainer.validity.one_sided_steps`: its sign balance far from the
    epoch's median, the "mean +- z * std" family). The
@@ -83,8 +83,8 @@ from trainer.models import build_model
 from trainer.params import StateDict
 from trainer.scoring import ValidatorUtilities, score, swarm_absent
 from trainer.training import Metrics, TrainConfig, evaluate, train_local
-from trainer.validity import (DEFAULT_COPY_COSINE, DEFAULT_SIGN_BALANCE, balance_deviations, is_copy, is_one_sided,
-                              step_cosines)
+from trainer.validity import (DEFAULT_COPY_COSINE, DEFAULT_COPY_SINE_RATIO, DEFAULT_SIGN_BALANCE, balance_deviations,
+                              copies, is_one_sided, step_cosines)
 
 __all__ = ["ATTACK_VIEWS", "DEFAULT_MERGE", "VALIDATIONS", "EpochRecord", "Rogue", "SimulationConfigError",
            "SimulationResult", "centralized", "derive_seed", "elect_leader", "local_only", "simulate"]
@@ -313,7 +313,8 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
              model_options: Mapping[str, object] | None = None,
              utility_metric: str = "loss", validation: str = "union",
              attack_view: str = "previous", economy: Economy | None = Economy(),
-             copy_cosine: float | None = DEFAULT_COPY_COSINE, absent: str | None = None,
+             copy_cosine: float | None = DEFAULT_COPY_COSINE,
+             copy_sine_ratio: float | None = DEFAULT_COPY_SINE_RATIO, absent: str | None = None,
              sign_balance: float | None = DEFAULT_SIGN_BALANCE, public_steps: bool = False) -> SimulationResult:
     """Run a swarm of ``n_nodes`` for ``epochs`` epochs in process (see the module docstring).
 
@@ -327,8 +328,9 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
     or ``"median"`` (step 4 of the module docstring); ``attack_view`` is ``"previous"`` or
     ``"current"``, the peer updates a model attack sees (step 1). ``economy`` settles every
     epoch (step 5; ``None``: no money); ``copy_cosine`` is the threshold of the copy check
-    (step 2; ``None``: off), ``sign_balance`` that of the sign-balance check (step 2;
-    ``None``: off); ``absent`` is what a node outside a coalition is in the
+    (step 2; ``None``: off) and ``copy_sine_ratio`` its bar relative to the epoch's other
+    steps (``trainer.validity.copies``; ``None``: the cosine alone), ``sign_balance`` that
+    of the sign-balance check (step 2; ``None``: off); ``absent`` is what a node outside a coalition is in the
     utility's merge (``trainer.scoring.ABSENT``; by default what the nodes use,
     ``trainer.scoring.swarm_absent(merge)``: ``"share"``, each node's part of the merged
     step, for a rule whose step combines the updates such as ``fltrust_median``, else
@@ -347,6 +349,8 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
         raise SimulationConfigError(f"attack_view must be one of {ATTACK_VIEWS}, got {attack_view!r}")
     if copy_cosine is not None and not 0 < copy_cosine <= 1:
         raise SimulationConfigError(f"copy_cosine must be in (0, 1] or None, got {copy_cosine!r}")
+    if copy_sine_ratio is not None and not copy_sine_ratio >= 0:
+        raise SimulationConfigError(f"copy_sine_ratio must be >= 0 or None, got {copy_sine_ratio!r}")
     if sign_balance is not None and not 0 < sign_balance <= 2:
         raise SimulationConfigError(f"sign_balance must be in (0, 2] or None, got {sign_balance!r}")
     absent = swarm_absent(merge) if absent is None else absent
@@ -405,11 +409,12 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
             last_round = (global_state, honest_updates)
         cosines = step_cosines([updates[i] for i in active], global_state, prior_state)
         balances = balance_deviations([updates[i] for i in active], global_state)
-        copies = [(copy_cosine is not None and is_copy(c, copy_cosine))
-                  or (sign_balance is not None and is_one_sided(b, sign_balance))
-                  for c, b in zip(cosines, balances, strict=True)]
-        participants = [i for i, copy in zip(active, copies, strict=True) if not copy]
-        rejected = [i for i, copy in zip(active, copies, strict=True) if copy]
+        copied = (copies(cosines, copy_cosine, copy_sine_ratio) if copy_cosine is not None
+                  else [False] * len(active))
+        invalid = [copy or (sign_balance is not None and is_one_sided(b, sign_balance))
+                   for copy, b in zip(copied, balances, strict=True)]
+        participants = [i for i, bad in zip(active, invalid, strict=True) if not bad]
+        rejected = [i for i, bad in zip(active, invalid, strict=True) if bad]
         epoch_seed = derive_seed(seed, "epoch", epoch)
         leader = elect_leader(active, participants, epoch_seed)
         anchor = participants.index(leader) if leader in participants else None

@@ -65,13 +65,14 @@ def invalid_steps(updates: Mapping[int, dict[str, torch.Tensor]], previous: dict
                   prior: dict[str, torch.Tensor] | None) -> dict[int, tuple[str, float]]:
     """The updates (by commit index) that fail a ``trainer.validity`` check, with the check
     (``"copy"`` or ``"one-sided"``) and the value that failed it: a step that copies the
-    previous merged step ``previous - prior`` (its cosine at or above the threshold: a node
-    that trained nothing can commit the global model moved once more the way it last moved),
+    previous merged step ``previous - prior`` (its cosine at or above the threshold and its
+    angle to it far narrower than the epoch's other steps': a node that trained nothing can
+    commit the global model moved once more the way it last moved),
     or a one-sided step (its sign balance's distance from the median of the epoch's updates,
     the "mean +- z * std" family). Every validator reaches the same verdict from the public
     global models and the epoch's updates. Nothing is a copy when ``prior`` is unknown (the
     first epoch, or a node that skipped one); the sign balance needs only ``previous``."""
-    from trainer.validity import balance_deviations, is_copy, is_one_sided, step_cosines
+    from trainer.validity import balance_deviations, copies, is_one_sided, step_cosines
 
     if not updates:
         return {}
@@ -80,7 +81,7 @@ def invalid_steps(updates: Mapping[int, dict[str, torch.Tensor]], previous: dict
     invalid: dict[int, tuple[str, float]] = {}
     if prior is not None:
         cosines = step_cosines(steps, previous, prior)
-        invalid.update({i: ("copy", c) for i, c in zip(indices, cosines, strict=True) if is_copy(c)})
+        invalid.update({i: ("copy", c) for i, c, copy in zip(indices, cosines, copies(cosines), strict=True) if copy})
     for i, deviation in zip(indices, balance_deviations(steps, previous), strict=True):
         if i not in invalid and is_one_sided(deviation):
             invalid[i] = ("one-sided", deviation)

@@ -372,6 +372,22 @@ def test_a_node_whose_evidence_backs_less_than_half_its_data_is_struck():
     assert half.weights == (100, 50) and half.struck == (False, False)
 
 
+def test_an_epoch_that_credits_nobody_strikes_nobody_for_low_credit():
+    """Every validator rates every update harmful (as on an imbalanced table while the model
+    first learns the majority class): no participant holds credit, low credit singles nobody
+    out, and nobody is struck. Once one participant holds credit, the others are."""
+    participants = [Participant(100, node=n) for n in "abc"]
+    harmful = [Report(0, [-5 * U, -3 * U, -1 * U], valid=ALL, reporter=n) for n in "abc"]
+    result = settle(BUDGET, participants, harmful)
+    assert result.quorate and result.evidence == (True,) * 3 and result.smoothed == (0, 0, 0)
+    assert result.payouts == (0, 0, 0) and result.struck == (False,) * 3
+    one = [Report(0, [-5 * U, -3 * U, 10 * U], valid=ALL, reporter=n) for n in "abc"]
+    assert settle(BUDGET, participants, one).struck == (True, True, False)
+    # a fault still strikes in an epoch that credits nobody
+    invalid = [Report(0, [-5 * U, -3 * U, -1 * U], valid=0b011, reporter=n) for n in "abc"]
+    assert settle(BUDGET, participants, invalid).struck == (False, False, True)
+
+
 def test_data_weights_by_hand():
     """Three nodes of 100 samples with smoothed credits 100, 100 and 5: D+ = 300, S+ = 205.
     At standing 20 % the third's weight is floor(5 * 300 * 10_000 / (2_000 * 205)) = 36."""

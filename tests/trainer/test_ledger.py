@@ -120,13 +120,25 @@ def test_replay_is_exact_until_the_suspensions_differ() -> None:
     # Two liars of four cannot zero anyone: node 1 keeps node 2's vote, so nobody is struck.
     two = replay(SAMPLES, inputs, suspended, economy, {0: "lying", 3: "lying"})
     assert two.diverged is None and all(e > 0 for e in two.epochs[0].settlement.smoothed)
-    # Three liars of four withhold every vote node 3 had: it gets credit 0, is struck and
-    # suspended, so the replay diverges.
+    # Three liars of four leave no vote mass (the upper median report has none): nobody is
+    # credited, so low credit singles nobody out and nobody is struck.
     three = replay(SAMPLES, inputs, suspended, economy, {0: "lying", 1: "lying", 2: "lying"})
-    assert three.epochs[0].settlement.scores[3] == 0
-    assert three.diverged == 0 and len(three.epochs) == 1 and three.epochs[0].suspended[3]
+    assert three.diverged is None and three.epochs[0].settlement.scores == (0, 0, 0, 0)
+    assert not any(three.epochs[0].settlement.struck)
+    # Node 2 sees nothing in node 3's update: two liars withhold the only votes node 3 had.
+    # It gets credit 0 while the others hold credit, is struck and suspended, so the replay
+    # diverges.
+    scores = GOOD.copy()
+    scores[2, 3] = 0.0
+    inputs = [SettlementInput((0, 1, 2, 3), (0, 1, 2, 3), 0, (0, 1, 2, 3), scores) for _ in range(3)]
+    run = Ledger(SAMPLES, economy)
+    suspended = [run.settle(i.committed, i.participants, i.leader, i.reporters, i.scores).suspended for i in inputs]
+    assert not any(any(epoch) for epoch in suspended)
+    two = replay(SAMPLES, inputs, suspended, economy, {0: "lying", 1: "lying"})
+    assert two.epochs[0].settlement.scores[3] == 0 and two.epochs[0].settlement.scores[0] > 0
+    assert two.diverged == 0 and len(two.epochs) == 1 and two.epochs[0].suspended[3]
     with pytest.raises(EconomyError, match="diverged after epoch 0"):
-        three.totals()
+        two.totals()
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -369,6 +369,7 @@ def test_a_one_sided_alie_update_is_rejected_and_unpaid_once_it_has_peers(wine_s
     ({"rogues": [Rogue(1, report="flattering")]}, SimulationConfigError, "unknown report attack 'flattering'"),
     ({"rogues": [Rogue(1, "teleport")]}, UnknownAttackError, "unknown attack 'teleport'"),
     ({"copy_cosine": 1.5}, SimulationConfigError, "copy_cosine must be in"),
+    ({"copy_sine_ratio": -1.0}, SimulationConfigError, "copy_sine_ratio must be >= 0"),
     ({"sign_balance": 0.0}, SimulationConfigError, "sign_balance must be in"),
     ({"sign_balance": 2.5}, SimulationConfigError, "sign_balance must be in"),
 ])

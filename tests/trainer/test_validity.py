@@ -8,8 +8,9 @@ import torch
 
 from trainer.params import ShapeMismatchError
 from trainer.attacks import alie, rebase
-from trainer.validity import (DEFAULT_SIGN_BALANCE, ValidityError, balance_deviations, copies_previous_step, is_copy,
-                              is_one_sided, one_sided_steps, step_balances, step_cosines)
+from trainer.validity import (DEFAULT_COPY_COSINE, DEFAULT_COPY_SINE_RATIO, DEFAULT_SIGN_BALANCE, ValidityError,
+                              balance_deviations, copies, copies_previous_step, is_one_sided, one_sided_steps,
+                              step_balances, step_cosines, step_sines)
 
 PRIOR = {"w": torch.tensor([0.0, 0.0, 0.0])}
 PREVIOUS = {"w": torch.tensor([1.0, 0.0, 0.0])}  # the previous merged step is (1, 0, 0)
@@ -28,16 +29,49 @@ def test_cosines_with_the_previous_merged_step() -> None:
 
 
 def test_copies_are_the_updates_at_or_above_the_threshold() -> None:
+    # judged on the cosine alone: (1, 0.1, 0) has cosine 0.995
     updates = [_update(0.5, 0, 0), _update(1, 1, 0), _update(-1, 0, 0), _update(1, 0.1, 0)]
-    assert copies_previous_step(updates, PREVIOUS, PRIOR) == [True, False, False, True]
-    assert copies_previous_step(updates, PREVIOUS, PRIOR, threshold=0.999) == [True, False, False, False]
-    assert is_copy(0.95) and not is_copy(0.9499)
+    assert copies_previous_step(updates, PREVIOUS, PRIOR, sine_ratio=None) == [True, False, False, True]
+    assert copies_previous_step(updates, PREVIOUS, PRIOR, threshold=0.999, sine_ratio=None) == [True, False, False, False]
+    assert copies([DEFAULT_COPY_COSINE], sine_ratio=None) == [True]
+    assert copies([DEFAULT_COPY_COSINE - 1e-4], sine_ratio=None) == [False]
+    assert copies([]) == []
+
+
+def test_sines_of_the_steps() -> None:
+    assert step_sines([1.0, 0.6, 0.0, -0.5]) == pytest.approx([0.0, 0.8, 1.0, 1.0])
+
+
+def test_a_copy_must_also_lie_far_closer_to_the_line_than_the_epochs_other_steps() -> None:
+    """Slow training keeps honest steps within a few degrees of the last merged step (cosine
+    0.95-0.99 on two-class tables): aligned like the rest of the epoch, they are fresh work.
+    A step on the line (sine 0), or well inside the others' angle, is a copy."""
+    honest = [0.96, 0.97, 0.955, 0.975, 0.965]
+    assert copies(honest) == [False] * 5
+    assert copies(honest, sine_ratio=None) == [True] * 5
+    assert copies([*honest, 1.0]) == [False] * 5 + [True]
+    # 0.4 of the median of the others' sines: cosine 0.96 has sine 0.28, so the bar is 0.112
+    bar = DEFAULT_COPY_SINE_RATIO * 0.28
+    assert copies([0.96] * 5 + [(1 - (bar - 1e-3) ** 2) ** 0.5]) == [False] * 5 + [True]
+    assert copies([0.96] * 5 + [(1 - (bar + 1e-3) ** 2) ** 0.5]) == [False] * 6
+    # on digits honest steps point elsewhere (cosine < 0.92): any step past 0.95 stands out
+    assert copies([0.3, 0.5, -0.2, 0.7, 0.96]) == [False] * 4 + [True]
+
+
+def test_a_step_judged_alone_is_judged_by_its_cosine() -> None:
+    assert copies([0.96]) == [True] and copies([0.9]) == [False]
+    assert copies([0.999, 0.96]) == [True, False]  # each is judged against the other
 
 
 @pytest.mark.parametrize("threshold", [0.0, 1.5, -0.2])
 def test_a_threshold_outside_0_1_is_refused(threshold) -> None:
     with pytest.raises(ValidityError, match="threshold must be in"):
         copies_previous_step([_update(1, 0, 0)], PREVIOUS, PRIOR, threshold=threshold)
+
+
+def test_a_negative_sine_ratio_is_refused() -> None:
+    with pytest.raises(ValidityError, match="sine_ratio must be >= 0"):
+        copies_previous_step([_update(1, 0, 0)], PREVIOUS, PRIOR, sine_ratio=-0.1)
 
 
 def test_malformed_updates_are_refused() -> None:

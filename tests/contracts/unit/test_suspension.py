@@ -69,6 +69,23 @@ def test_an_epoch_backing_over_half_the_data_resets_the_strikes(swarm, protocol,
     assert swarm.memberOf(members[2])["status"] == ACTIVE
 
 
+def test_an_epoch_that_credits_nobody_strikes_nobody_for_low_credit(swarm, protocol, nodes):
+    """Every member rates every update harmful (as on an imbalanced table while the model
+    first learns the majority class): nobody holds credit, so low credit singles nobody out.
+    Striking all would suspend the whole swarm after `suspendAfter` (2) such epochs. The next
+    epoch that credits someone strikes those it leaves without credit."""
+    members = nodes[:4]
+    protocol.enroll(members)
+    for _ in range(3):
+        tx, expected = run_checked(swarm, protocol, members, [-10, -20, -30, -5])
+        assert expected.struck == (False,) * 4 and expected.payouts == (0,) * 4
+        assert "NodeSuspended" not in tx.events
+        assert [swarm.memberOf(node)["strikes"] for node in members] == [0] * 4
+    run_checked(swarm, protocol, members, [10, 20, -30, -5])
+    assert [swarm.memberOf(node)["strikes"] for node in members] == [0, 0, 1, 1]
+    assert swarm.activeCount() == 4
+
+
 def test_suspension_is_off_when_suspend_after_is_zero(create_swarm, admin, nodes):
     swarm, _ = create_swarm(suspend_after=0)
     protocol = Protocol(swarm, admin)
