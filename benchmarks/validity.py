@@ -28,8 +28,8 @@ scorer, money):
   ``alie_spread_ratio_min``, the smallest deviation / median deviation of those commits
   (where it lies below ``spread_ratio_max``, no bar relative to the spread separates them).
 
-The JSON holds each figure per table and setting (partition and training); ``targets`` says whether no honest
-update was rejected as a copy anywhere, whether none was rejected as one-sided anywhere,
+The JSON holds each figure per table and setting (partition and training); ``targets``
+says whether no honest update was rejected as a copy anywhere, whether none was rejected as one-sided anywhere,
 and whether ALIE (z = 1 and 3) was caught in every epoch on every table.
 
 Measured, not adopted (10 seeds, default training): a copy threshold of 0.99 instead of
@@ -61,7 +61,7 @@ from fairness import honest_figures, rogue_ids
 from trainer.data import load_dataset, split_swarm
 from trainer.simulate import Rogue, SimulationResult, simulate
 from trainer.training import TrainConfig
-from trainer.validity import DEFAULT_COPY_COSINE, DEFAULT_COPY_SINE_RATIO, DEFAULT_SIGN_BALANCE
+from trainer.validity import DEFAULT_COPY_COSINE, DEFAULT_COPY_SINE_RATIO, DEFAULT_SIGN_BALANCE, copies
 
 TABLES = ("digits", "breast_cancer", "wine", "fraud")
 PARTITIONS = ("iid", "dirichlet")
@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 10)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--copy-cosine", type=float, default=DEFAULT_COPY_COSINE)
-    parser.add_argument("--copy-sine-ratio", type=_ratio, default=DEFAULT_COPY_SINE_RATIO,
+    parser.add_argument("--copy-sine-ratio", type=ratio, default=DEFAULT_COPY_SINE_RATIO,
                         help="the copy check's bar relative to the epoch's other steps ('none': the cosine alone)")
     parser.add_argument("--sign-balance", type=float, default=DEFAULT_SIGN_BALANCE)
     args = parser.parse_args(argv)
@@ -89,7 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _ratio(text: str) -> float | None:
+def ratio(text: str) -> float | None:
+    """A ``--copy-sine-ratio``: a number, or "none" for the cosine alone."""
     return None if text.lower() == "none" else float(text)
 
 
@@ -113,9 +114,10 @@ def seed_task(task: tuple) -> tuple[str, str, int, dict[str, float]]:
     base = honest_figures(honest)
     pairs = sum(len(record.reporters) for record in honest.epochs)
     ratios = _spread_ratios(honest, set(range(N_NODES)), checks["sign_balance"])
-    copies = sum(record.step_cosines[i] >= checks["copy_cosine"] for record in honest.epochs for i in record.rejected)
+    copied = sum(flag for record in honest.epochs for flag in copies(list(record.step_cosines.values()),
+                                                                    checks["copy_cosine"], checks["copy_sine_ratio"]))
     rejected = sum(len(record.rejected) for record in honest.epochs)
-    figures = {"honest_rejected_copy": copies / pairs, "honest_rejected_one_sided": (rejected - copies) / pairs,
+    figures = {"honest_rejected_copy": copied / pairs, "honest_rejected_one_sided": (rejected - copied) / pairs,
                "honest_suspended": base["honest_suspended"], "worst_payout_to_data": base["worst_payout_to_data"],
                "copy_cosine_max": base["copy_cosine_max"], "balance_deviation_max": base["balance_deviation_max"],
                "spread_ratio_max": max(ratios, default=0.0)}
@@ -132,9 +134,9 @@ def seed_task(task: tuple) -> tuple[str, str, int, dict[str, float]]:
     return table, partition + suffix, seed, figures
 
 
-WORST = {"honest_rejected_copy": max, "honest_rejected_one_sided": max, "honest_suspended": sum, "worst_payout_to_data": min, "copy_cosine_max": max,
-         "balance_deviation_max": max, "spread_ratio_max": max, "alie_z1_caught": min, "alie_z3_caught": min,
-         "alie_spread_ratio_min": min}
+WORST = {"honest_rejected_copy": max, "honest_rejected_one_sided": max, "honest_suspended": sum,
+         "worst_payout_to_data": min, "copy_cosine_max": max, "balance_deviation_max": max, "spread_ratio_max": max,
+         "alie_z1_caught": min, "alie_z3_caught": min, "alie_spread_ratio_min": min}
 
 
 def summarise(rows: list[tuple[str, str, int, dict[str, float]]]) -> dict:
@@ -167,8 +169,7 @@ def print_table(figures: dict) -> None:
     from rich.table import Table
 
     table = Table(title="Validity checks: honest steps on every bundled table, and ALIE (2 of 8)")
-    columns = ("honest_rejected_copy", "honest_rejected_one_sided", "honest_suspended", "worst_payout_to_data", "copy_cosine_max",
-               "balance_deviation_max", "spread_ratio_max", "alie_z1_caught", "alie_z3_caught", "alie_spread_ratio_min")
+    columns = tuple(WORST)
     table.add_column("table / setting")
     for column in columns:
         table.add_column(column.replace("_", " "), justify="right")

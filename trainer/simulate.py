@@ -330,8 +330,8 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
     epoch (step 5; ``None``: no money); ``copy_cosine`` is the threshold of the copy check
     (step 2; ``None``: off) and ``copy_sine_ratio`` its bar relative to the epoch's other
     steps (``trainer.validity.copies``; ``None``: the cosine alone), ``sign_balance`` that
-    of the sign-balance check (step 2; ``None``: off); ``absent`` is what a node outside a coalition is in the
-    utility's merge (``trainer.scoring.ABSENT``; by default what the nodes use,
+    of the sign-balance check (step 2; ``None``: off); ``absent`` is what a node outside a
+    coalition is in the utility's merge (``trainer.scoring.ABSENT``; by default what the nodes use,
     ``trainer.scoring.swarm_absent(merge)``: ``"share"``, each node's part of the merged
     step, for a rule whose step combines the updates such as ``fltrust_median``, else
     ``"previous"``); ``public_steps`` credits nobody for the part of a step that lies in the

@@ -19,10 +19,10 @@ exactly what the cosine alone did (every ``benchmarks/fairness.py`` figure is un
 ALIE z = 0.1, a near copy of the peers' public steps, stays within about 0.37 of the
 others' median sine. On Dirichlet data a node whose data dominates the merge steps where
 the swarm just went and can still be taken for a copy (up to 10 % of a run's honest
-updates on ``breast_cancer`` and 16 % on ``fraud``, with the slower training). The check is a pure
-function of public data (the two global models and the epoch's updates), so every
-validator reaches the same verdict and the leader can leave such an update out of the
-merge like any invalid one.
+updates on ``breast_cancer`` and 16 % on ``fraud``, with the slower training). The check is
+a pure function of public data (the two global models and the epoch's updates), so every
+validator that fetched the same updates reaches the same verdict and the leader can leave
+such an update out of the merge like any invalid one.
 
 :func:`one_sided_steps` exposes a step shifted along a same-signed vector, the signature of
 the "mean +- z * std" family ("a little is enough", Baruch et al. 2019, and its kin): the

@@ -32,7 +32,8 @@ def test_copies_are_the_updates_at_or_above_the_threshold() -> None:
     # judged on the cosine alone: (1, 0.1, 0) has cosine 0.995
     updates = [_update(0.5, 0, 0), _update(1, 1, 0), _update(-1, 0, 0), _update(1, 0.1, 0)]
     assert copies_previous_step(updates, PREVIOUS, PRIOR, sine_ratio=None) == [True, False, False, True]
-    assert copies_previous_step(updates, PREVIOUS, PRIOR, threshold=0.999, sine_ratio=None) == [True, False, False, False]
+    assert copies_previous_step(updates, PREVIOUS, PRIOR, threshold=0.999,
+                                sine_ratio=None) == [True, False, False, False]
     assert copies([DEFAULT_COPY_COSINE], sine_ratio=None) == [True]
     assert copies([DEFAULT_COPY_COSINE - 1e-4], sine_ratio=None) == [False]
     assert copies([]) == []
