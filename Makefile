@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 SOLC_VERSION := $(shell sed -n 's/^ *version: *\([0-9.]*\) *$$/\1/p' brownie-config.yaml | head -1)
 SOLCX := .solcx
 ADAPTER := $(SOLCX)/solc-v$(SOLC_VERSION)
+UV_VERSION := 0.13.8
+# uv checks TLS against the system's certificates, as pip does (not its bundled roots).
+UV := $(BIN)/uv pip install --quiet --native-tls --python $(BIN)/python
 export PATH := $(CURDIR)/tools/bin:$(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/$(SOLCX)
 export PYTHONHASHSEED := 0
@@ -19,9 +22,12 @@ install: $(VENV)/.installed node_modules/.installed $(ADAPTER)
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@# torch through pip, which reads this machine's pip configuration (where its CPU wheel
+	@# lies); no bytecode compiled up front (imports write it): 31 s -> 11 s.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile torch==2.13.0 uv==$(UV_VERSION)
+	@# The locked rest through uv: 68 s with pip, 6 s with uv, the same versions.
+	$(UV) -r requirements.lock
+	$(UV) --no-deps --no-build-isolation -e .
 	touch $@
 
 node_modules/.installed: package-lock.json

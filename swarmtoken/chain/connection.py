@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .confirmation import wait_for_receipts_first
 from .deployment import block_hash, local_endpoint, read_record, record_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +74,7 @@ def connect(network: str = DEFAULT_NETWORK, port: int | None = None, origin: str
     # the others pending until some later transaction arrives, which at the end of an
     # epoch may be never: estimate gas instead, so concurrent transactions share a block.
     brownie_network.gas_limit("auto")
+    wait_for_receipts_first()
     # web3's validation middleware asks for the chain id before every call (two extra
     # requests per eth_call, half a read's cost); a connection's chain id does not change.
     from brownie import web3

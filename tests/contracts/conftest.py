@@ -15,3 +15,9 @@ from tests.fixtures.deployments import (  # noqa: F401
     swarm,
     token,
 )
+
+from swarmtoken.chain.confirmation import wait_for_receipts_first
+
+# brownie's pytest plugin connects without `chain.connection.connect`: install the same
+# confirmation fix here (a mined transaction is otherwise now and then called dropped).
+wait_for_receipts_first()
