@@ -15,9 +15,11 @@ from tests.fixtures.deployments import (  # noqa: F401
     swarm,
     token,
 )
+from swarmtoken.chain.connection import steady_connection
 
-from swarmtoken.chain.confirmation import wait_for_receipts_first
 
-# brownie's pytest plugin connects without `chain.connection.connect`: install the same
-# confirmation fix here (a mined transaction is otherwise now and then called dropped).
-wait_for_receipts_first()
+@pytest.fixture(scope="session", autouse=True)
+def _steady_connection():
+    """brownie's pytest plugin connects without `chain.connection.connect`: give its
+    connection the same chain-id cache and receipt wait."""
+    steady_connection()
