@@ -6,9 +6,9 @@ but no receipt came back. anvil applies a mined block's state (the new nonce) be
 stores the block's receipts, so on a loaded machine the two reads can fall between those
 writes: a transaction that was mined and succeeded is then reported as "Tx dropped without
 known replacement" and the caller's call raises (seen in the contract tests under the full
-suite's load, and in the gas benchmark when dozens of transfers went out in a row). Waiting
-for the receipt before brownie's own loop starts closes that window; a transaction that
-really is dropped or replaced still reaches brownie's handling, a few seconds later.
+suite's load, and in the gas benchmark when dozens of transfers went out in a row).
+Waiting for the receipt before brownie's own loop starts closes that window; a transaction
+that really is dropped or replaced still reaches brownie's handling, a few seconds later.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from typing import Any
 #: How long to wait for a receipt before brownie's own loop takes over (seconds). A local
 #: chain mines within milliseconds; on a public network brownie's loop then keeps waiting.
 RECEIPT_WAIT = 10.0
-POLL = 0.05
+#: The first pause between polls, doubled after each miss up to brownie's own pace (1 s):
+#: the race lasts milliseconds, and a chain with a block time (1 s in the multi-host test)
+#: should not be asked 20 times per transaction.
+FIRST_POLL, LAST_POLL = 0.02, 1.0
 
 
 def wait_for_receipts_first() -> None:
@@ -49,7 +52,7 @@ def _wait_for_receipt(txid: str, timeout: float) -> None:
     from hexbytes import HexBytes
     from web3.exceptions import TransactionNotFound
 
-    deadline = time.monotonic() + timeout
+    deadline, pause = time.monotonic() + timeout, FIRST_POLL
     while True:
         try:
             if web3.eth.get_transaction_receipt(HexBytes(txid))["blockHash"] is not None:
@@ -58,4 +61,5 @@ def _wait_for_receipt(txid: str, timeout: float) -> None:
             pass
         if time.monotonic() >= deadline:
             return
-        time.sleep(POLL)
+        time.sleep(pause)
+        pause = min(2 * pause, LAST_POLL)
