@@ -68,7 +68,9 @@ each target with its threshold and pass/fail, judged on the worst seed (``pass``
 the mean (``pass_mean``).
 
 Usage: ``python benchmarks/fairness.py --out benchmarks/results/fairness.json [--quick]
-[--seeds N] [--only base lying sybil quality small long ATTACK ...] [--jobs J] [--public-steps]``.
+[--seeds N] [--only base lying sybil quality small long ATTACK ...] [--jobs J] [--public-steps]
+[--metric gce|loss|accuracy]``. ``--metric`` scores with another row metric than the
+swarm's (``trainer.scoring.utility``, "Label noise", compares them).
 ``--public-steps`` scores with ``simulate(public_steps=True)`` (nobody is credited for the
 part of a step in the span of the previous epoch's merged updates), a measured candidate
 that the swarm does not use: see ``trainer.scoring.utility``.
@@ -92,8 +94,9 @@ from scipy.stats import spearmanr
 
 from swarmtoken.rewards import Rule
 from trainer.attacks import needs_own, needs_peers
-from trainer.data import NodeData, SwarmSplit, load_dataset, split_swarm
+from trainer.data import NodeData, SwarmSplit, load_dataset, split_swarm, with_label_noise
 from trainer.ledger import Economy
+from trainer.scoring import DEFAULT_METRIC, METRICS
 from trainer.simulate import DEFAULT_MERGE, Rogue, SimulationResult, derive_seed, simulate
 
 N_NODES = 8
@@ -172,24 +175,26 @@ TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] =
 
 @dataclass(frozen=True)
 class Plan:
-    """What every run of the benchmark shares: the settlement parameters, and whether the
-    scores credit nobody for the public part of a step (``simulate(public_steps=...)``)."""
+    """What every run of the benchmark shares: the settlement parameters, whether the
+    scores credit nobody for the public part of a step (``simulate(public_steps=...)``), and
+    the utility's row metric (``simulate(utility_metric=...)``)."""
 
     economy: Economy
     public_steps: bool = False
+    metric: str = DEFAULT_METRIC
 
 
 def plan_of(args: argparse.Namespace) -> Plan:
     """The benchmark's plan from its command line."""
     return Plan(Economy(budget=1000 * 10**18, rule=Rule(beta_bps=args.beta, smoothing_bps=args.smoothing,
                                                         standing_bps=args.standing),
-                        suspend_after=args.suspend_after), public_steps=args.public_steps)
+                        suspend_after=args.suspend_after), public_steps=args.public_steps, metric=args.metric)
 
 
 def run(split: SwarmSplit, seed: int, epochs: int, plan: Plan, rogues: Sequence[Rogue] = ()) -> SimulationResult:
     """One simulated swarm with money (the default merge, utility, scorer and training)."""
     return simulate(split, len(split.nodes), epochs, seed=seed, economy=plan.economy, rogues=list(rogues),
-                    public_steps=plan.public_steps)
+                    public_steps=plan.public_steps, utility_metric=plan.metric)
 
 
 def honest_figures(result: SimulationResult) -> dict[str, float]:
@@ -310,19 +315,10 @@ def noisy_split(seed: int) -> tuple[SwarmSplit, list[float]]:
     noise = [float(v) for v in rng.permutation(NOISE)]
     nodes = []
     for i, (node, level) in enumerate(zip(split.nodes, noise, strict=True)):
-        noisy = [_relabel(y, level, split.n_classes, derive_seed(seed, "fairness-noise", i, part))
+        noisy = [with_label_noise(y, level, split.n_classes, derive_seed(seed, "fairness-noise", i, part))
                  for part, y in enumerate((node.y_train, node.y_val))]
         nodes.append(NodeData(node.X_train, noisy[0], node.X_val, noisy[1]))
     return replace(split, nodes=nodes), noise
-
-
-def _relabel(y: torch.Tensor, fraction: float, n_classes: int, seed: int) -> torch.Tensor:
-    """A seeded ``fraction`` of the labels moved to another class, chosen uniformly."""
-    rng = np.random.default_rng(seed)
-    out = y.numpy().copy()
-    hit = rng.permutation(len(out))[:round(fraction * len(out))]
-    out[hit] = (out[hit] + rng.integers(1, n_classes, size=len(hit))) % n_classes
-    return torch.from_numpy(out)
 
 
 def quality_figures(seed: int, epochs: int, plan: Plan) -> dict[str, float]:
@@ -491,6 +487,8 @@ def main() -> None:
     parser.add_argument("--smoothing", type=int, default=defaults.smoothing_bps, help="Rule.smoothing_bps")
     parser.add_argument("--standing", type=int, default=defaults.standing_bps, help="Rule.standing_bps")
     parser.add_argument("--suspend-after", type=int, default=3)
+    parser.add_argument("--metric", choices=sorted(METRICS), default=DEFAULT_METRIC,
+                        help="the validators' row metric (trainer.scoring.utility; default the swarm's)")
     parser.add_argument("--public-steps", action="store_true",
                         help="credit nobody for the part of a step in the span of the previous epoch's merged "
                              "updates (simulate(public_steps=True); not what the swarm does)")
@@ -508,7 +506,7 @@ def main() -> None:
     config = {"dataset": "digits", "n_nodes": N_NODES, "epochs": epochs, "seeds": list(range(seeds)),
               "partitions": {p: PARTITIONS[p] for p in args.partitions}, "merge": DEFAULT_MERGE,
               "rule": asdict(economy.rule), "suspend_after": economy.suspend_after, "budget_wei": economy.budget,
-              "public_steps": plan.public_steps, "only": args.only, "quick": args.quick,
+              "public_steps": plan.public_steps, "metric": plan.metric, "only": args.only, "quick": args.quick,
               "quality_alpha": QUALITY_ALPHA, "noise": list(NOISE),
               "small_sizes": list(SMALL_SIZES), "small_epochs": 2 * epochs, "long_epochs": 2 * epochs,
               "attacks": {label: {"attack": a, "options": o} for label, (a, o) in ATTACKS.items()}}

@@ -32,7 +32,7 @@ over epochs led by an honest node. The leader sequence depends on the seed only,
 rules that ignore the leader are the control for which epochs happened to be rogue-led.
 
 Part 2, rogue detection: 2 of 8 rogues, the recommended merge, the simulator's default
-scorer ("auto": exact Shapley at n = 8) on a loss utility; per attack over ``--detection-
+scorer ("auto": exact Shapley at n = 8) on the swarm's utility; per attack over ``--detection-
 seeds`` seeds (default 20) with ``--detection-epochs`` epochs each (default 10, fewer than
 part 1; the whole run takes 6 to 11 minutes on one core, by load):
 

@@ -23,10 +23,11 @@ evaluations: Spearman >= 0.96, Pearson >= 0.98, relative L2 <= 0.15; exact scori
 <= 0.5 s per epoch at n = 8 and <= 1.5 s at n = 10.
 
 Valuing the swarm's own utility (``fltrust_median``, each node's part of the merged step;
-12 epochs x 3 repeats, 1 thread): exact scoring takes 0.071, 0.21 and 0.97 s per epoch at
-n = 8, 10 and 12, and at n = 12 ``shapley_quadratic`` with 40 n = 480 evaluations keeps
-Spearman 1.000 (p10 1.000), Pearson 1.000 and relative L2 0.001 in 0.09 s per epoch, and
-Spearman >= 0.992 under every attack: each node keeps its coefficient in every coalition,
+12 epochs x 3 repeats, 1 thread, the "gce" metric): exact scoring takes 0.084, 0.35 and
+1.15 s per epoch at n = 8, 10 and 12 (0.071, 0.21 and 0.97 with the cross-entropy), and at
+n = 12 ``shapley_quadratic`` with 40 n = 480 evaluations keeps Spearman 0.999 (p10 1.000),
+Pearson 1.000 and relative L2 0.001 in 0.14 s per epoch, and Spearman >= 0.992 under
+every attack: each node keeps its coefficient in every coalition,
 so the game is nearly additive. (Merging each coalition instead, ``absent="previous"``, is
 close to a majority game: ``shapley_quadratic`` fell to Spearman 0.986, KernelSHAP and
 permutation sampling to 0.875 and 0.862, and exact scoring took 6.1 s per epoch at n = 12.)

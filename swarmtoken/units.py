@@ -1,7 +1,7 @@
 """Fixed-point conventions shared by nodes, the contract and the audit.
 
 The contract only sees integers. Validation metrics (accuracy, F1, ...) in [0, 1] travel
-as ``round(metric * METRIC_SCALE)``; contribution scores (loss improvements, typically
+as ``round(metric * METRIC_SCALE)``; contribution scores (utility improvements, typically
 1e-4..1) as ``round(score * SCORE_SCALE)``; token amounts in wei (18 decimals).
 """
 

@@ -50,6 +50,7 @@ __all__ = [
     "load_node_file",
     "register_dataset",
     "split_swarm",
+    "with_label_noise",
 ]
 
 
@@ -257,6 +258,16 @@ def split_swarm(dataset: Dataset, n_nodes: int, *, partition: str = "dirichlet",
     test = np.sort(test)
     return SwarmSplit(nodes=nodes, test=(dataset.X[test], dataset.y[test]), n_classes=dataset.n_classes,
                       n_features=dataset.n_features, name=dataset.name)
+
+
+def with_label_noise(y: torch.Tensor, fraction: float, n_classes: int, seed: int) -> torch.Tensor:
+    """``y`` with a seeded ``fraction`` of its labels moved to another class, chosen uniformly
+    (symmetric label noise: how a site whose annotators err at random looks to the swarm)."""
+    rng = np.random.default_rng(seed)
+    out = y.numpy().copy()
+    hit = rng.permutation(len(out))[:round(fraction * len(out))]
+    out[hit] = (out[hit] + rng.integers(1, n_classes, size=len(hit))) % n_classes
+    return torch.from_numpy(out)
 
 
 def _val_count(n: int, val_fraction: float, min_val: int) -> int:

@@ -81,7 +81,7 @@ from trainer.merges import DEFAULT_MERGE
 from trainer.merges import merge as merge_updates
 from trainer.models import build_model
 from trainer.params import StateDict
-from trainer.scoring import ValidatorUtilities, score, swarm_absent
+from trainer.scoring import DEFAULT_METRIC, ValidatorUtilities, score, swarm_absent
 from trainer.training import Metrics, TrainConfig, evaluate, train_local
 from trainer.validity import (DEFAULT_COPY_COSINE, DEFAULT_COPY_SINE_RATIO, DEFAULT_SIGN_BALANCE, balance_deviations,
                               copies, is_one_sided, step_cosines)
@@ -311,7 +311,7 @@ def simulate(dataset: str | Dataset | SwarmSplit = "digits", n_nodes: int = 8, e
              attack_options: Mapping[str, object] | None = None,
              scorer_options: Mapping[str, object] | None = None,
              model_options: Mapping[str, object] | None = None,
-             utility_metric: str = "loss", validation: str = "union",
+             utility_metric: str = DEFAULT_METRIC, validation: str = "union",
              attack_view: str = "previous", economy: Economy | None = Economy(),
              copy_cosine: float | None = DEFAULT_COPY_COSINE,
              copy_sine_ratio: float | None = DEFAULT_COPY_SINE_RATIO, absent: str | None = None,

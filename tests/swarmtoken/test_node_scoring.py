@@ -11,7 +11,7 @@ from swarmtoken.chain.ledger import CommitRecord
 from swarmtoken.node.merging import contribution_utility, invalid_steps, merge_inputs, merge_updates
 from trainer.models import build_model
 from trainer.scoring import make_utility
-from tests.trainer.modules import balanced_neg_cross_entropy
+from tests.trainer.modules import balanced_neg_gce
 
 NODES = ["0xCC" + "0" * 38, "0xaa" + "0" * 38, "0xBb" + "0" * 38, "0xdd" + "0" * 38]
 
@@ -39,7 +39,7 @@ def epoch() -> dict:
 def performance(epoch: dict, state: dict) -> float:
     epoch["model"].load_state_dict(state)
     with torch.no_grad():
-        return balanced_neg_cross_entropy(epoch["model"](epoch["X"]), epoch["y"])
+        return balanced_neg_gce(epoch["model"](epoch["X"]), epoch["y"])
 
 
 def test_updates_are_ordered_by_address_with_the_leader_as_anchor(epoch):

@@ -38,6 +38,13 @@ def balanced_neg_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> float:
     return -float(rows @ balanced_weights(y))
 
 
+def balanced_neg_gce(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Minus the class-balanced mean generalized cross-entropy ``(1 - p_y^(1/2)) / (1/2)``: the
+    utility (metric "gce", the default) of ``logits``."""
+    label_probability = torch.softmax(logits.detach().double(), dim=-1)[torch.arange(len(y)), y]
+    return -float((2 * (1 - label_probability.sqrt())) @ balanced_weights(y))
+
+
 def balanced_accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     """The mean over the classes present in ``y`` of each class's accuracy (metric "accuracy")."""
     predicted = logits.detach().argmax(dim=-1)

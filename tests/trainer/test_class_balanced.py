@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from trainer.scoring import ValidatorUtilities, make_utility
 from trainer.scoring.utility import class_balanced
-from tests.trainer.modules import balanced_neg_cross_entropy, balanced_weights
+from tests.trainer.modules import balanced_neg_gce, balanced_weights
 
 LABELS = {
     "balanced": torch.tensor([0, 1, 2, 0, 1, 2]),
@@ -63,7 +63,7 @@ def test_a_single_class_validator_weighs_its_rows_uniformly_like_the_plain_mean(
     previous = {k: v.clone() for k, v in model.state_dict().items()}
     update = {k: v + 0.3 for k, v in previous.items()}
     X = torch.randn(7, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    u = make_utility(model, previous, [update], None, X, y, rule="weighted_mean")
+    u = make_utility(model, previous, [update], None, X, y, metric="loss", rule="weighted_mean")
     for coalition, state in ((frozenset(), previous), (frozenset({0}), update)):
         model.load_state_dict(state)
         with torch.no_grad():
@@ -108,7 +108,7 @@ def test_each_validator_weighs_its_own_classes():
         for coalition, state in ((frozenset(), previous), (frozenset({0}), update)):
             model.load_state_dict(state)
             with torch.no_grad():
-                expected = balanced_neg_cross_entropy(model(X), y)
+                expected = balanced_neg_gce(model(X), y)
             assert game(coalition) == pytest.approx(expected, abs=1e-12)
 
 
@@ -130,7 +130,7 @@ def test_raising_the_majority_class_logit_is_no_improvement_once_balanced():
             return -F.cross_entropy(model(X), y).item()
 
     plain_gain = plain_mean(biased) - plain_mean(previous)
-    u = make_utility(model, previous, [biased], None, X, y, rule="weighted_mean")
+    u = make_utility(model, previous, [biased], None, X, y, metric="loss", rule="weighted_mean")
     balanced_gain = u(frozenset({0})) - u(frozenset())
     assert plain_gain > 0.05
     assert balanced_gain < plain_gain
@@ -143,5 +143,5 @@ def test_raising_the_majority_class_logit_is_no_improvement_once_balanced():
     # an update that makes class B's rows more certain (and touches no A row) gains in full
     sharper = {k: v.clone() for k, v in previous.items()}
     sharper["0.weight"][1, 1] += 0.8
-    sharp = make_utility(model, previous, [sharper], None, X, y, rule="weighted_mean")
+    sharp = make_utility(model, previous, [sharper], None, X, y, metric="loss", rule="weighted_mean")
     assert sharp(frozenset({0})) - sharp(frozenset()) > 0

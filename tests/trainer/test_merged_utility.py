@@ -15,7 +15,7 @@ from trainer.data import SwarmSplit, load_dataset, split_swarm
 from trainer.merges import MERGES, InvalidAnchorError, merge
 from trainer.models import build_model
 from trainer.scoring import ABSENT, ScoringInputError, ValidatorUtilities, make_utility, score, swarm_absent
-from tests.trainer.modules import RowWeightedGame, Wrapped, balanced_neg_cross_entropy, size_weighted_mix
+from tests.trainer.modules import RowWeightedGame, Wrapped, balanced_neg_gce, size_weighted_mix
 from trainer.training import TrainConfig, train_local
 
 N = 5
@@ -75,7 +75,7 @@ def performance(epoch: dict, state: dict, model=None) -> float:
     model = model or epoch["model"]
     model.load_state_dict(state)
     with torch.no_grad():
-        return balanced_neg_cross_entropy(model(epoch["X_val"]), epoch["y_val"])
+        return balanced_neg_gce(model(epoch["X_val"]), epoch["y_val"])
 
 
 def merged_by_loop(epoch: dict, coalition: frozenset[int], rule: str, absent: str, anchor: int | None,
@@ -299,7 +299,7 @@ def test_a_copy_of_public_steps_is_worth_nothing_however_it_is_disguised(trained
     updates = [*e["updates"][:2], unflatten(base + mix, e["previous"]), *e["updates"][3:]]
     plain = score("exact_shapley", utility(e, updates=updates, absent="share"), n, seed=0)
     valued = score("exact_shapley", utility(e, updates=updates, absent="share", public=public), n, seed=0)
-    assert abs(valued[2]) < 1e-9 < 0.01 < plain[2]  # a mix of public steps changes no coalition's model
+    assert abs(valued[2]) < 1e-8 < 0.01 < plain[2]  # a mix of public steps changes no coalition's model
     updates[2] = unflatten(base + disguise(mix, 0.9, seed=3), e["previous"])
     plain = score("exact_shapley", utility(e, updates=updates, absent="share"), n, seed=0)
     valued = score("exact_shapley", utility(e, updates=updates, absent="share", public=public), n, seed=0)
@@ -342,30 +342,33 @@ def test_a_scaled_update_is_paid_about_its_honest_value_under_fltrust_median(tra
     """Node j commits ``previous + 10 (update_j - previous)`` instead of its update.
 
     Measured, phi(scaled)_j / phi(honest)_j for j = 0..5 on this epoch (class-balanced
-    utility): valuing the merged model (``fltrust_median``): 0.99 0.74 -2.73 1.05 -11.87 1.00;
-    what is left is the rank the scaled norm moves in the weighted median norm of the trusted
-    updates (node 4, the heaviest, then sets a 10x step and is paid for the overshoot).
-    Valuing the weighted-mean share instead (the old utility):
-    5.84 -8.52 -2.07 3.34 -5.44 4.44 (paid as if merged at 10x: a small node gains,
-    a big one overshoots). With plain row means these were 0.96 0.93 -0.05 1.34 -5.27 1.18
-    and 6.27 -2.32 -14.01 0.18 -4.56 3.48."""
+    utility, metric "gce"): valuing each member's share of the merged step (``absent="share"``,
+    what the swarm does): 0.94 0.98 1.14 - 1.20 0.95 (node 3 has no trust, so no value either
+    way); re-merging each coalition (``absent="previous"``): 0.98 1.06 1.95 1.07 1.40 1.03,
+    where the scaled norm moves the rank of the weighted median norm of the trusted updates
+    (node 2 then sets a longer step for every coalition holding it). Valuing the weighted-mean
+    share instead (the old utility): 8.22 -1.84 3.13 7.89 1.71 6.27, paid as if merged at 10x.
+    With the cross-entropy ("loss"): 0.96 0.98 1.16 - 1.06 0.96; 0.99 0.74 -2.73 1.05 -11.87
+    1.00 (its unbounded loss charged the overshoot); 5.84 -8.52 -2.07 3.34 -5.44 4.44."""
     e = trained_epoch
     n = len(e["updates"])
 
     def ratios(**rule):
         honest = score("exact_shapley", utility(e, **rule), n, seed=0)
-        assert (honest > 0).all()
         scaled = []
         for j in range(n):
             updates = list(e["updates"])
             updates[j] = apply_attack("scaled", updates[j], previous=e["previous"], peers=[], seed=0)
             scaled.append(score("exact_shapley", utility(e, updates=updates, **rule), n, seed=0)[j])
-        return np.array(scaled) / honest
+        return honest, np.array(scaled)
 
-    merged = ratios()
-    assert merged.max() < 1.5
-    assert merged[0] < 1.0
-    assert ratios(rule="weighted_mean")[0] > 5
+    honest, scaled = ratios(absent="share")
+    trusted = honest > 0
+    assert trusted.sum() == n - 1
+    assert scaled[~trusted] == pytest.approx(0.0, abs=1e-12)
+    assert np.all(np.abs(scaled[trusted] / honest[trusted] - 1) < 0.25)
+    honest, scaled = ratios(rule="weighted_mean")
+    assert scaled[0] / honest[0] > 5
 
 
 @pytest.mark.parametrize("scorer", ["exact_shapley", "shapley_quadratic", "loo"])

@@ -35,6 +35,7 @@ from tests.trainer.modules import (
     Wrapped,
     balanced_accuracy,
     balanced_neg_cross_entropy,
+    balanced_neg_gce,
     size_weighted_mix,
 )
 from trainer.training import TrainConfig, train_local
@@ -116,7 +117,7 @@ def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
 def test_empty_coalition_is_the_previous_model(epoch):
     u = utility_of(epoch)
     with torch.no_grad():
-        expected = balanced_neg_cross_entropy(epoch["model"].eval()(epoch["X_val"]), epoch["y_val"])
+        expected = balanced_neg_gce(epoch["model"].eval()(epoch["X_val"]), epoch["y_val"])
     # the fixture model holds exactly ``previous``
     assert u(frozenset()) == pytest.approx(expected, rel=1e-6)
 
@@ -128,7 +129,9 @@ def test_grand_coalition_is_the_weighted_mean_merge_evaluated_on_validation(epoc
     model = build_model("mlp", 13, 3, seed=0, hidden=(8,)).eval()
     model.load_state_dict(merged)
     logits = model(epoch["X_val"])
-    assert u(frozenset(everyone)) == pytest.approx(balanced_neg_cross_entropy(logits, epoch["y_val"]), rel=1e-5)
+    assert u(frozenset(everyone)) == pytest.approx(balanced_neg_gce(logits, epoch["y_val"]), rel=1e-5)
+    loss = utility_of(epoch, metric="loss")
+    assert loss(frozenset(everyone)) == pytest.approx(balanced_neg_cross_entropy(logits, epoch["y_val"]), rel=1e-5)
     accuracy = utility_of(epoch, metric="accuracy")
     expected_accuracy = balanced_accuracy(logits, epoch["y_val"])
     assert accuracy(frozenset(everyone)) == pytest.approx(expected_accuracy)
@@ -145,7 +148,7 @@ def test_a_coalition_takes_its_members_share_of_the_full_step(epoch):
                 state[k] = state[k] + (epoch["weights"][i] / total) * (v - epoch["previous"][k])
     model = build_model("mlp", 13, 3, seed=0, hidden=(8,)).eval()
     model.load_state_dict(state)
-    expected = balanced_neg_cross_entropy(model(epoch["X_val"]), epoch["y_val"])
+    expected = balanced_neg_gce(model(epoch["X_val"]), epoch["y_val"])
     assert u(frozenset(members)) == pytest.approx(expected, rel=1e-5)
 
 
@@ -176,8 +179,7 @@ def test_a_lone_node_swarm_adopts_that_update(epoch):
                      rule="weighted_mean")
     model = build_model("mlp", 13, 3, seed=0, hidden=(8,)).eval()
     model.load_state_dict(only)
-    assert u(frozenset({0})) == pytest.approx(balanced_neg_cross_entropy(model(epoch["X_val"]), epoch["y_val"]),
-                                              rel=1e-5)
+    assert u(frozenset({0})) == pytest.approx(balanced_neg_gce(model(epoch["X_val"]), epoch["y_val"]), rel=1e-5)
 
 def test_each_coalition_is_evaluated_once_and_batched_equals_single(epoch):
     u = utility_of(epoch)
@@ -379,7 +381,7 @@ def test_auto_is_exact_up_to_ten_players_then_the_recommended_estimator():
 # --------------------------------------------------------------------------- linearity across validators
 
 
-@pytest.mark.parametrize("metric", ["loss", "accuracy"])
+@pytest.mark.parametrize("metric", ["gce", "loss", "accuracy"])
 @pytest.mark.parametrize("scorer", ["exact_shapley", "shapley_quadratic", "loo"])
 def test_score_on_pooled_validation_is_the_weighted_sum_of_validator_scores(epoch, swarm, metric, scorer):
     """The size-weighted sum of the validators' scores is the score of the size-weighted mix

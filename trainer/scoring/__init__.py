@@ -19,10 +19,11 @@ from trainer.scoring.errors import (
 )
 from trainer.scoring.estimators import RECOMMENDED, SCORERS, register_scorer, score
 from trainer.scoring.game import CachedGame, SetFunctionGame
-from trainer.scoring.utility import METRICS, Utility, ValidatorUtilities, make_utility
+from trainer.scoring.utility import DEFAULT_METRIC, METRICS, Utility, ValidatorUtilities, make_utility
 
 __all__ = [
     "ABSENT",
+    "DEFAULT_METRIC",
     "METRICS",
     "RECOMMENDED",
     "SCORERS",
