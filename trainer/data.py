@@ -262,7 +262,16 @@ def split_swarm(dataset: Dataset, n_nodes: int, *, partition: str = "dirichlet",
 
 def with_label_noise(y: torch.Tensor, fraction: float, n_classes: int, seed: int) -> torch.Tensor:
     """``y`` with a seeded ``fraction`` of its labels moved to another class, chosen uniformly
-    (symmetric label noise: how a site whose annotators err at random looks to the swarm)."""
+    (symmetric label noise: how a site whose annotators err at random looks to the swarm).
+
+    Raises :class:`ValueError` for a fraction outside [0, 1], fewer than 2 classes, or a label
+    outside [0, n_classes)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"label noise fraction must be in [0, 1], got {fraction}")
+    if n_classes < 2:
+        raise ValueError(f"label noise needs at least 2 classes, got {n_classes}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}), got {int(y.min())}..{int(y.max())}")
     rng = np.random.default_rng(seed)
     out = y.numpy().copy()
     hit = rng.permutation(len(out))[:round(fraction * len(out))]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trainer.data import (DATASETS, DataFileError, UnknownDatasetError, load_dataset, load_node_file,
-                          split_swarm)
+                          split_swarm, with_label_noise)
 from trainer.partition import PartitionError, partition_indices
 
 
@@ -169,3 +169,25 @@ def test_pickled_npz_and_unknown_suffix_are_refused(tmp_path):
         load_node_file(other, "y")
     with pytest.raises(DataFileError, match="file does not exist"):
         load_node_file(tmp_path / "missing.csv", "y")
+
+
+def test_label_noise_moves_exactly_its_fraction_to_other_classes_reproducibly():
+    y = torch.arange(200) % 10
+    noisy = with_label_noise(y, 0.3, 10, seed=4)
+    assert int((noisy != y).sum()) == 60
+    assert noisy.min() >= 0 and noisy.max() < 10
+    torch.testing.assert_close(with_label_noise(y, 0.3, 10, seed=4), noisy, rtol=0, atol=0)
+    torch.testing.assert_close(with_label_noise(y, 0.0, 10, seed=4), y, rtol=0, atol=0)
+    assert bool((with_label_noise(y, 1.0, 10, seed=4) != y).all())
+    torch.testing.assert_close(y, torch.arange(200) % 10, rtol=0, atol=0)  # the input is left alone
+
+
+@pytest.mark.parametrize("fraction, n_classes, labels, message", [
+    (1.5, 10, [0, 1], r"fraction must be in \[0, 1\], got 1.5"),
+    (-0.1, 10, [0, 1], r"fraction must be in \[0, 1\], got -0.1"),
+    (0.5, 1, [0, 0], "at least 2 classes, got 1"),
+    (0.5, 3, [0, 3], r"labels must lie in \[0, 3\), got 0..3"),
+])
+def test_label_noise_refuses_impossible_requests(fraction, n_classes, labels, message):
+    with pytest.raises(ValueError, match=message):
+        with_label_noise(torch.tensor(labels), fraction, n_classes, seed=0)

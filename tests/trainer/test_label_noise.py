@@ -37,10 +37,6 @@ def shapley(epoch, metric: str, noise: float):
     return score("exact_shapley", u, len(updates), seed=0)
 
 
-def test_the_default_metric_is_the_noise_tolerant_one():
-    assert DEFAULT_METRIC == "gce"
-
-
 @pytest.mark.parametrize("noise", [0.0, 0.5])
 def test_clean_training_earns_most_of_the_validators_positive_score(noisy_epoch, noise):
     clean, noisy = shapley(noisy_epoch, DEFAULT_METRIC, noise)
