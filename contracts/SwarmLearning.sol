@@ -16,7 +16,7 @@ import {SwarmToken} from "./SwarmToken.sol";
  * the admin attested, as far as the node's evidence backs them) and a `1 - beta` share by a
  * smoothed credit, an integer moving average over epochs of the votes of the other
  * validators (each gives a participant the share of its positive Shapley-style scores that
- * the participant holds, at most VOTE_CAP equal shares, and a report whose positive scores
+ * the participant holds, at most VOTE_CAP_BPS / 10_000 equal shares, and a report whose positive scores
  * sum to less than VOTE_FLOOR that fraction of a vote, and none more than the epoch's median
  * report). Settled credits are minted to this contract and pulled by their owners with
  * `claim()`.
@@ -175,18 +175,21 @@ contract SwarmLearning is Ownable2Step {
     /// @notice One reporter's vote: a participant's epoch credit is the mean over the other
     /// reporters of the share of their positive scores it holds, in units of CREDIT_SCALE.
     uint256 public constant CREDIT_SCALE = 1e9;
-    /// @notice The most of its vote a report gives one participant, in equal shares of the
-    /// participants it rates: a liar cannot put its whole vote on one accomplice.
-    uint256 public constant VOTE_CAP = 2;
+    /// @notice The most of its vote a report gives one participant, in basis points of an
+    /// equal share of the participants it rates (15_000: one and a half equal shares): a liar
+    /// cannot put its whole vote on one accomplice, and a node's credit from one report grows
+    /// no faster than its share of the report's positive scores while those stay near equal.
+    uint256 public constant VOTE_CAP_BPS = 15_000;
     /// @notice The positive scores (in SCORE_BOUND units, 0.2) a report must hold for a whole
     /// vote; a report holding less gives that fraction of one, so the noise of an epoch in
     /// which the reporter measured next to no improvement moves next to no credit.
     uint256 public constant VOTE_FLOOR = 2e8;
     /// @notice Revision of the reward rule, for what no other constant shows: 2 caps every
     /// report's vote by the epoch's median report (`_vote`); 3 strikes nobody for low credit in
-    /// an epoch in which no participant holds credit (`_settleOne`). An auditor checks it
-    /// before replaying settlements with its reference rule.
-    uint256 public constant VOTE_RULE_REVISION = 3;
+    /// an epoch in which no participant holds credit (`_settleOne`); 4 caps a vote's share for
+    /// one participant at one and a half equal shares instead of two (`VOTE_CAP_BPS`). An
+    /// auditor checks it before replaying settlements with its reference rule.
+    uint256 public constant VOTE_RULE_REVISION = 4;
     /// @notice Consecutive quorate epochs without a strike a member must have taken part in
     /// before it can claim (until the swarm finishes): a node paid for honest epochs that
     /// then forges is struck before it can take the money out, and suspension forfeits it.
@@ -1197,8 +1200,8 @@ contract SwarmLearning is Ownable2Step {
         scores = new int64[](n);
         for (uint256 j = 0; j < n; ++j) {
             uint256 others = k - ((selfReported >> j) & 1);
-            // At most CREDIT_SCALE: each vote gives at most CREDIT_SCALE (VOTE_CAP / k of it
-            // once three or more participants are rated).
+            // At most CREDIT_SCALE: each vote gives at most CREDIT_SCALE (VOTE_CAP_BPS / (BPS * k)
+            // of it once two or more participants are rated).
             if (others != 0) scores[j] = int64(uint64(votes[j] / others));
         }
     }
@@ -1307,7 +1310,7 @@ contract SwarmLearning is Ownable2Step {
     /**
      * @dev Add one report's vote to `votes`: to every participant j other than `self`,
      * min(floor(max(0, s_j) * CREDIT_SCALE * min(P, mass) / (P * VOTE_FLOOR)),
-     * floor(VOTE_CAP * CREDIT_SCALE / k)), where P (`positive`) is the sum of the report's
+     * floor(VOTE_CAP_BPS * CREDIT_SCALE / (BPS * k))), where P (`positive`) is the sum of the report's
      * positive scores for participants other than `self`, k their number and `mass` the
      * epoch's upper median of min(P, VOTE_FLOOR) over the reports; nothing when P is 0. With
      * mass = VOTE_FLOOR this is s_j / max(P, VOTE_FLOOR) of a vote.
@@ -1320,7 +1323,7 @@ contract SwarmLearning is Ownable2Step {
         uint256 rated = row.length / 8;
         if (self < rated) --rated;
         // rated > 0: some score other than `self`'s is positive.
-        uint256 cap = VOTE_CAP * CREDIT_SCALE / rated;
+        uint256 cap = VOTE_CAP_BPS * CREDIT_SCALE / (_BPS * rated);
         // Cannot overflow: scores are at most SCORE_BOUND, P at most maxPeers * SCORE_BOUND.
         uint256 numerator = CREDIT_SCALE * Math.min(positive, mass);
         uint256 denominator = positive * VOTE_FLOOR;

@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chain.ledger import EpochRecord, Ledger
-from .rewards import (CLAIM_AFTER, CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR, VOTE_RULE_REVISION, Participant, Rule,
+from .rewards import (CLAIM_AFTER, CREDIT_SCALE, VOTE_CAP_BPS, VOTE_FLOOR, VOTE_RULE_REVISION, Participant, Rule,
                       Settlement, settle)
 from .units import SCORE_SCALE
 
 #: The contract constants the reference rule hard-codes too (``SwarmLearning`` getter ->
 #: the reference's value): a contract deployed by another version of this package settles
 #: by another rule, and recomputing it with this one would blame every epoch.
-SETTLEMENT_CONSTANTS = {"SCORE_BOUND": SCORE_SCALE, "CREDIT_SCALE": CREDIT_SCALE, "VOTE_CAP": VOTE_CAP,
+SETTLEMENT_CONSTANTS = {"SCORE_BOUND": SCORE_SCALE, "CREDIT_SCALE": CREDIT_SCALE, "VOTE_CAP_BPS": VOTE_CAP_BPS,
                         "VOTE_FLOOR": VOTE_FLOOR, "VOTE_RULE_REVISION": VOTE_RULE_REVISION,
                         "CLAIM_AFTER": CLAIM_AFTER}
 

@@ -104,7 +104,7 @@ def history(swarm: RecordedSwarm) -> RecordedSwarm:
 
     swarm.enroll(A, B, C, D)
     swarm.settle_epoch(1, {A: 100, B: 200, C: 300, D: 400}, scaled(10**7, {
-        A: [90, 40, 30, 20], B: [50, 40, 30, 20], C: [60, 35, 25, 25], D: [40, 30, 20, 90]}))
+        A: [90, 40, 10, 20], B: [50, 40, 10, 20], C: [60, 35, 25, 25], D: [40, 30, 10, 90]}))
     swarm.leave(D)
     swarm.settle_epoch(2, {A: 100, B: 200, C: 300}, scaled(10**7, {
         A: [10, -5, -40], B: [30, -4, -38], C: [30, -6, 7]}))

@@ -179,6 +179,6 @@ def test_a_contract_settling_by_other_constants_is_named_before_any_epoch():
     assert older.discrepancies == [f"the contract has no VOTE_FLOOR (this version's reference rule uses "
                                    f"{ours['VOTE_FLOOR']}): an older version of swarm deployed it; audit it with "
                                    "that version"]
-    other = audit_constants({**ours, "VOTE_CAP": 3}.get)
-    assert other.discrepancies == ["the contract's VOTE_CAP is 3, this version's reference rule uses 2: another "
+    other = audit_constants({**ours, "VOTE_CAP_BPS": 20_000}.get)
+    assert other.discrepancies == ["the contract's VOTE_CAP_BPS is 20000, this version's reference rule uses 15000: another "
                                    "version of swarm deployed it; audit it with that version"]

@@ -14,7 +14,7 @@ from swarmtoken.rewards import (
     BPS,
     CLAIM_AFTER,
     CREDIT_SCALE,
-    VOTE_CAP,
+    VOTE_CAP_BPS,
     VOTE_FLOOR,
     ZERO_HASH,
     Forfeit,
@@ -84,19 +84,20 @@ def test_epoch_credits_by_hand():
     scores for the *others*; a participant's credit is the mean of its other reporters' votes.
     Scores in units U of 0.01. A's report: its 99 for itself is ignored, B holds 30 of 40 and
     C 10 of 40. B's report (its address in upper case is still B): A holds all of 20, exactly
-    VOTE_FLOOR; C's -5 counts as 0. C's report has no positive score for anyone else: it
-    gives nothing, but still counts. The outsider splits its vote in three:
-    floor(10^9 / 3) = 333_333_333 each."""
+    VOTE_FLOOR, but no one of B's two others gets more than 1.5 equal shares (3/4 of a vote);
+    C's -5 counts as 0. C's report has no positive score for anyone else: it gives nothing,
+    but still counts. The outsider splits its vote in three: floor(10^9 / 3) = 333_333_333
+    each."""
     assert 20 * U == VOTE_FLOOR
     reports = [(A, [99 * U, 30 * U, 10 * U]), (B.upper().replace("0X", "0x"), [20 * U, 77 * U, -5 * U]),
                (C, [-3 * U, -4 * U, 99 * U]), (OUTSIDER, [20 * U, 20 * U, 20 * U])]
     credits, counts = epoch_credits(reports, [A, B, C])
     assert counts == [3, 3, 3]
     assert credits == [
-        (10**9 + 0 + 333_333_333) // 3,  # 444_444_444, floor of ...444.33
-        (750_000_000 + 0 + 333_333_333) // 3,  # 361_111_111
+        (750_000_000 + 0 + 333_333_333) // 3,  # 361_111_111, B's whole vote capped
+        (750_000_000 + 0 + 333_333_333) // 3,  # 361_111_111, exactly the cap
         (250_000_000 + 0 + 333_333_333) // 3,  # 194_444_444, floor of ...444.33
-    ] == [444_444_444, 361_111_111, 194_444_444]
+    ] == [361_111_111, 361_111_111, 194_444_444]
 
 
 def test_a_participant_with_no_other_reporter_has_no_credit_and_no_count():
@@ -113,7 +114,8 @@ def test_negative_scores_withhold_a_vote_and_nothing_more():
     honest = [(A, [0, 40 * U, 40 * U]), (B, [40 * U, 0, 40 * U])]
     for low in (0, -1, -(10**9)):
         credits, _ = epoch_credits(honest + [(C, [40 * U, low, 0])], [A, B, C])
-        assert credits == [(CREDIT_SCALE // 2 + CREDIT_SCALE) // 2, CREDIT_SCALE // 2 // 2, CREDIT_SCALE // 2]
+        # C's whole vote for A is capped at 1.5 equal shares of its two others: 3/4 of a vote.
+        assert credits == [(CREDIT_SCALE // 2 + 3 * CREDIT_SCALE // 4) // 2, CREDIT_SCALE // 2 // 2, CREDIT_SCALE // 2]
 
 
 def test_a_specialist_supported_by_one_validator_keeps_a_positive_credit():
@@ -121,25 +123,26 @@ def test_a_specialist_supported_by_one_validator_keeps_a_positive_credit():
     highest and the three others rate it below zero. Any order statistic of its scores is
     set by the three (the median is -10 U, and so is the mean trimmed of one at each end), so
     the old aggregate paid it nothing; the vote keeps validator 1's support: 60 of the 100
-    it scores the others, capped at two equal shares (2/4 of a vote), a quarter of it in the
-    mean over 4 reporters, and full weight."""
+    it scores the others, capped at one and a half equal shares (1.5/4 of a vote), a quarter
+    of it in the mean over 4 reporters, and full weight."""
     nodes = [f"0x{i:040x}" for i in range(1, 6)]
     vectors = [[v * U for v in row] for row in ([99, 30, 30, 30, 30], [60, 99, 20, 10, 10], [-10, 30, 99, 30, 30],
                                                 [-10, 30, 30, 99, 30], [-10, 30, 30, 30, 99])]
     assert lower_median([v[0] for v in vectors[1:]]) == -10 * U
     result = settle(BUDGET, [Participant(100, node=n) for n in nodes],
                     [Report(0, v, valid=ALL, reporter=n) for n, v in zip(nodes, vectors, strict=True)])
-    assert result.scores[0] == min(600_000_000, 2 * CREDIT_SCALE // 4) // 4 == 125_000_000
+    assert result.scores[0] == min(600_000_000, 15 * CREDIT_SCALE // 40) // 4 == 93_750_000
     assert result.smoothed[0] > 0 and result.payouts[0] > 0 and result.standing[0] and not result.struck[0]
 
 
-def test_a_report_gives_one_participant_at_most_two_equal_shares():
-    """A liar rating one accomplice +1 and everyone else 0 gives it 2/k of a vote, not the
-    whole vote (k = 5 others here); with one or two others the cap is a whole vote or more."""
+def test_a_report_gives_one_participant_at_most_one_and_a_half_equal_shares():
+    """A liar rating one accomplice +1 and everyone else 0 gives it 1.5/k of a vote, not the
+    whole vote (k = 5 others here, and 2); with one other the cap is more than a whole vote."""
     nodes = [f"0x{i:040x}" for i in range(1, 7)]
     credits, counts = epoch_credits([(nodes[0], [0, 10**9, 0, 0, 0, 0])], nodes)
-    assert VOTE_CAP == 2 and credits[1] == 2 * CREDIT_SCALE // 5 and counts[1] == 1
-    assert epoch_credits([(nodes[0], [0, VOTE_FLOOR, 0])], nodes[:3])[0] == [0, CREDIT_SCALE, 0]
+    assert VOTE_CAP_BPS == 15_000 and credits[1] == 3 * CREDIT_SCALE // 10 and counts[1] == 1
+    assert epoch_credits([(nodes[0], [0, VOTE_FLOOR, 0])], nodes[:3])[0] == [0, 3 * CREDIT_SCALE // 4, 0]
+    assert epoch_credits([(nodes[0], [0, VOTE_FLOOR])], nodes[:2])[0] == [0, CREDIT_SCALE]
 
 
 def test_a_report_below_the_vote_floor_gives_that_fraction_of_a_vote():
@@ -178,7 +181,7 @@ def test_noise_epochs_keep_the_evidence_of_measurable_ones():
 
 def test_no_report_gives_more_of_a_vote_than_the_median_report():
     """A noise epoch of four reporters: three honest ones measured +0.004 for one other node
-    each, and D, lying, rates its accomplice C +1 (a whole vote under the floor alone, 2/3
+    each, and D, lying, rates its accomplice C +1 (a whole vote under the floor alone, 1/2
     of one after the cap). The vote mass M is the upper median of min(P_r, VOTE_FLOOR):
     0.004, so D gives C 0.004 / 0.2 of a vote, as much as an honest reporter gives anyone.
     In an epoch of measurable improvements (the median report at the floor) nothing is
@@ -195,7 +198,7 @@ def test_no_report_gives_more_of_a_vote_than_the_median_report():
     assert credits == [fraction // 3, fraction // 3, 2 * fraction // 3, 0]
     loud = [(A, [0, VOTE_FLOOR, 0, 0]), (B, [0, 0, VOTE_FLOOR, 0]), (C, [VOTE_FLOOR, 0, 0, 0])]
     assert vote_mass([*loud, boosting], nodes) == VOTE_FLOOR
-    assert epoch_credits([*loud, boosting], nodes)[0][2] == 2 * (2 * CREDIT_SCALE // 3) // 3  # B's and D's capped votes
+    assert epoch_credits([*loud, boosting], nodes)[0][2] == 2 * (CREDIT_SCALE // 2) // 3  # B's and D's capped votes
 
 
 def test_half_the_reports_with_nothing_positive_do_not_zero_the_epoch():
@@ -225,11 +228,11 @@ def test_vote_mass_is_the_upper_median_of_the_capped_positive_totals():
 @settings(max_examples=200, deadline=None)
 @given(vector=st.lists(st.integers(-(10**9), 10**9), min_size=1, max_size=8))
 def test_no_report_gives_one_participant_more_than_the_cap(vector):
-    """An outsider's report is each participant's only vote: none exceeds VOTE_CAP / k of
+    """An outsider's report is each participant's only vote: none exceeds VOTE_CAP_BPS / (BPS * k) of
     CREDIT_SCALE (nor CREDIT_SCALE), and the shares add up to at most one vote."""
     nodes = [f"0x{j + 1:040x}" for j in range(len(vector))]
     credits, _ = epoch_credits([(OUTSIDER, vector)], nodes)
-    assert all(0 <= c <= min(CREDIT_SCALE, VOTE_CAP * CREDIT_SCALE // len(vector)) for c in credits)
+    assert all(0 <= c <= min(CREDIT_SCALE, VOTE_CAP_BPS * CREDIT_SCALE // (BPS * len(vector))) for c in credits)
     assert sum(credits) <= CREDIT_SCALE
 
 
@@ -331,12 +334,14 @@ def test_the_smoothed_score_is_an_integer_moving_average_truncated_toward_zero()
 
 def test_evidence_accumulates_so_one_bad_epoch_does_not_zero_an_honest_node():
     """A node that earned half the scale before and that every validator rates below zero
-    this epoch (credit 0) keeps half of its smoothed credit, its full weight, and is paid."""
+    this epoch (credit 0) keeps half of its smoothed credit, its full weight, and is paid (the
+    other gets the outsider's whole vote, capped at 1.5 equal shares of two)."""
     half = CREDIT_SCALE // 2
     participants = [Participant(100, node="a", smoothed=half), Participant(100, node="b", smoothed=half)]
     result = settle(BUDGET, participants, [Report(0, [-20 * U, 50 * U], valid=ALL, reporter="c")] * 2,
                     rule=Rule(smoothing_bps=5000))
-    assert result.scores == (0, CREDIT_SCALE) and result.smoothed == (half // 2, (CREDIT_SCALE + half) // 2)
+    most = 3 * CREDIT_SCALE // 4
+    assert result.scores == (0, most) and result.smoothed == (half // 2, (most + half) // 2)
     assert result.standing == (True, True) and all(p > 0 for p in result.payouts)
     assert result.struck == (False, False)
 
@@ -356,15 +361,15 @@ def test_without_evidence_the_smoothed_score_stays_and_no_strike_is_due():
 def test_a_node_whose_evidence_backs_less_than_half_its_data_is_struck():
     """Struck when 2 w < d: the weight decides, not the sign of the smoothed credit. With
     standing at the average (standing_bps = BPS) and no smoothing, every report splits its
-    vote 5:2:1:0, the first share capped at two of four equal shares, so D+ = 300,
-    S+ = 875_000_000 and w = min(100, e * 300 / S+): 171 -> 100 (full weight), 85, 42 and 0
+    vote 6:2:1:0, the first share capped at one and a half of four equal shares, so D+ = 300,
+    S+ = 708_333_333 and w = min(100, e * 300 / S+): 158 -> 100 (full weight), 94, 47 and 0
     (no positive credit). The third is struck although it is paid for its credit; the fourth
     is struck and paid nothing."""
     rule = Rule(smoothing_bps=BPS, standing_bps=BPS)
     participants = [Participant(100, node=n) for n in "abcd"]
-    result = settle(BUDGET, participants, [Report(0, [50 * U, 20 * U, 10 * U, 0], valid=ALL, reporter=r) for r in "xyz"], rule=rule)
-    assert result.scores == result.smoothed == (2 * CREDIT_SCALE // 4, 250_000_000, 125_000_000, 0)
-    assert result.weights == (100, 85, 42, 0) and result.standing == (True, False, False, False)
+    result = settle(BUDGET, participants, [Report(0, [60 * U, 20 * U, 10 * U, 0], valid=ALL, reporter=r) for r in "xyz"], rule=rule)
+    assert result.scores == result.smoothed == (15 * CREDIT_SCALE // 40, 222_222_222, 111_111_111, 0)
+    assert result.weights == (100, 94, 47, 0) and result.standing == (True, False, False, False)
     assert result.struck == (False, False, True, True)
     assert result.payouts[2] > 0 and result.payouts[3] == 0
     # Exactly half its data backed (2 w = d) is not struck: 3:1 gives w = 250_000_000 * 200 / 10^9 = 50.

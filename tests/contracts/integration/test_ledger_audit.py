@@ -89,14 +89,16 @@ def test_audit_names_a_payout_that_the_reports_do_not_justify(swarm, token, node
     ledger = copy.deepcopy(read_ledger(swarm))
     members = nodes[:4]
     # One report suffices: node 1's, one of node 0's three other reporters, now gives node 0
-    # nothing instead of 40 of 60. On chain node 0 holds 40 of 60 (two of three equal shares,
-    # the cap), of 70 and of 90 (every reporter sent [40, 30, 20, -5]).
+    # nothing instead of 40 of 60. On chain node 0 holds 40 of 60 and of 70 (both capped at
+    # one and a half of three equal shares, half a vote) and of 90 (every reporter sent
+    # [40, 30, 20, -5]).
     ledger.epochs[1].reports[1].scores[0] = 0
     report = audit_settlements(ledger, reward_per_epoch=REWARD, rule=chain_rule(swarm.config()))
     assert not report.ok
-    on_chain = (min(40 * 10**9 // 60, 2 * 10**9 // 3) + 40 * 10**9 // 70 + 40 * 10**9 // 90) // 3
-    replayed = (0 + 40 * 10**9 // 70 + 40 * 10**9 // 90) // 3
-    assert (on_chain, replayed) == (560_846_560, 338_624_338)
+    cap = 15 * 10**8 // 3
+    on_chain = (min(40 * 10**9 // 60, cap) + min(40 * 10**9 // 70, cap) + 40 * 10**9 // 90) // 3
+    replayed = (0 + min(40 * 10**9 // 70, cap) + 40 * 10**9 // 90) // 3
+    assert (on_chain, replayed) == (481_481_481, 314_814_814)
     assert report.discrepancies[0] == f"epoch 1: {members[0].address} score {on_chain}, reference {replayed}"
     assert (f"epoch 1: {members[0].address} smoothed score {on_chain // 2}, reference {replayed // 2}"
             in report.discrepancies)

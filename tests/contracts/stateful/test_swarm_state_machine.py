@@ -811,7 +811,7 @@ class SwarmMachine(RuleBasedStateMachine):
         if order and rng.random() < 0.5:
             # A specialist validator (non-IID data) values one participant and the others at
             # most barely (a score of 1): credits become uneven, so some participants are paid
-            # below full weight (each vote is capped at two equal shares, so rating the others
+            # below full weight (each vote is capped at one and a half equal shares, so rating the others
             # at most 0 instead rarely left anyone with a small positive credit).
             favourite = rng.randrange(len(order))
             scores = [score if k == favourite else min(score, 1) for k, score in enumerate(scores)]

@@ -332,10 +332,10 @@ def test_epoch_without_quorum_pays_nothing_strikes_nobody_and_judges_nobody(swar
     assert "MergeDisputed" not in tx.events
     assert [e["payout"] for e in tx.events["ParticipantSettled"]] == [0] * 4
     # The credits are still recorded (the other reporter's vote, or both reporters' mean: node
-    # 0 has 10 of reporter 1's positive 40, node 2 has 30 of 50 and 30 of 40, capped at two of
-    # three equal shares; -40 counts as 0)...
+    # 0 has 10 of reporter 1's positive 40, node 2 has 30 of 50 and 30 of 40, each capped at
+    # one and a half of three equal shares, half a vote; -40 counts as 0)...
     assert [e["score"] for e in tx.events["ParticipantSettled"]] == [
-        250_000_000, 400_000_000, (600_000_000 + 2 * 10**9 // 3) // 2, 0]
+        250_000_000, 400_000_000, (10**9 // 2 + 10**9 // 2) // 2, 0]
     # ... but no smoothed credit moves, so nobody stands well.
     assert [e["smoothedScore"] for e in tx.events["ParticipantSettled"]] == [0] * 4
     assert [e["standing"] for e in tx.events["ParticipantSettled"]] == [False] * 4
@@ -381,8 +381,8 @@ def test_two_colluding_reporters_can_no_longer_get_the_others_struck(swarm, prot
         tx = protocol.settle()
         assert not tx.events["EpochSettled"]["quorate"]
         # Each colluder gives the other colluder as much of its vote as one participant can
-        # get: two of its three equal shares.
-        assert [e["score"] for e in tx.events["ParticipantSettled"]] == [2 * 10**9 // 3] * 2 + [0, 0]
+        # get: one and a half of its three equal shares.
+        assert [e["score"] for e in tx.events["ParticipantSettled"]] == [15 * 10**8 // 3] * 2 + [0, 0]
         assert [e["smoothedScore"] for e in tx.events["ParticipantSettled"]] == [0] * 4
         assert tx.events["EpochSettled"]["credited"] == 0
         assert "NodeSuspended" not in tx.events
@@ -408,8 +408,8 @@ def test_two_colluding_reporters_can_no_longer_get_the_others_struck(swarm, prot
     assert tx.events["EpochSettled"]["quorate"]
     assert [e["score"] for e in tx.events["ParticipantSettled"]][2:] == [0, 10**9 // 3 // 3]
     assert [swarm.memberOf(n)["smoothedScore"] for n in victims] == [0, 10**9 // 3 // 3 // 2]
-    # The second victim's smoothed credit per sample backs 349 of its 400 samples: over half.
-    assert expected.weights[2:] == (0, 349) and expected.struck == (False, False, True, False)
+    # The second victim's smoothed credit per sample backs all of its 400 samples.
+    assert expected.weights[2:] == (0, 400) and expected.struck == (False, False, True, False)
     assert [swarm.memberOf(n)["strikes"] for n in victims] == [1, 0]
     assert [swarm.claimable(n) for n in victims] == [0, 0]  # no credit; did not report
     assert all(swarm.claimable(n) > 0 for n in colluders)

@@ -7,7 +7,7 @@ import pytest
 from brownie import ZERO_ADDRESS, accounts, chain, web3
 from eth_abi import encode
 
-from swarmtoken.rewards import CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR, VOTE_RULE_REVISION
+from swarmtoken.rewards import CREDIT_SCALE, VOTE_CAP_BPS, VOTE_FLOOR, VOTE_RULE_REVISION
 from tests.fixtures.deployments import ALLOWANCE, NO_REPORTS, commitment, pack
 from tests.fixtures.errors import reverts_with
 from tests.fixtures.ledger import Participant, assert_settled_as_expected, expected_settlement
@@ -421,16 +421,18 @@ def test_anyone_settles_once_everyone_reported(swarm, token, reporting, protocol
     assert [e["samples"] for e in per_node] == [100, 200, 300, 400]
     # Each credit is the mean of the three other reporters' votes; every reporter sent the
     # same vector, so reporter r's positive total for the others is 100 - scores[r]:
-    # participant 0 has 40 of 70, of 80 and of 90 (in units of 1e9, floored).
+    # participant 0 has 40 of 70, of 80 and of 90 (in units of 1e9, floored), but no one
+    # more than one and a half of a report's three equal shares (half a vote).
+    cap = 10**9 // 2
     credits = [
-        (40 * 10**9 // 70 + 40 * 10**9 // 80 + 40 * 10**9 // 90) // 3,
+        (min(40 * 10**9 // 70, cap) + min(40 * 10**9 // 80, cap) + 40 * 10**9 // 90) // 3,
         (30 * 10**9 // 60 + 30 * 10**9 // 80 + 30 * 10**9 // 90) // 3,
         (20 * 10**9 // 60 + 20 * 10**9 // 70 + 20 * 10**9 // 90) // 3,
         (10 * 10**9 // 60 + 10 * 10**9 // 70 + 10 * 10**9 // 80) // 3,
     ]
-    assert [e["score"] for e in per_node] == credits == [505_291_005, 402_777_777, 280_423_280, 144_841_269]
+    assert [e["score"] for e in per_node] == credits == [481_481_481, 402_777_777, 280_423_280, 144_841_269]
     # Smoothed from 0 with the test config's weight of one half, truncated toward zero.
-    smoothed = [252_645_502, 201_388_888, 140_211_640, 72_420_634]
+    smoothed = [240_740_740, 201_388_888, 140_211_640, 72_420_634]
     assert [e["smoothedScore"] for e in per_node] == smoothed == [c // 2 for c in credits]
     assert [swarm.memberOf(n)["smoothedScore"] for n in reporting] == smoothed
     assert [e["payout"] for e in per_node] == [swarm.claimable(n) for n in reporting]
@@ -516,12 +518,12 @@ def test_settlement_refuses_reports_that_differ_from_those_made(swarm, reporting
 def test_epoch_credit_is_the_mean_of_the_other_reporters_votes(swarm, reporting, protocol):
     """A worked example of the vote. Each reporter r gives every other participant i the
     share floor(max(0, s_ri) * 1e9 / max(P_r, VOTE_FLOOR)), with P_r the sum of r's positive
-    scores for the others, at most two equal shares (floor(2e9 / 3) = 666_666_666 of three
-    others); i's credit is the floor of the mean of its three other reporters' votes.
+    scores for the others, at most one and a half equal shares (floor(1.5e9 / 3) =
+    500_000_000 of three others); i's credit is the floor of the mean of its three other reporters' votes.
     Scores in units of 0.01 (VOTE_FLOOR is 20 of them):
 
     - reporter 0 rates itself 99 (ignored) and the others 30, 10, -20: P = 40, votes
-      666_666_666 (750_000_000 capped), 250_000_000 and 0 (a negative score counts as 0);
+      500_000_000 (750_000_000 capped), 250_000_000 and 0 (a negative score counts as 0);
     - reporter 1 rates itself at the bound (ignored) and the others 1, 2, 0: P = 3, under
       the floor, so a fraction 3/20 of a vote: 1/20 and 2/20, i.e. 50_000_000, 100_000_000
       and 0;
@@ -532,8 +534,8 @@ def test_epoch_credit_is_the_mean_of_the_other_reporters_votes(swarm, reporting,
     """
     bound = swarm.SCORE_BOUND()
     # The contract's constants are the reference's.
-    assert (swarm.CREDIT_SCALE(), swarm.VOTE_CAP(), swarm.VOTE_FLOOR(), swarm.VOTE_RULE_REVISION()) == (
-        CREDIT_SCALE, VOTE_CAP, VOTE_FLOOR, VOTE_RULE_REVISION)
+    assert (swarm.CREDIT_SCALE(), swarm.VOTE_CAP_BPS(), swarm.VOTE_FLOOR(), swarm.VOTE_RULE_REVISION()) == (
+        CREDIT_SCALE, VOTE_CAP_BPS, VOTE_FLOOR, VOTE_RULE_REVISION)
     assert CREDIT_SCALE == 10**9 and VOTE_FLOOR == 20 * SCORE_UNIT
     unit = SCORE_UNIT
     vectors = [in_units([99, 30, 10, -20]), [unit, bound, 2 * unit, 0], in_units([-5, -7, 100, 0]),
@@ -545,11 +547,11 @@ def test_epoch_credit_is_the_mean_of_the_other_reporters_votes(swarm, reporting,
 
     credits = [
         (50_000_000 + 0 + 333_333_333) // 3,  # from reporters 1, 2, 3
-        (666_666_666 + 0 + 333_333_333) // 3,  # from reporters 0, 2, 3
+        (500_000_000 + 0 + 333_333_333) // 3,  # from reporters 0, 2, 3
         (250_000_000 + 100_000_000 + 333_333_333) // 3,  # from reporters 0, 1, 3
         (0 + 0 + 0) // 3,  # rated -20, 0, 0 by the others
     ]
-    assert credits == [127_777_777, 333_333_333, 227_777_777, 0]
+    assert credits == [127_777_777, 277_777_777, 227_777_777, 0]
     per_node = tx.events["ParticipantSettled"]
     assert [e["score"] for e in per_node] == credits
     assert [e["smoothedScore"] for e in per_node] == [c // 2 for c in credits]  # from 0, smoothing one half
@@ -567,7 +569,7 @@ def test_no_report_gives_more_of_a_vote_than_the_median_report(swarm, reporting,
     """A noise epoch: three reporters measured 0.01 for one other participant each (a
     twentieth of a vote under the floor); the fourth, lying, rates participant 2 at the
     bound. The vote mass is the upper median of the reports' positive totals capped at the
-    floor, 0.01, so the liar gives participant 2 a twentieth of a vote too, not two thirds.
+    floor, 0.01, so the liar gives participant 2 a twentieth of a vote too, not a half.
     """
     unit, bound = SCORE_UNIT, swarm.SCORE_BOUND()
     vectors = [[0, unit, 0, 0], [0, 0, unit, 0], [unit, 0, 0, 0], [0, 0, bound, 0]]
@@ -602,10 +604,10 @@ def test_a_reporters_score_for_itself_moves_nothing(swarm, reporting, protocol, 
         (100_000_000 + 100_000_000 + 166_666_666) // 3,
         (200_000_000 + 200_000_000 + 333_333_333) // 3,
         (300_000_000 + 300_000_000 + 500_000_000) // 3,
-        (500_000_000 + 600_000_000 + 666_666_666) // 3,  # 70 of 100 capped at two of three shares
+        (500_000_000 + 500_000_000 + 500_000_000) // 3,  # 50, 60 and 70 of 100: capped at 1.5 of 3 shares
     ]
     per_node = tx.events["ParticipantSettled"]
-    assert [e["score"] for e in per_node] == credits == [122_222_222, 244_444_444, 366_666_666, 588_888_888]
+    assert [e["score"] for e in per_node] == credits == [122_222_222, 244_444_444, 366_666_666, 500_000_000]
     zeroed = [(reporter, replace(report, scores=others[i])) for i, (reporter, report) in enumerate(protocol.reports[1])]
     expected = expected_settlement(REWARD, [Participant(samples=s) for s in (100, 200, 300, 400)], zeroed, swarm)
     assert [(e["score"], e["smoothedScore"], e["standing"], e["payout"]) for e in per_node] == list(

@@ -10,7 +10,7 @@ from tests.fixtures.scores import in_units
 def test_full_epoch_pays_by_reference_rule_and_opens_next(swarm, token, nodes, protocol):
     members = nodes[:4]
     protocol.enroll(members)
-    scores = in_units([300, 100, 40, -20], 2 * 10**6)  # units of 0.002
+    scores = in_units([300, 100, 20, -20], 2 * 10**6)  # units of 0.002
     samples = [100, 200, 900, 50]
     protocol.submit(members, samples)
     protocol.elect()
@@ -29,27 +29,27 @@ def test_full_epoch_pays_by_reference_rule_and_opens_next(swarm, token, nodes, p
         published_hash=MERGED,
     )
     # Every reporter sends the same vector. Reporter r votes over its positive scores for the
-    # others (-20 counts as 0): 440 - max(0, scores[r]) for r = 0 .. 3, i.e. 140, 340, 400
-    # and 440, giving no one more than two of its three equal shares (666_666_666). Node 0
-    # holds 300 of 340, of 400 and of 440 (its own reporter's vote is not counted): capped
-    # each time; node 3 is rated -20 by all, no vote at all.
-    cap = 2 * 10**9 // 3
+    # others (-20 counts as 0): 420 - max(0, scores[r]) for r = 0 .. 3, i.e. 120, 320, 400
+    # and 420, giving no one more than one and a half of its three equal shares
+    # (500_000_000). Node 0 holds 300 of 320, of 400 and of 420 (its own reporter's vote is
+    # not counted): capped each time; node 3 is rated -20 by all, no vote at all.
+    cap = 15 * 10**8 // 3
     assert expected.scores == (
         (cap + cap + cap) // 3,
-        (min(100 * 10**9 // 140, cap) + 100 * 10**9 // 400 + 100 * 10**9 // 440) // 3,
-        (40 * 10**9 // 140 + 40 * 10**9 // 340 + 40 * 10**9 // 440) // 3,
+        (min(100 * 10**9 // 120, cap) + 100 * 10**9 // 400 + 100 * 10**9 // 420) // 3,
+        (20 * 10**9 // 120 + 20 * 10**9 // 320 + 20 * 10**9 // 420) // 3,
         0,
-    ) == (666_666_666, 381_313_131, 164_756_811, 0)
+    ) == (500_000_000, 329_365_079, 92_261_904, 0)
     assert [e["score"] for e in tx.events["ParticipantSettled"]] == list(expected.scores)
     # The first epoch halves the credit (smoothing one half, from 0).
-    assert expected.smoothed == (333_333_333, 190_656_565, 82_378_405, 0)
+    assert expected.smoothed == (250_000_000, 164_682_539, 46_130_952, 0)
     assert [swarm.memberOf(node)["smoothedScore"] for node in members] == list(expected.smoothed)
     assert [e["smoothedScore"] for e in tx.events["ParticipantSettled"]] == list(expected.smoothed)
     # Data weight: min(d, e * D+ * 10_000 / (2_000 * S+)) with D+ = 1200 samples and S+ the
-    # three positive smoothed credits. Node 2's credit per sample backs 815 of its 900
+    # three positive smoothed credits. Node 2's credit per sample backs 600 of its 900
     # samples: paid for those, but not in good standing; node 3 has no weight.
     positive = sum(expected.smoothed)
-    assert expected.weights == (100, 200, 82_378_405 * 1200 * 10_000 // (2_000 * positive), 0) == (100, 200, 815, 0)
+    assert expected.weights == (100, 200, 46_130_952 * 1200 * 10_000 // (2_000 * positive), 0) == (100, 200, 600, 0)
     assert expected.standing == (True, True, False, False)
     assert [e["standing"] for e in tx.events["ParticipantSettled"]] == list(expected.standing)
     credited = [swarm.claimable(node) for node in members]

@@ -53,7 +53,7 @@ def test_an_epoch_backing_over_half_the_data_resets_the_strikes(swarm, protocol,
     members = nodes[:3]
     protocol.enroll(members)
     history = []
-    for score in [-10, 30, -40, -40, -40]:
+    for score in [-10, 30, -40, -40, -40, -40]:
         tx, expected = run_checked(swarm, protocol, members, [10, 20, score], unit=2 * 10**7)
         assert "NodeSuspended" not in tx.events
         member = swarm.memberOf(members[2])
@@ -63,8 +63,9 @@ def test_an_epoch_backing_over_half_the_data_resets_the_strikes(swarm, protocol,
         # 30 of reporter 0's 50 and of reporter 1's 40
         ((600_000_000 + 750_000_000) // 2, 337_500_000, 100, 0),
         (0, 168_750_000, 100, 0),  # halved, still full weight
-        (0, 84_375_000, 90, 0),  # 90 of 100 samples backed: over half
-        (0, 42_187_500, 43, 1),  # under half: struck again
+        (0, 84_375_000, 100, 0),  # halved again, still full weight
+        (0, 42_187_500, 51, 0),  # 51 of 100 samples backed: over half
+        (0, 21_093_750, 25, 1),  # under half: struck again
     ]
     assert swarm.memberOf(members[2])["status"] == ACTIVE
 
@@ -158,18 +159,18 @@ def test_one_epoch_without_a_vote_does_not_strike_a_node_with_earlier_evidence(s
     protocol.enroll(members)
     honest, weak = members[3], members[2]
     run_checked(swarm, protocol, members, [50, 50, 10, 100])
-    assert [swarm.memberOf(n)["smoothedScore"] for n in (weak, honest)] == [35_984_848, 291_666_666]
+    assert [swarm.memberOf(n)["smoothedScore"] for n in (weak, honest)] == [35_984_848, 250_000_000]
 
     tx, expected = run_checked(swarm, protocol, members, [50, 50, -40, -40])
     assert expected.scores[2:] == (0, 0)
-    assert expected.weights[2:] == (40, 100)
+    assert expected.weights[2:] == (44, 100)
     assert expected.struck[2:] == (True, False)  # the reference rule agrees
     assert "NodeSuspended" not in tx.events
     member = swarm.memberOf(honest)
-    assert (member["smoothedScore"], member["strikes"], member["status"]) == (145_833_333, 0, ACTIVE)  # halved
+    assert (member["smoothedScore"], member["strikes"], member["status"]) == (125_000_000, 0, ACTIVE)  # halved
     member = swarm.memberOf(weak)
     assert (member["smoothedScore"], member["strikes"], member["status"]) == (17_992_424, 1, ACTIVE)
-    assert tx.events["ParticipantSettled"][2]["payout"] > 0  # still paid for the 40 samples it backs
+    assert tx.events["ParticipantSettled"][2]["payout"] > 0  # still paid for the 44 samples it backs
 
 
 def test_node_whose_evidence_falls_under_half_its_data_is_struck_and_suspended(swarm, protocol, nodes):
@@ -192,8 +193,8 @@ def test_node_whose_evidence_falls_under_half_its_data_is_struck_and_suspended(s
     assert history == [
         (455_172_846, 227_586_423, 100, 0, ACTIVE),
         (0, 113_793_211, 100, 0, ACTIVE),  # no vote, but its earlier evidence backs its data
-        (0, 56_896_605, 97, 0, ACTIVE),
-        (0, 28_448_302, 45, 1, ACTIVE),  # the first epoch under half of its 100 samples
+        (0, 56_896_605, 100, 0, ACTIVE),
+        (0, 28_448_302, 47, 1, ACTIVE),  # the first epoch under half of its 100 samples
         (0, 14_224_151, 22, 2, SUSPENDED),  # suspendAfter strikes
     ]
     event = tx.events["NodeSuspended"]
