@@ -32,11 +32,15 @@ def test_quick_fairness_report(tmp_path):
     assert report["targets"]["small.n4_rogue_label_flip"]["threshold"] == ["<=", 0.05]
     assert report["targets"]["small.n5_honest_suspended_with_rogue"]["threshold"] == ["<=", 0]
     long = report["figures"]["long"]
-    assert set(long) == {f"{p}_{lie}_{count}" for p in ("dirichlet", "iid") for lie in ("lying", "boosting")
-                         for count in (1, 2)}
-    assert report["config"]["long_epochs"] == 4 and all(0 <= figure["mean"] <= 1 for figure in long.values())
+    lies = {f"{p}_{lie}_{count}" for p in ("dirichlet", "iid") for lie in ("lying", "boosting") for count in (1, 2)}
+    honest = {f"{p}_{name}" for p in ("dirichlet", "iid") for name in ("honest_suspended", "worst_payout_to_data")}
+    assert set(long) == lies | honest
+    assert report["config"]["long_epochs"] == 4 and all(0 <= long[name]["mean"] <= 1 for name in lies)
     assert report["targets"]["long.iid_boosting_1"]["threshold"] == ["<=", 0.02]
     assert report["targets"]["long.dirichlet_lying_2"]["threshold"] == ["<=", 0.05]
+    assert report["targets"]["long.dirichlet_honest_suspended"]["threshold"] == ["<=", 0]
+    assert report["targets"]["long.iid_worst_payout_to_data"]["threshold"] == [">=", 0.85]
+    assert long["dirichlet_honest_suspended"]["mean"] >= 0 and long["iid_worst_payout_to_data"]["mean"] >= 0
     expected = {"honest_zero_pairs", "honest_suspended", "worst_payout_to_data", "accuracy", "copy_cosine_max",
                 "balance_deviation_max", "lying_1", "lying_2", "boosting_1", "boosting_2", "sybil_split", "sybil_pool",
                 "rogue_sign_flip", "rogue_extrapolated_c1",
