@@ -64,7 +64,9 @@ convergence honest scores shrink toward noise, and a liar's vote must not outwei
 the longer a run goes. The same runs give ``<partition>_honest_suspended`` and
 ``<partition>_worst_payout_to_data`` (the ``base`` targets): twice the epochs is the
 config's default ``max_epochs``, and near convergence a few nodes earn most of the credit,
-which moves everyone else's standing.
+which moves everyone else's standing; ``<partition>_honest_suspended_with_rogue`` (0) counts
+the honest nodes suspended in the same run with one rogue (the seed's first, mounting
+``LONG_ATTACK``).
 
 Each figure is reported per partition as the mean and the worst seed; ``targets`` holds
 each target with its threshold and pass/fail, judged on the worst seed (``pass``) and on
@@ -153,6 +155,8 @@ PAYOUT_TO_DATA = {"dirichlet": 0.5, "iid": 0.85}
 #: The honest figures the ``long`` group also reports (the run lasts the config's default
 #: ``max_epochs``, 20: relative standing near convergence decides its strikes).
 LONG_HONEST = ("honest_suspended", "worst_payout_to_data")
+#: The attack of the ``long`` group's one rogue (``<partition>_honest_suspended_with_rogue``).
+LONG_ATTACK = "sign_flip"
 #: figure -> (which seed is worst: "max" or "min" or "far1" (furthest from 1), target or None)
 TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] = {
     "honest_zero_pairs": ("max", ("<=", 0.05)),
@@ -174,7 +178,8 @@ TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] =
     **{f"n{n}_honest_suspended_with_rogue": ("max", ("<=", 0)) for n in SMALL_SIZES},
     **{f"{partition}_{attack}_{count}": ("max", ("<=", limit)) for partition in PARTITIONS for attack in LIES
        for count, limit in ((1, 0.02), (2, 0.05))},
-    **{f"{partition}_honest_suspended": ("max", ("<=", 0)) for partition in PARTITIONS},
+    **{f"{partition}_honest_suspended{rogue}": ("max", ("<=", 0)) for partition in PARTITIONS
+       for rogue in ("", "_with_rogue")},
     **{f"{partition}_worst_payout_to_data": ("min", (">=", PAYOUT_TO_DATA[partition])) for partition in PARTITIONS},
     "quality_spearman_by_samples": ("min", None),
     "quality_noise_credit_factor": ("max", None),
@@ -361,13 +366,17 @@ def small_figures(seed: int, epochs: int, plan: Plan) -> dict[str, float]:
 
 
 def long_figures(seed: int, epochs: int, plan: Plan) -> dict[str, float]:
-    """The ``long`` group's figures: the lying figures of each partition over ``epochs``, and
-    the honest swarm's suspensions and worst pay against data over that run."""
+    """The ``long`` group's figures: the lying figures of each partition over ``epochs``, the
+    honest swarm's suspensions and worst pay against data over that run, and the honest nodes
+    suspended beside one ``LONG_ATTACK`` rogue."""
     figures = {}
     for partition, alpha in PARTITIONS.items():
         split = split_swarm(load_dataset("digits"), N_NODES, partition=partition, alpha=alpha, seed=seed)
         base = run(split, seed, epochs, plan)
         honest = {name: value for name, value in honest_figures(base).items() if name in LONG_HONEST}
+        rogue = rogue_ids(seed)[0]
+        attacked = run(split, seed, epochs, plan, [Rogue(rogue, *ATTACKS[LONG_ATTACK])])
+        honest["honest_suspended_with_rogue"] = float(len([i for i in attacked.suspended() if i != rogue]))
         lying = lying_figures(base, split, seed, epochs, plan)
         figures.update({f"{partition}_{name}": value for name, value in {**honest, **lying}.items()})
     return figures

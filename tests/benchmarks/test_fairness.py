@@ -33,12 +33,14 @@ def test_quick_fairness_report(tmp_path):
     assert report["targets"]["small.n5_honest_suspended_with_rogue"]["threshold"] == ["<=", 0]
     long = report["figures"]["long"]
     lies = {f"{p}_{lie}_{count}" for p in ("dirichlet", "iid") for lie in ("lying", "boosting") for count in (1, 2)}
-    honest = {f"{p}_{name}" for p in ("dirichlet", "iid") for name in ("honest_suspended", "worst_payout_to_data")}
+    honest = {f"{p}_{name}" for p in ("dirichlet", "iid")
+              for name in ("honest_suspended", "worst_payout_to_data", "honest_suspended_with_rogue")}
     assert set(long) == lies | honest
     assert report["config"]["long_epochs"] == 4 and all(0 <= long[name]["mean"] <= 1 for name in lies)
     assert report["targets"]["long.iid_boosting_1"]["threshold"] == ["<=", 0.02]
     assert report["targets"]["long.dirichlet_lying_2"]["threshold"] == ["<=", 0.05]
     assert report["targets"]["long.dirichlet_honest_suspended"]["threshold"] == ["<=", 0]
+    assert report["targets"]["long.iid_honest_suspended_with_rogue"]["threshold"] == ["<=", 0]
     assert report["targets"]["long.iid_worst_payout_to_data"]["threshold"] == [">=", 0.85]
     assert long["dirichlet_honest_suspended"]["mean"] >= 0 and long["iid_worst_payout_to_data"]["mean"] >= 0
     expected = {"honest_zero_pairs", "honest_suspended", "worst_payout_to_data", "accuracy", "copy_cosine_max",
