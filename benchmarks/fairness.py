@@ -178,8 +178,8 @@ TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] =
     **{f"n{n}_honest_suspended_with_rogue": ("max", ("<=", 0)) for n in SMALL_SIZES},
     **{f"{partition}_{attack}_{count}": ("max", ("<=", limit)) for partition in PARTITIONS for attack in LIES
        for count, limit in ((1, 0.02), (2, 0.05))},
-    **{f"{partition}_honest_suspended{rogue}": ("max", ("<=", 0)) for partition in PARTITIONS
-       for rogue in ("", "_with_rogue")},
+    **{f"{partition}_honest_suspended{suffix}": ("max", ("<=", 0)) for partition in PARTITIONS
+       for suffix in ("", "_with_rogue")},
     **{f"{partition}_worst_payout_to_data": ("min", (">=", PAYOUT_TO_DATA[partition])) for partition in PARTITIONS},
     "quality_spearman_by_samples": ("min", None),
     "quality_noise_credit_factor": ("max", None),

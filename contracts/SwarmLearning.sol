@@ -177,8 +177,8 @@ contract SwarmLearning is Ownable2Step {
     uint256 public constant CREDIT_SCALE = 1e9;
     /// @notice The most of its vote a report gives one participant, in basis points of an
     /// equal share of the participants it rates (15_000: one and a half equal shares): a liar
-    /// cannot put its whole vote on one accomplice, and a node's credit from one report grows
-    /// no faster than its share of the report's positive scores while those stay near equal.
+    /// cannot put its whole vote on one accomplice, and two nodes pooled under one identity
+    /// cannot draw from one report what they drew as two (README, "The reward rule", step 3).
     uint256 public constant VOTE_CAP_BPS = 15_000;
     /// @notice The positive scores (in SCORE_BOUND units, 0.2) a report must hold for a whole
     /// vote; a report holding less gives that fraction of one, so the noise of an epoch in
