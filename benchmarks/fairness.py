@@ -38,7 +38,11 @@ Per partition and seed:
   update, which the merge normalises back to the median norm, or replays its own last
   step), ``rogue_<attack>_vs_self`` is the larger ratio of a rogue's total payout to its
   own in ``base``, the same node honest: whether it is paid more than its real
-  contribution.
+  contribution. Over a seed's attack runs, ``honest_suspended_beside_rogues`` (the most
+  honest nodes suspended in any of them, target 0) and
+  ``worst_payout_to_data_beside_rogues`` (the least any honest node was paid against its
+  data share among the honest nodes, with the base targets): a rogue must not cost an
+  honest node its membership or its pay.
 
 And, per seed, ``quality``: quantity-skewed IID shards (``partition="quantity"``, alpha
 ``QUALITY_ALPHA``) whose nodes carry label noise {0, 0, .1, .1, .3, .3, .5, .5} shuffled
@@ -157,11 +161,16 @@ PAYOUT_TO_DATA = {"dirichlet": 0.5, "iid": 0.85}
 LONG_HONEST = ("honest_suspended", "worst_payout_to_data")
 #: The attack of the ``long`` group's one rogue (``<partition>_honest_suspended_with_rogue``).
 LONG_ATTACK = "sign_flip"
+#: The honest figures every attack run also reports: the most honest nodes suspended and the
+#: worst honest pay against data over a seed's attack runs (``<name>_beside_rogues``).
+BESIDE_ROGUES = ("honest_suspended", "worst_payout_to_data")
 #: figure -> (which seed is worst: "max" or "min" or "far1" (furthest from 1), target or None)
 TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] = {
     "honest_zero_pairs": ("max", ("<=", 0.05)),
     "honest_suspended": ("max", ("<=", 0)),
     "worst_payout_to_data": ("min", None),  # threshold per partition, see PAYOUT_TO_DATA
+    "honest_suspended_beside_rogues": ("max", ("<=", 0)),
+    "worst_payout_to_data_beside_rogues": ("min", None),  # as worst_payout_to_data
     **{f"{attack}_1": ("max", ("<=", 0.02)) for attack in LIES},
     **{f"{attack}_2": ("max", ("<=", 0.05)) for attack in LIES},
     "sybil_split": ("max", ("<=", 1.05)),
@@ -299,18 +308,26 @@ def rogue_ids(seed: int) -> list[int]:
 def attack_figures(split: SwarmSplit, seed: int, epochs: int, plan: Plan, labels: Sequence[str],
                    base: Sequence[int] | None = None) -> dict:
     """``rogue_<attack>``: the larger rogue's total payout / the honest mean, per attack (and
-    ``_forged``, and ``_vs_self`` given the ``base`` run's totals; see the module docstring)."""
+    ``_forged``, and ``_vs_self`` given the ``base`` run's totals; see the module docstring),
+    and the honest figures of :data:`BESIDE_ROGUES` over all those runs."""
     out = {}
     rogues = rogue_ids(seed)
+    beside: dict[str, list[float]] = {name: [] for name in BESIDE_ROGUES}
     for label in labels:
         attack, options = ATTACKS[label]
         result = run(split, seed, epochs, plan, [Rogue(i, attack, options) for i in rogues])
+        honest = honest_figures(result)
+        for name in BESIDE_ROGUES:
+            beside[name].append(honest[name])
         payouts = np.array([[float(p) for p in epoch] for epoch in result.payouts()])
         out[f"rogue_{label}"] = rogue_ratio(payouts, rogues, result.honest_ids)
         if forges_later(attack):
             out[f"rogue_{label}_forged"] = rogue_ratio(payouts[1:], rogues, result.honest_ids)
         if label in SELF_COMPARED and base is not None and all(base[i] > 0 for i in rogues):
             out[f"rogue_{label}_vs_self"] = float(max(payouts[:, i].sum() / float(base[i]) for i in rogues))
+    if labels:
+        out["honest_suspended_beside_rogues"] = max(beside["honest_suspended"])
+        out["worst_payout_to_data_beside_rogues"] = min(beside["worst_payout_to_data"])
     return out
 
 
@@ -452,7 +469,7 @@ def summarise(per_seed: dict[str, dict[int, dict[str, float]]]) -> tuple[dict, d
 
 
 def _target(partition: str, name: str) -> tuple | None:
-    if name == "worst_payout_to_data":
+    if name in ("worst_payout_to_data", "worst_payout_to_data_beside_rogues"):
         return (">=", PAYOUT_TO_DATA[partition])
     if name == "quality_spearman":
         return (">=", 0.95)

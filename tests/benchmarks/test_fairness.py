@@ -47,7 +47,8 @@ def test_quick_fairness_report(tmp_path):
                 "balance_deviation_max", "lying_1", "lying_2", "boosting_1", "boosting_2", "sybil_split", "sybil_pool",
                 "rogue_sign_flip", "rogue_extrapolated_c1",
                 "rogue_alie_z1", "rogue_alie_z1_forged", "rogue_scaled_x3", "rogue_scaled_x3_vs_self",
-                "rogue_replay_own", "rogue_replay_own_forged", "rogue_replay_own_vs_self"}
+                "rogue_replay_own", "rogue_replay_own_forged", "rogue_replay_own_vs_self",
+                "honest_suspended_beside_rogues", "worst_payout_to_data_beside_rogues"}
     for partition in ("dirichlet",):
         figures = report["figures"][partition]
         assert set(figures) == expected
@@ -74,6 +75,9 @@ def test_quick_fairness_report(tmp_path):
     assert all(isinstance(t["pass"], bool) and isinstance(t["pass_mean"], bool) for t in targets.values())
     assert targets["dirichlet.worst_payout_to_data"]["threshold"] == [">=", 0.5]
     assert targets["dirichlet.sybil_pool"]["threshold"] == [0.95, 1.05]
+    assert targets["dirichlet.honest_suspended_beside_rogues"]["threshold"] == ["<=", 0]
+    assert targets["dirichlet.worst_payout_to_data_beside_rogues"]["threshold"] == [">=", 0.5]
+    assert 0 <= figures["worst_payout_to_data_beside_rogues"]["mean"] and figures["honest_suspended_beside_rogues"]["mean"] >= 0
     assert targets["dirichlet.boosting_1"]["threshold"] == ["<=", 0.02]
     assert "dirichlet.rogue_alie_z1" in targets and "dirichlet.rogue_alie_z1_forged" not in targets
 
