@@ -130,6 +130,10 @@ ATTACKS: dict[str, tuple[str, dict[str, float]]] = {
     # cosine 0.9, under the copy check's 0.95; ALIE with a z too small to be one-sided).
     "extrapolated_c1_cos0.9": ("extrapolated", {"c": 1.0, "cosine": 0.9}),
     "stale_peers_cos0.9": ("alie", {"z": 0.0, "cosine": 0.9}),
+    # The same copies under noise 1.7 times their norm (cosine 0.5): whether more disguise,
+    # which any direction check would have to allow, makes them worthless.
+    "extrapolated_c1_cos0.5": ("extrapolated", {"c": 1.0, "cosine": 0.5}),
+    "stale_peers_cos0.5": ("alie", {"z": 0.0, "cosine": 0.5}),
     "alie_z0.1": ("alie", {"z": 0.1}),
     # A node that trained once and then commits its own last step again every epoch (no
     # copy of anyone's, so not what the copy check compares with), plain and disguised.
