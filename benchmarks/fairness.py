@@ -165,9 +165,6 @@ PAYOUT_TO_DATA = {"dirichlet": 0.5, "iid": 0.85}
 LONG_HONEST = ("honest_suspended", "worst_payout_to_data")
 #: The attack of the ``long`` group's one rogue (``<partition>_honest_suspended_with_rogue``).
 LONG_ATTACK = "sign_flip"
-#: The honest figures every attack run also reports: the most honest nodes suspended and the
-#: worst honest pay against data over a seed's attack runs (``<name>_beside_rogues``).
-BESIDE_ROGUES = ("honest_suspended", "worst_payout_to_data")
 #: figure -> (which seed is worst: "max" or "min" or "far1" (furthest from 1), target or None)
 TARGETS: dict[str, tuple[str, tuple[str, float] | tuple[float, float] | None]] = {
     "honest_zero_pairs": ("max", ("<=", 0.05)),
@@ -313,25 +310,24 @@ def attack_figures(split: SwarmSplit, seed: int, epochs: int, plan: Plan, labels
                    base: Sequence[int] | None = None) -> dict:
     """``rogue_<attack>``: the larger rogue's total payout / the honest mean, per attack (and
     ``_forged``, and ``_vs_self`` given the ``base`` run's totals; see the module docstring),
-    and the honest figures of :data:`BESIDE_ROGUES` over all those runs."""
+    and over all those runs the most honest nodes suspended and the worst honest pay against
+    data (``<figure>_beside_rogues``)."""
     out = {}
     rogues = rogue_ids(seed)
-    beside: dict[str, list[float]] = {name: [] for name in BESIDE_ROGUES}
+    beside = []  # honest_figures of each attack run
     for label in labels:
         attack, options = ATTACKS[label]
         result = run(split, seed, epochs, plan, [Rogue(i, attack, options) for i in rogues])
-        honest = honest_figures(result)
-        for name in BESIDE_ROGUES:
-            beside[name].append(honest[name])
+        beside.append(honest_figures(result))
         payouts = np.array([[float(p) for p in epoch] for epoch in result.payouts()])
         out[f"rogue_{label}"] = rogue_ratio(payouts, rogues, result.honest_ids)
         if forges_later(attack):
             out[f"rogue_{label}_forged"] = rogue_ratio(payouts[1:], rogues, result.honest_ids)
         if label in SELF_COMPARED and base is not None and all(base[i] > 0 for i in rogues):
             out[f"rogue_{label}_vs_self"] = float(max(payouts[:, i].sum() / float(base[i]) for i in rogues))
-    if labels:
-        out["honest_suspended_beside_rogues"] = max(beside["honest_suspended"])
-        out["worst_payout_to_data_beside_rogues"] = min(beside["worst_payout_to_data"])
+    if beside:
+        out["honest_suspended_beside_rogues"] = max(f["honest_suspended"] for f in beside)
+        out["worst_payout_to_data_beside_rogues"] = min(f["worst_payout_to_data"] for f in beside)
     return out
 
 
